@@ -1,0 +1,122 @@
+"""The `sweep` command: parses options and calls ONE library function per subcommand.
+
+Exit codes: 0 every trial ended without error; 1 the sweep ran but some trials
+errored (results are still written); 2 bad input, reported as one line.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from rich.console import Console
+
+from orchestrator.errors import OrchestratorError
+
+EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+# output piped to a file or CI log keeps its lines and columns whole
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+out_console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """Turn project errors into one line on stderr and exit code 2."""
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OrchestratorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+    return wrapper
+
+
+def _overrides(spec_opts: dict) -> list[str]:
+    """--name/--storage/... are shorthands for --set KEY=VALUE."""
+    keys = {"name": "name", "storage": "storage", "num_samples": "num_samples",
+            "max_concurrent": "max_concurrent_trials", "seed": "seed"}
+    return [f"{keys[opt]}={value}" for opt, value in spec_opts.items() if value is not None]
+
+
+def _load(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
+    from orchestrator.spec import load_spec
+
+    return load_spec(spec_path, [*_overrides(shorthands), *sets])
+
+
+def _plan(spec) -> str:
+    from orchestrator.schedulers import SCHEDULERS
+
+    options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options.model_dump().items()
+                        if v is not None)
+    lines = [
+        f"sweep {spec.name}: {spec.trial_count} trials "
+        f"({spec.num_samples} samples x grid of {spec.grid_size})",
+        f"  objective   {spec.mode} {spec.metric}",
+        f"  scheduler   {spec.scheduler.name} ({SCHEDULERS[spec.scheduler.name].summary})"
+        + (f": {options}" if options else ""),
+        f"  searcher    {spec.searcher.name}, seed {spec.seed}",
+        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU, "
+        f"up to {spec.max_epochs} epochs",
+        f"  concurrency {spec.max_concurrent_trials or 'as resources allow'}",
+        f"  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
+                                        for k, d in spec.search_space.items()) or "(none)"),
+        f"  storage     {spec.storage}/{spec.name}",
+    ]
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ray-sweep-orchestrator")
+def main() -> None:
+    """Declarative hyperparameter sweeps of PyTorch models on Ray Tune."""
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
+@_user_errors
+def validate(spec_path: str, sets: tuple[str, ...]) -> None:
+    """Validate SPEC and print the plan."""
+    click.echo(_plan(_load(spec_path, sets)))
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--name", help="Sweep name (and results folder).")
+@click.option("--storage", help="Folder that holds sweeps.")
+@click.option("--num-samples", type=int, help="Samples to draw (grid: repeats of the grid).")
+@click.option("--max-concurrent", type=int, help="Most trials running at once.")
+@click.option("--seed", type=int, help="Seed of sampling and of every trial.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
+@click.option("--address", help="Join this Ray cluster instead of starting an embedded one.")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing sweep of the same name.")
+@click.option("--quiet", is_flag=True, help="No live progress view.")
+@_user_errors
+def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: bool,
+        overwrite: bool, quiet: bool, **shorthands: Any) -> None:
+    """Run the sweep in SPEC to the end and write its results."""
+    spec = _load(spec_path, sets, **shorthands)
+    if dry_run:
+        click.echo(_plan(spec))
+        return
+    from orchestrator.progress import leaderboard
+    from orchestrator.runner import run_sweep
+
+    if not quiet:
+        err_console.print(_plan(spec))
+    outcome = run_sweep(spec, address=address, overwrite=overwrite, console=err_console,
+                        quiet=quiet)
+    out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
+    out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
+    if outcome.errored:
+        click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
+                   f"see the error column of {outcome.results_dir}/trials.parquet", err=True)
+        sys.exit(EXIT_TRIALS_FAILED)

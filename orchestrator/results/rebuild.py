@@ -1,0 +1,47 @@
+"""Rebuild the result tables from Ray Tune's experiment folder alone.
+
+Each trial folder holds params.json (its config), result.json (one JSON line per
+report) and, when it failed, error.txt. The rows come from the same functions the
+live sink uses, so a rebuild of a finished sweep gives the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from orchestrator.results import rows, schema
+from orchestrator.results.sink import history_frame, trials_frame
+
+
+def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(trials, history) frames rebuilt from `experiment_dir`."""
+    experiment_dir = Path(experiment_dir)
+    sweep = json.loads((experiment_dir / schema.RESULTS_DIR / schema.SWEEP_FILE).read_text())
+    metric = sweep["spec"]["metric"]
+    budget_stopped = set(sweep.get("budget_stopped", []))
+    trials: dict[str, dict] = {}
+    history: dict[tuple, dict] = {}
+    for params in sorted(experiment_dir.glob("*/params.json")):
+        folder = params.parent
+        config = json.loads(params.read_text())
+        results = []
+        result_file = folder / "result.json"
+        if result_file.is_file():
+            results = [json.loads(line) for line in result_file.read_text().splitlines() if line]
+        results = [r for r in results if "epoch" in r]
+        trial_id = results[-1]["trial_id"] if results else folder.name
+        for result in results:
+            row = rows.history_row(trial_id, result)
+            history[(trial_id, row["epoch"])] = row
+        error_file = folder / "error.txt"
+        last = results[-1] if results else None
+        failed = error_file.is_file() and not (last and last.get("stop_reason"))
+        error = error_file.read_text().strip()[-4000:] if failed else None
+        trials[trial_id] = rows.trial_row(
+            trial_id, config, "error" if failed else "terminated", last, metric, error,
+            budget_hit=trial_id in budget_stopped,
+        )
+    return trials_frame(trials, metric), history_frame(history)

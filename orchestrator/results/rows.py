@@ -1,0 +1,88 @@
+"""Rows of the result tables as pure functions of what Tune knows of a trial.
+
+The live sink and the rebuild from an experiment folder both call these, so the
+two give the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrator.results import schema
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_columns(config: dict) -> dict[str, Any]:
+    """`config.<dotted key>` for every setting of the trainable (lists as JSON text,
+    so that each column has one Parquet type)."""
+    flat = flatten(config.get("train", {}))
+    return {
+        schema.CONFIG_PREFIX + key: json.dumps(value) if isinstance(value, list | tuple) else value
+        for key, value in flat.items()
+    }
+
+
+def history_row(trial_id: str, result: dict) -> dict[str, Any]:
+    return {
+        schema.TRIAL_ID: trial_id,
+        "epoch": int(result["epoch"]),
+        "lr": result.get("lr"),
+        "batch_size": result.get("batch_size"),
+        **{m: result.get(m) for m in schema.EPOCH_METRICS},
+        "epoch_s": result.get("epoch_s"),
+        "time_total_s": result.get("trial_time_s"),
+    }
+
+
+def stop_reason(status: str, last: dict | None, budget_hit: bool) -> str | None:
+    """Why the trial ended: its own word (completed, early_stopping, diverged) when it
+    ended itself; else error, the time budget, or the scheduler's early termination;
+    None while it may still go on (running, paused, pending)."""
+    if status == "error":
+        return "error"
+    reported = (last or {}).get("stop_reason")
+    if reported:
+        return reported
+    if budget_hit:
+        return "budget"
+    return "scheduler" if status == "terminated" else None
+
+
+def trial_row(
+    trial_id: str,
+    config: dict,
+    status: str,
+    last: dict | None,
+    metric: str,
+    error: str | None = None,
+    budget_hit: bool = False,
+) -> dict[str, Any]:
+    last = last or {}
+    best = schema.best_column(metric)
+    row = {
+        schema.TRIAL_ID: trial_id,
+        schema.STATUS: status,
+        schema.STOP_REASON: stop_reason(status, last, budget_hit),
+        "effective_lr": last.get("effective_lr"),
+        "epochs": last.get("epoch"),
+        "best_epoch": last.get("best_epoch"),
+        best: last.get(best),
+        **{m: last.get(m) for m in schema.EPOCH_METRICS},
+        "diagnosis": last.get("diagnosis"),
+        "wall_s": last.get("time_total_s"),
+        "node_ip": last.get("node_ip"),
+        "device": last.get("device"),
+        "error": error,
+    }
+    row.update(config_columns(config))
+    return row

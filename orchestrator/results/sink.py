@@ -1,0 +1,148 @@
+"""Incremental, atomic Parquet results, written from the driver as the sweep runs.
+
+`ResultsSink` is a Tune callback: it keeps one history row per (trial, epoch) and
+one trial row per trial, and rewrites both files (temp file + rename, so a killed
+process never leaves a truncated file) when trials finish and at most every
+`min_interval_s` in between. On setup it reloads existing files, so a resumed
+sweep keeps the rows it already had.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.tune import Callback
+
+from orchestrator.results import rows, schema
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+    os.replace(tmp, path)
+
+
+def trials_frame(trials: dict[str, dict], metric: str) -> pd.DataFrame:
+    fixed = schema.trial_columns(metric)
+    frame = pd.DataFrame(list(trials.values()))
+    configs = sorted(c for c in frame.columns if c.startswith(schema.CONFIG_PREFIX))
+    frame = frame.reindex(columns=fixed[:3] + configs + fixed[3:])
+    return frame.sort_values(schema.TRIAL_ID, kind="stable").reset_index(drop=True)
+
+
+def history_frame(history: dict[tuple, dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(history.values()), columns=schema.HISTORY_COLUMNS)
+    frame = frame.astype({"epoch": "int64"})
+    return frame.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
+
+
+def _status(trial: Any) -> str:
+    return str(trial.status).lower()
+
+
+def _error_text(trial: Any) -> str | None:
+    path = trial.error_file
+    if path and Path(path).is_file():
+        return Path(path).read_text().strip()[-4000:] or None
+    return None
+
+
+class ResultsSink(Callback):
+    def __init__(self, results_dir: str | Path, metric: str, time_budget_s: float | None = None,
+                 min_interval_s: float = 2.0):
+        self.results_dir = Path(results_dir)
+        self.metric = metric
+        self.time_budget_s = time_budget_s
+        self.min_interval_s = min_interval_s
+        self.history: dict[tuple, dict] = {}
+        self.trials: dict[str, dict] = {}
+        self.budget_stopped: list[str] = []
+        self._last: dict[str, dict] = {}
+        self._written = 0.0
+        self._started = time.monotonic()
+
+    # -- state ----------------------------------------------------------
+    @property
+    def trials_path(self) -> Path:
+        return self.results_dir / schema.TRIALS_FILE
+
+    @property
+    def history_path(self) -> Path:
+        return self.results_dir / schema.HISTORY_FILE
+
+    def setup(self, **info: Any) -> None:
+        self._started = time.monotonic()
+        if self.history_path.is_file():
+            for row in pd.read_parquet(self.history_path).to_dict("records"):
+                self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
+        if self.trials_path.is_file():
+            for row in pd.read_parquet(self.trials_path).to_dict("records"):
+                self.trials[row[schema.TRIAL_ID]] = row
+
+    def _update_trial(self, trial: Any, status: str | None = None, budget_hit: bool = False) -> None:
+        status = status or _status(trial)
+        last = self._last.get(trial.trial_id) or (trial.last_result or None)
+        if last is not None and "epoch" not in last:
+            last = None
+        error = _error_text(trial) if status == "error" else None
+        self.trials[trial.trial_id] = rows.trial_row(
+            trial.trial_id, trial.config, status, last, self.metric, error, budget_hit
+        )
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._written < self.min_interval_s:
+            return
+        if self.trials:
+            write_parquet_atomic(trials_frame(self.trials, self.metric), self.trials_path)
+        if self.history or self.trials:
+            write_parquet_atomic(history_frame(self.history), self.history_path)
+        self._written = now
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return trials_frame(self.trials, self.metric), history_frame(self.history)
+
+    # -- Tune callback hooks ------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update_trial(trial, "running")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info) -> None:
+        if "epoch" not in result:
+            return
+        self._last[trial.trial_id] = result
+        row = rows.history_row(trial.trial_id, result)
+        self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
+        self._update_trial(trial, "running")
+        self.flush()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update_trial(trial, "terminated")
+        self.flush(force=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update_trial(trial, "error")
+        self.flush(force=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        budget_hit = bool(
+            self.time_budget_s and time.monotonic() - self._started >= self.time_budget_s
+        )
+        for trial in trials:
+            status = _status(trial)
+            done = self.trials.get(trial.trial_id, {}).get(schema.STATUS) in ("terminated", "error")
+            if done and status in ("terminated", "error"):
+                continue
+            cut = budget_hit and status not in ("error",)
+            if cut:
+                self.budget_stopped.append(trial.trial_id)
+            if cut:
+                status = "pending" if status == "pending" else "terminated"
+            self._update_trial(trial, status, budget_hit=cut)
+        self.flush(force=True)

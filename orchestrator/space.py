@@ -1,0 +1,62 @@
+"""Spec search space -> Ray Tune domains. Nothing else builds domains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+
+from orchestrator.spec import CONTINUOUS, Distribution, SweepSpec
+
+
+def to_domain(dist: Distribution) -> Any:
+    """One spec distribution as a Tune domain (integer bounds are inclusive here,
+    exclusive in Tune, hence the +1)."""
+    a = dist.args
+    return {
+        "uniform": lambda: tune.uniform(a[0], a[1]),
+        "loguniform": lambda: tune.loguniform(a[0], a[1]),
+        "quniform": lambda: tune.quniform(a[0], a[1], a[2]),
+        "randint": lambda: tune.randint(a[0], a[1] + 1),
+        "lograndint": lambda: tune.lograndint(a[0], a[1] + 1),
+        "choice": lambda: tune.choice(list(a)),
+        "grid": lambda: tune.grid_search(list(a)),
+    }[dist.kind]()
+
+
+def _nest(flat: dict[str, Any]) -> dict:
+    nested: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _merge(base: dict, overlay: dict) -> dict:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def param_space(spec: SweepSpec) -> dict:
+    """The Tuner's param_space: every `train` setting (searched ones as domains),
+    the objective and the spec seed, in the shape `TrialConfig` validates."""
+    domains = {key: to_domain(dist) for key, dist in spec.search_space.items()}
+    return {
+        "train": _merge(spec.train.model_dump(mode="json"), _nest(domains)),
+        "objective": {"metric": spec.metric, "mode": spec.mode},
+        "seed": spec.seed,
+    }
+
+
+def pbt_mutations(spec: SweepSpec) -> dict:
+    """PBT's hyperparam_mutations: the continuous searched keys, nested as in the config."""
+    keys = {k: to_domain(d) for k, d in spec.search_space.items() if d.kind in CONTINUOUS}
+    return {"train": _nest(keys)}

@@ -1,0 +1,419 @@
+"""Sweep specs: YAML -> validated, frozen `SweepSpec` objects.
+
+This is the only place user input is trusted. Every error becomes a `SpecError`
+naming the file (or --set option), the dotted key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.errors import SpecError
+from orchestrator.schedulers import SCHEDULERS, Registered
+from orchestrator.searchers import SEARCHERS
+from orchestrator.trainable.config import Metric, Mode, TrainConfig
+
+DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid")
+CONTINUOUS = ("uniform", "loguniform", "quniform")
+MAXIMISED = {"val_acc": True, "val_loss": False, "train_loss": False}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(_Strict):
+    """One search-space entry, written in YAML as `{kind: [args...]}`.
+
+    `randint` and `lograndint` are inclusive at both ends.
+    """
+
+    kind: Literal["uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid"]
+    args: tuple[Any, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and set(value) != {"kind", "args"}:
+            if len(value) != 1:
+                raise ValueError(
+                    f"must be one mapping like {{loguniform: [1e-4, 0.1]}}, one of: "
+                    f"{', '.join(DISTRIBUTIONS)}"
+                )
+            (kind, args), = value.items()
+            if kind not in DISTRIBUTIONS:
+                raise ValueError(f"unknown distribution {kind!r}; known: {', '.join(DISTRIBUTIONS)}")
+            if not isinstance(args, list | tuple):
+                raise ValueError(f"{kind} takes a list, got {args!r}")
+            return {"kind": kind, "args": tuple(args)}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"must be a mapping like {{choice: [32, 64]}}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Distribution:
+        kind, args = self.kind, self.args
+        if kind in ("choice", "grid"):
+            if not args:
+                raise ValueError(f"{kind} needs at least one value")
+            return self
+        arity = 3 if kind == "quniform" else 2
+        if len(args) != arity:
+            form = "[low, high, q]" if arity == 3 else "[low, high]"
+            raise ValueError(f"{kind} takes {form}, got {list(args)}")
+        numbers = all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
+        if not numbers or not all(math.isfinite(a) for a in args):
+            raise ValueError(f"{kind} bounds must be finite numbers, got {list(args)}")
+        low, high = args[0], args[1]
+        if kind in ("randint", "lograndint"):
+            if not all(isinstance(a, int) for a in args):
+                raise ValueError(f"{kind} bounds must be integers, got {list(args)}")
+            if low > high:
+                raise ValueError(f"{kind} low {low} is above high {high}")
+        elif low >= high:
+            raise ValueError(f"{kind} low {low} must be below high {high}")
+        if kind in ("loguniform", "lograndint") and low <= 0:
+            raise ValueError(f"{kind} low is {low}, but must be > 0")
+        if kind == "quniform" and args[2] <= 0:
+            raise ValueError(f"quniform q is {args[2]}, but must be > 0")
+        return self
+
+    def representatives(self) -> list[Any]:
+        """Values that stand for the whole domain when validating: its ends or members."""
+        if self.kind in ("choice", "grid"):
+            return list(self.args)
+        return [self.args[0], self.args[1]]
+
+
+class _Component(_Strict):
+    """`{name: X, **options}` where options are checked by the registry entry of X."""
+
+    name: str
+    options: Any = None
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class Failure(_Strict):
+    max_failures: int = Field(0, ge=-1, description="retries of a failing trial; -1 = forever")
+
+
+class SweepSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)
+    metric: Metric = "val_acc"
+    mode: Mode = "max"  # filled in from the metric when omitted
+    num_samples: int = Field(1, ge=1)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0, lt=2**32)
+    train: TrainConfig = TrainConfig()
+    search_space: dict[str, Distribution] = {}
+    scheduler: _Component = _Component(name="asha")
+    searcher: _Component = _Component(name="random")
+    resources: Resources = Resources()
+    failure: Failure = Failure()
+    storage: str = "./sweeps"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_mode(cls, data: Any) -> Any:
+        # the mode follows from the metric; an explicit one must agree with it
+        if isinstance(data, dict) and data.get("mode") is None:
+            metric = data.get("metric", "val_acc")
+            if metric in MAXIMISED:
+                data = {**data, "mode": "max" if MAXIMISED[metric] else "min"}
+        return data
+
+
+    # -- derived ---------------------------------------------------------
+    @property
+    def grid_keys(self) -> list[str]:
+        return [k for k, d in self.search_space.items() if d.kind == "grid"]
+
+    @property
+    def grid_size(self) -> int:
+        return math.prod(len(self.search_space[k].args) for k in self.grid_keys)
+
+    @property
+    def trial_count(self) -> int:
+        return self.num_samples * self.grid_size
+
+    @property
+    def max_epochs(self) -> int:
+        dist = self.search_space.get("epochs")
+        return max(dist.representatives()) if dist else self.train.epochs
+
+    def resolved(self) -> dict:
+        """The spec as plain data, every default filled in (for sweep.json)."""
+        data = self.model_dump(mode="json")
+        data["search_space"] = {k: {d.kind: list(d.args)} for k, d in self.search_space.items()}
+        for part in ("scheduler", "searcher"):
+            data[part] = {"name": getattr(self, part).name,
+                          **getattr(self, part).options.model_dump(mode="json")}
+        return data
+
+
+# -- loading ---------------------------------------------------------------
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _describe(error: dict) -> str:
+    """A pydantic error as `is X, but must be Y` (the Optuna style)."""
+    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+              "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"is {value!r}, but must be {bounds[kind]} {limit}"
+    if kind == "extra_forbidden":
+        return "is not a known key"
+    if kind == "missing":
+        return "is required"
+    if kind == "literal_error":
+        return f"is {value!r}, but must be one of {ctx.get('expected')}"
+    if kind == "string_pattern_mismatch":
+        return f"is {value!r}, but must be letters, digits, '.', '_' or '-'"
+    message = error["msg"]
+    message = message.removeprefix("Value error, ")
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"is {value!r}: {message[0].lower() + message[1:]}"
+    return message
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed next to the unknown key at `loc` (walking nested models)."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _raise_from(exc: ValidationError, source: str, prefix: tuple, model: type[BaseModel]) -> None:
+    error = exc.errors()[0]
+    loc = tuple(p for p in error["loc"] if p not in ("function-after", "function-before"))
+    problem = _describe(error)
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(model, loc)
+        if known:
+            problem += f" (known: {', '.join(known)})"
+    raise SpecError(source, _dotted(prefix + loc), problem) from None
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    for part in parts[:-1]:
+        nxt = data.get(part)
+        if not isinstance(nxt, dict):
+            nxt = data[part] = {}
+        data = nxt
+    data[parts[-1]] = value
+
+
+def _has_dotted(data: dict, key: str) -> bool:
+    for part in key.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _leaf_path_error(key: str) -> str | None:
+    """None when `key` names a setting of the trainable, else why it does not."""
+    model: type[BaseModel] = TrainConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            where = "train" + "".join(f".{p}" for p in parts[:i])
+            return f"names no setting of the trainable ({where} has: {', '.join(sorted(fields))})"
+        annotation = fields[part].annotation
+        nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if i < len(parts) - 1 and not nested:
+            return f"names no setting of the trainable ({part} has no sub-keys)"
+        if i == len(parts) - 1 and nested:
+            return f"names a section, not a setting; search one of its keys ({part}.{'|'.join(sorted(annotation.model_fields))})"
+        model = annotation
+    return None
+
+
+def _component(raw: Any, section: str, registry: dict[str, Registered], source: str) -> dict:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise SpecError(source, section, f"must be a mapping like {{name: ...}}, got {raw!r}")
+    options = dict(raw)
+    name = options.pop("name", next(iter(registry)))
+    if name not in registry:
+        raise SpecError(source, f"{section}.name",
+                        f"is {name!r}, but must be one of: {', '.join(registry)}")
+    try:
+        parsed = registry[name].options.model_validate(options)
+    except ValidationError as exc:
+        _raise_from(exc, source, (section,), registry[name].options)
+    return {"name": name, "options": parsed}
+
+
+def _check_search_space(spec: SweepSpec, train: dict, source: str) -> None:
+    for key, dist in spec.search_space.items():
+        problem = _leaf_path_error(key)
+        if problem:
+            raise SpecError(source, f"search_space.{key}", problem)
+        for value in dist.representatives():
+            trial = _deep_copy(train)
+            _set_dotted(trial, key, value)
+            try:
+                TrainConfig.model_validate(trial)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                raise SpecError(
+                    source, f"search_space.{key}",
+                    f"value {value!r} is invalid for train.{_dotted(error['loc'])}: "
+                    f"{_describe(error)}",
+                ) from None
+    if spec.searcher.name == "grid":
+        others = [k for k, d in spec.search_space.items() if d.kind != "grid"]
+        if others:
+            raise SpecError(source, f"search_space.{others[0]}",
+                            f"is {spec.search_space[others[0]].kind}, but searcher 'grid' takes only grid keys")
+    if spec.searcher.name == "optuna" and spec.grid_keys:
+        raise SpecError(source, f"search_space.{spec.grid_keys[0]}",
+                        "is a grid, which searcher 'optuna' cannot take: use choice")
+    if spec.scheduler.name == "pbt":
+        if not any(d.kind in CONTINUOUS for d in spec.search_space.values()):
+            raise SpecError(source, "scheduler.name",
+                            "'pbt' perturbs continuous keys, but search_space has none "
+                            "(uniform, loguniform or quniform)")
+        if spec.searcher.name == "optuna":
+            raise SpecError(source, "searcher.name", "'optuna' cannot drive 'pbt': use random")
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` from --set; VALUE is YAML (so `0.1`, `[1, 2]`, `{choice: [a]}` work)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_.]+", key):
+        raise SpecError("--set", text, "must look like KEY=VALUE with a dotted KEY")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise SpecError("--set", key, f"value is not valid YAML: {exc}") from None
+
+
+def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
+    """Set dotted keys; `search_space.<key>` keeps the rest of its dots in one key."""
+    data = _deep_copy(data)
+    for key, value in overrides:
+        if key.startswith("search_space."):
+            data.setdefault("search_space", {})
+            if not isinstance(data["search_space"], dict):
+                data["search_space"] = {}
+            data["search_space"][key.removeprefix("search_space.")] = value
+        else:
+            _set_dotted(data, key, value)
+    return data
+
+
+def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
+    """Validate a mapping (already parsed YAML) into a `SweepSpec`."""
+    if not isinstance(data, Mapping):
+        raise SpecError(source, "", f"must be a mapping of keys, got {type(data).__name__}")
+    data = dict(data)
+    for key in data:
+        if not isinstance(key, str):
+            raise SpecError(source, str(key), "keys must be strings")
+    for section, registry in (("scheduler", SCHEDULERS), ("searcher", SEARCHERS)):
+        data[section] = _component(data.get(section), section, registry, source)
+    space = data.get("search_space") or {}
+    if not isinstance(space, Mapping):
+        raise SpecError(source, "search_space", f"must be a mapping of dotted keys, got {space!r}")
+    train = data.get("train") or {}
+    if not isinstance(train, Mapping):
+        raise SpecError(source, "train", f"must be a mapping, got {train!r}")
+    # the train section must be valid once searched keys it lacks are filled in
+    base = _deep_copy(dict(train))
+    filled = []
+    for key, raw in space.items():
+        if not isinstance(key, str):
+            raise SpecError(source, f"search_space.{key}", "keys must be strings")
+        try:
+            first = Distribution.model_validate(raw).representatives()[0]
+        except ValidationError as exc:
+            _raise_from(exc, source, ("search_space", key), Distribution)
+        if _leaf_path_error(key) is None and not _has_dotted(base, key):
+            _set_dotted(base, key, first)
+            filled.append(key)
+    metric, mode = data.get("metric", "val_acc"), data.get("mode")
+    if metric in MAXIMISED and mode is not None:
+        expected = "max" if MAXIMISED[metric] else "min"
+        if mode != expected:
+            raise SpecError(source, "mode", f"is {mode!r}, but metric {metric!r} needs {expected!r}")
+    data["train"] = base
+    data["search_space"] = dict(space)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        try:
+            _raise_from(exc, source, (), SweepSpec)
+        except SpecError as err:
+            searched = err.key.removeprefix("train.")
+            if searched in filled:
+                raise SpecError(source, f"search_space.{searched}",
+                                f"value is invalid: {err.problem}") from None
+            raise
+    _check_search_space(spec, base, source)
+    return spec
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read a YAML spec (yaml.safe_load only) and apply `--set KEY=VALUE` overrides."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(source, "", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(source, "", f"is not valid YAML: {where}{getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        raise SpecError(source, "", "is empty")
+    parsed = [parse_override(o) for o in overrides]
+    if parsed:
+        if not isinstance(data, Mapping):
+            raise SpecError(source, "", f"must be a mapping of keys, got {type(data).__name__}")
+        data = apply_overrides(dict(data), parsed)
+        # blame --set for errors in keys it set
+        try:
+            return spec_from_mapping(data, source)
+        except SpecError as err:
+            for key, _ in parsed:
+                if err.key == key or err.key.startswith(key + "."):
+                    raise SpecError("--set", err.key, err.problem) from None
+            raise
+    return spec_from_mapping(data, source)

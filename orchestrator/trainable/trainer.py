@@ -1,0 +1,217 @@
+"""The training loop of one trial, independent of Ray.
+
+`Trainer` owns the model, optimiser, schedule, early stopping and curves of one
+trial and advances one epoch per `train_epoch()` call. `save`/`load` hold its
+full state (model, optimiser, schedule state, every RNG, counters, curves), so a
+trial restored from a checkpoint continues exactly as if it had never stopped.
+The Ray side (`tune_entry.py`) only feeds it a config and reports what it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from orchestrator.trainable.config import TrialConfig
+from orchestrator.trainable.data import load_dataset
+from orchestrator.trainable.diagnose import diagnose
+from orchestrator.trainable.early_stopping import EarlyStopping
+from orchestrator.trainable.models import build_model
+from orchestrator.trainable.optim import build_optimizer
+from orchestrator.trainable.scaling import effective_lr
+from orchestrator.trainable.schedules import Plateau, lr_at
+
+STATE_FILE, META_FILE = "state.pt", "meta.json"
+
+
+def trial_seed(spec_seed: int, trial_index: int) -> int:
+    """One 32-bit seed per (spec seed, trial index): independent streams per trial."""
+    return int(np.random.SeedSequence([spec_seed, trial_index]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, config: TrialConfig, trial_index: int = 0, device: str = "cpu"):
+        self.cfg, self.train_cfg = config, config.train
+        self.device = torch.device(device)
+        self.seed = trial_seed(config.seed, trial_index)
+        seed_everything(self.seed)
+        cfg = self.train_cfg
+        self.data = load_dataset(cfg.dataset, config.seed, self.device)
+        self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
+        self.model.to(self.device)
+        self.effective_lr = effective_lr(cfg.optimizer.lr, cfg.batch_size, cfg.batch_scaling)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optimizer, self.effective_lr)
+        self.generator = torch.Generator().manual_seed(self.seed)
+        n = len(self.data.x_train)
+        self.batch_size = min(cfg.batch_size, n)
+        self.steps_per_epoch = math.ceil(n / self.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        mode = config.objective.mode
+        self.early = EarlyStopping(mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
+        self.plateau = Plateau.from_config(cfg.schedule, mode) if cfg.schedule.name == "plateau" else None
+        self.autocast = dict(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
+        )
+        self.epoch = self.step = 0
+        self.time_total_s = 0.0
+        self.curves: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
+        self.stop_reason: str | None = None
+
+    # -- one epoch -------------------------------------------------------
+    def lr_of_step(self, step: int) -> float:
+        scale = self.plateau.scale if self.plateau else 1.0
+        return lr_at(step, self.effective_lr, self.train_cfg.schedule,
+                     self.steps_per_epoch, self.total_steps, scale)
+
+    def _train_one_epoch(self) -> float:
+        x, y = self.data.x_train, self.data.y_train
+        order = torch.randperm(len(x), generator=self.generator).to(self.device)
+        clip = self.train_cfg.optimizer.grad_clip
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        for start in range(0, len(x), self.batch_size):
+            lr = self.lr_of_step(self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            idx = order[start:start + self.batch_size]
+            with torch.autocast(**self.autocast):
+                loss = F.cross_entropy(self.model(x[idx]), y[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            total += loss.detach().float() * len(idx)
+            self.step += 1
+        return total.item() / len(x)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """(loss, accuracy) on the validation split."""
+        self.model.eval()
+        x, y = self.data.x_val, self.data.y_val
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for start in range(0, len(x), self.train_cfg.eval_batch_size):
+            xb, yb = x[start:start + self.train_cfg.eval_batch_size], y[start:start + self.train_cfg.eval_batch_size]
+            with torch.autocast(**self.autocast):
+                logits = self.model(xb)
+            loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
+            correct += (logits.argmax(1) == yb).sum()
+        return loss_sum.item() / len(x), correct.item() / len(x)
+
+    def train_epoch(self) -> dict:
+        """Run the next epoch; returns its metrics (the row reported to Tune)."""
+        started = time.perf_counter()
+        self.epoch += 1
+        lr = self.lr_of_step(self.step)
+        train_loss = self._train_one_epoch()
+        val_loss, val_acc = self.evaluate()
+        epoch_s = time.perf_counter() - started
+        self.time_total_s += epoch_s
+        for key, value in (("train_loss", train_loss), ("val_loss", val_loss), ("val_acc", val_acc)):
+            self.curves[key].append(value)
+
+        metric = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}[
+            self.cfg.objective.metric
+        ]
+        patience_hit = self.early.update(metric, self.epoch)
+        if self.plateau and math.isfinite(metric):
+            self.plateau.update(metric, self.effective_lr)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            self.stop_reason = "diverged"
+        elif self.epoch >= self.train_cfg.epochs:
+            self.stop_reason = "completed"
+        elif patience_hit:
+            self.stop_reason = "early_stopping"
+        return self.metrics(lr=lr, epoch_s=epoch_s)
+
+    def metrics(self, lr: float, epoch_s: float) -> dict:
+        name = self.cfg.objective.metric
+        return {
+            "epoch": self.epoch,
+            "train_loss": self.curves["train_loss"][-1],
+            "val_loss": self.curves["val_loss"][-1],
+            "val_acc": self.curves["val_acc"][-1],
+            "lr": lr,
+            "batch_size": self.batch_size,
+            "effective_lr": self.effective_lr,
+            "epoch_s": epoch_s,
+            "trial_time_s": self.time_total_s,
+            "best_epoch": self.early.best_epoch,
+            f"best_{name}": self.early.best,
+            "stop_reason": self.stop_reason,
+            "diagnosis": self.diagnosis(),
+            "trial_seed": self.seed,
+        }
+
+    def diagnosis(self) -> str:
+        patience = self.train_cfg.early_stopping.patience or 5
+        return diagnose(self.curves["train_loss"], self.curves["val_loss"], patience)
+
+    @property
+    def finished(self) -> bool:
+        return self.stop_reason is not None
+
+    # -- exact checkpoints -------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        np_state = np.random.get_state()
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "generator": self.generator.get_state(),
+                "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            },
+            folder / STATE_FILE,
+        )
+        meta = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "time_total_s": self.time_total_s,
+            "curves": self.curves,
+            "stop_reason": self.stop_reason,
+            "early_stopping": self.early.state_dict(),
+            "plateau": self.plateau.state_dict() if self.plateau else None,
+            "numpy_rng": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+            "python_rng": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        }
+        (folder / META_FILE).write_text(json.dumps(meta))
+
+    def load(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        state = torch.load(folder / STATE_FILE, map_location=self.device, weights_only=True)
+        meta = json.loads((folder / META_FILE).read_text())
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        self.generator.set_state(state["generator"].cpu())
+        kind, pos, has_gauss, cached = meta["numpy_rng"]
+        np.random.set_state((kind, state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = meta["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+        self.epoch, self.step = meta["epoch"], meta["step"]
+        self.time_total_s = meta["time_total_s"]
+        self.curves = meta["curves"]
+        self.stop_reason = meta["stop_reason"]
+        self.early.load_state_dict(meta["early_stopping"])
+        if self.plateau and meta["plateau"]:
+            self.plateau.load_state_dict(meta["plateau"])

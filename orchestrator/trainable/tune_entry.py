@@ -1,0 +1,58 @@
+"""The Ray Tune function trainable: every trial of every sweep runs this.
+
+It validates its config, picks its device and thread count from the resources
+Tune gave it, restores from `tune.get_checkpoint()` when there is one, and reports
+one row per epoch with a checkpoint of the trainer's full state.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+
+import ray
+import torch
+from ray import tune
+
+from orchestrator.trainable.config import TrialConfig
+from orchestrator.trainable.trainer import Trainer
+
+
+def trial_index(trial_id: str) -> int:
+    """Tune's trial ids end in a zero-padded index (`ab12c_00003`): it seeds the trial."""
+    try:
+        return int(trial_id.rsplit("_", 1)[-1])
+    except ValueError:
+        return zlib.crc32(trial_id.encode())
+
+
+def _device_and_threads() -> tuple[str, int]:
+    context = tune.get_context()
+    resources = context.get_trial_resources().required_resources
+    threads = max(1, int(resources.get("CPU", 1)))
+    use_gpu = resources.get("GPU", 0) > 0 and ray.get_gpu_ids() and torch.cuda.is_available()
+    return ("cuda" if use_gpu else "cpu"), threads
+
+
+def train_trial(config: dict) -> None:
+    """Train one trial, one `tune.report` per epoch (with a checkpoint every
+    `checkpoint_every` epochs and at the last one)."""
+    cfg = TrialConfig.model_validate(config)
+    device, threads = _device_and_threads()
+    # one thread per CPU granted, so concurrent trials do not oversubscribe the cores
+    torch.set_num_threads(threads)
+    trainer = Trainer(cfg, trial_index(tune.get_context().get_trial_id()), device)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            trainer.load(folder)
+    every = cfg.train.checkpoint_every
+    while not trainer.finished:
+        metrics = trainer.train_epoch()
+        metrics["device"] = device
+        if trainer.finished or trainer.epoch % every == 0:
+            with tempfile.TemporaryDirectory() as folder:
+                trainer.save(folder)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)

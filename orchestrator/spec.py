@@ -20,6 +20,26 @@ from orchestrator.schedulers import SCHEDULERS, Registered
 from orchestrator.searchers import SEARCHERS
 from orchestrator.trainable.config import Metric, Mode, TrainConfig
 
+# PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string; YAML 1.2 and every
+# user mean a float. Such strings are read back as floats after yaml.safe_load.
+_EXPONENT_FLOAT = re.compile(r"[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+")
+
+
+def _exponent_floats(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _exponent_floats(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_exponent_floats(v) for v in data]
+    if isinstance(data, str) and _EXPONENT_FLOAT.fullmatch(data):
+        return float(data)
+    return data
+
+
+def safe_load(text: str) -> Any:
+    """yaml.safe_load (no python tags, no code), with `1e-3` read as a float."""
+    return _exponent_floats(yaml.safe_load(text))
+
+
 DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid")
 CONTINUOUS = ("uniform", "loguniform", "quniform")
 MAXIMISED = {"val_acc": True, "val_loss": False, "train_loss": False}
@@ -130,7 +150,7 @@ class SweepSpec(_Strict):
         # the mode follows from the metric; an explicit one must agree with it
         if isinstance(data, dict) and data.get("mode") is None:
             metric = data.get("metric", "val_acc")
-            if metric in MAXIMISED:
+            if isinstance(metric, str) and metric in MAXIMISED:
                 data = {**data, "mode": "max" if MAXIMISED[metric] else "min"}
         return data
 
@@ -176,6 +196,7 @@ def _describe(error: dict) -> str:
               "less_than_equal": "<="}
     if kind in bounds:
         limit = next(iter(ctx.values()))
+        limit = f"{limit:g}" if isinstance(limit, float) else limit
         return f"is {value!r}, but must be {bounds[kind]} {limit}"
     if kind == "extra_forbidden":
         return "is not a known key"
@@ -258,7 +279,7 @@ def _component(raw: Any, section: str, registry: dict[str, Registered], source: 
         raise SpecError(source, section, f"must be a mapping like {{name: ...}}, got {raw!r}")
     options = dict(raw)
     name = options.pop("name", next(iter(registry)))
-    if name not in registry:
+    if not isinstance(name, str) or name not in registry:
         raise SpecError(source, f"{section}.name",
                         f"is {name!r}, but must be one of: {', '.join(registry)}")
     try:
@@ -317,7 +338,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_.]+", key):
         raise SpecError("--set", text, "must look like KEY=VALUE with a dotted KEY")
     try:
-        return key, yaml.safe_load(value) if value.strip() else None
+        return key, safe_load(value) if value.strip() else None
     except yaml.YAMLError as exc:
         raise SpecError("--set", key, f"value is not valid YAML: {exc}") from None
 
@@ -354,7 +375,7 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
         raise SpecError(source, "train", f"must be a mapping, got {train!r}")
     # the train section must be valid once searched keys it lacks are filled in
     base = _deep_copy(dict(train))
-    filled = []
+    filled: dict[str, Any] = {}
     for key, raw in space.items():
         if not isinstance(key, str):
             raise SpecError(source, f"search_space.{key}", "keys must be strings")
@@ -364,13 +385,18 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
             _raise_from(exc, source, ("search_space", key), Distribution)
         if _leaf_path_error(key) is None and not _has_dotted(base, key):
             _set_dotted(base, key, first)
-            filled.append(key)
+            filled[key] = first
     metric, mode = data.get("metric", "val_acc"), data.get("mode")
-    if metric in MAXIMISED and mode is not None:
+    if isinstance(metric, str) and metric in MAXIMISED and mode is not None:
         expected = "max" if MAXIMISED[metric] else "min"
         if mode != expected:
             raise SpecError(source, "mode", f"is {mode!r}, but metric {metric!r} needs {expected!r}")
-    data["train"] = base
+    # keep the fixed values as written (defaults where absent) when they validate alone
+    try:
+        TrainConfig.model_validate(train)
+        data["train"] = dict(train)
+    except ValidationError:
+        data["train"] = base
     data["search_space"] = dict(space)
     try:
         spec = SweepSpec.model_validate(data)
@@ -380,8 +406,10 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
         except SpecError as err:
             searched = err.key.removeprefix("train.")
             if searched in filled:
-                raise SpecError(source, f"search_space.{searched}",
-                                f"value is invalid: {err.problem}") from None
+                raise SpecError(
+                    source, f"search_space.{searched}",
+                    f"value {filled[searched]!r} is invalid for {err.key}: {err.problem}",
+                ) from None
             raise
     _check_search_space(spec, base, source)
     return spec
@@ -396,7 +424,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     except OSError as exc:
         raise SpecError(source, "", f"cannot be read: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -1,0 +1,101 @@
+"""The real console script in a subprocess: exit codes, one-line errors, the plan."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from orchestrator.results import schema
+from tests.conftest import sweep_cli, tiny_spec, write_spec
+
+
+def test_bad_spec_is_one_line_and_exit_2(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, scheduler={"name": "asha",
+                                                                "reduction_factor": 1}))
+    result = sweep_cli("run", str(path))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {path}: scheduler.reduction_factor: is 1, but must be >= 2\n"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_override_is_blamed_on_set(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    result = sweep_cli("validate", str(path), "--set", "train.model.depth=0")
+    assert result.returncode == 2
+    assert result.stderr == "error: --set: train.model.depth: is 0, but must be >= 1\n"
+
+
+def test_missing_spec_file_exit_2(tmp_path):
+    result = sweep_cli("run", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'nope.yaml'}: cannot be read")
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
+    spec = tiny_spec(tmp_path, search_space={"schedule.name": {"grid": ["step", "cosine"]},
+                                             "optimizer.lr": {"loguniform": [0.01, 0.1]}})
+    path = write_spec(tmp_path, spec)
+    result = sweep_cli("run", str(path), "--dry-run", "--num-samples", "3",
+                       "--set", "resources.cpu=2")
+    assert result.returncode == 0, result.stderr
+    assert "6 trials (3 samples x grid of 2)" in result.stdout
+    assert "scheduler   fifo" in result.stdout
+    assert "per trial   2 CPU, 0 GPU, up to 3 epochs" in result.stdout
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_run_end_to_end_through_the_console_script(tmp_path, ray_address):
+    spec = tiny_spec(tmp_path, scheduler={"name": "asha", "grace_period": 1,
+                                          "reduction_factor": 2})
+    path = write_spec(tmp_path, spec)
+    result = sweep_cli("run", str(path), "--address", ray_address, "--num-samples", "4")
+    assert result.returncode == 0, result.stderr
+    assert "Top 4 of 4 trials by best_val_acc" in result.stdout
+    results = tmp_path / "sweeps" / "tiny" / "results"
+    assert f"results: {results}" in result.stdout
+    assert "4 errored" not in result.stderr and "0 errored" in result.stderr  # progress line
+
+    trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    history = pd.read_parquet(results / schema.HISTORY_FILE)
+    assert len(trials) == 4
+    fixed = schema.trial_columns("val_acc")
+    assert set(fixed) <= set(trials.columns)
+    assert {"config.optimizer.lr", "config.batch_size", "config.model.hidden",
+            "config.schedule.name"} <= set(trials.columns)
+    assert (trials["status"] == "terminated").all()
+    assert trials["stop_reason"].isin(["completed", "scheduler", "early_stopping"]).all()
+    for column in ("effective_lr", "best_epoch", "best_val_acc", "diagnosis", "wall_s", "node_ip"):
+        assert trials[column].notna().all(), column
+    assert trials["error"].isna().all()
+
+    assert list(history.columns) == schema.HISTORY_COLUMNS
+    assert not history.duplicated(["trial_id", "epoch"]).any()
+    assert set(history["trial_id"]) == set(trials["trial_id"])
+    per_trial = history.groupby("trial_id")["epoch"].agg(["min", "max", "count"])
+    assert (per_trial["min"] == 1).all() and (per_trial["max"] == per_trial["count"]).all()
+    assert (trials.set_index("trial_id")["epochs"] == per_trial["max"]).all()
+
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["spec"]["num_samples"] == 4 and sweep["status"] == "finished"
+    assert sweep["versions"]["ray"] and sweep["versions"]["torch"]
+    assert sweep["started_at"] <= sweep["ended_at"]
+
+    again = sweep_cli("run", str(path), "--address", ray_address)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr and "sweep resume" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert len(pd.read_parquet(results / schema.TRIALS_FILE)) == 4  # nothing was touched
+
+
+def test_errored_trials_give_exit_1_and_rows(tmp_path, ray_address):
+    spec = tiny_spec(tmp_path, name="broken", num_samples=1)
+    spec["train"]["dataset"] = {"name": "table", "path": str(tmp_path / "missing.csv")}
+    path = write_spec(tmp_path, spec)
+    result = sweep_cli("run", str(path), "--address", ray_address, "--quiet")
+    assert result.returncode == 1, result.stderr
+    assert "1 of 1 trials errored" in result.stderr
+    trials = pd.read_parquet(tmp_path / "sweeps" / "broken" / "results" / schema.TRIALS_FILE)
+    assert trials["status"].tolist() == ["error"]
+    assert trials["stop_reason"].tolist() == ["error"]
+    assert "missing.csv is not a file" in trials["error"][0]

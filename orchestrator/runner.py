@@ -18,6 +18,8 @@ from orchestrator.results.provenance import now, write_sweep_json
 from orchestrator.spec import SweepSpec
 
 CHECKPOINTS_KEPT = 2
+# PBT restores other trials' checkpoints: keep more so they are not deleted under it
+CHECKPOINTS_KEPT_PBT = 4
 
 
 @dataclass
@@ -87,7 +89,9 @@ def build_tuner(spec: SweepSpec, callbacks: list):
             name=spec.name,
             storage_path=str(Path(spec.storage).expanduser().resolve()),
             callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=CHECKPOINTS_KEPT_PBT if spec.scheduler.name == "pbt" else CHECKPOINTS_KEPT
+            ),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
             verbose=0,
         ),

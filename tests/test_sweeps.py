@@ -1,0 +1,103 @@
+"""Real sweeps on the session's shared Ray: every scheduler, reproducibility, rebuild,
+divergence, time budget, searchers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+from orchestrator.results import rebuild_tables, schema
+from orchestrator.runner import run_sweep
+from orchestrator.schedulers import SCHEDULERS
+from orchestrator.spec import spec_from_mapping
+from tests.conftest import tiny_spec
+
+pytestmark = pytest.mark.ray
+
+
+def sweep(tmp_path, **changes):
+    return run_sweep(spec_from_mapping(tiny_spec(tmp_path, **changes)), quiet=True)
+
+
+def trial_index(frame: pd.DataFrame) -> pd.Series:
+    return frame["trial_id"].str.rsplit("_", n=1).str[-1]
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_every_scheduler_runs_a_sweep_to_valid_results(tmp_path, ray_address, name):
+    options = {"asha": {"grace_period": 1, "reduction_factor": 2},
+               "hyperband": {"reduction_factor": 2},
+               "median": {"grace_period": 1, "min_samples_required": 1},
+               "pbt": {"perturbation_interval": 1}}.get(name, {})
+    outcome = sweep(tmp_path, name=name, num_samples=4, scheduler={"name": name, **options})
+    trials, history = outcome.trials, outcome.history
+    assert len(trials) == 4 and outcome.errored == 0
+    assert (trials["status"] == "terminated").all()
+    assert trials["stop_reason"].isin(schema.STOP_REASONS).all()
+    assert trials["diagnosis"].notna().all()
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+    if name == "fifo":
+        assert (trials["stop_reason"] == "completed").all()
+    # the files on disk are the same tables the sweep returned
+    pdt.assert_frame_equal(pd.read_parquet(outcome.results_dir / schema.TRIALS_FILE), trials)
+    pdt.assert_frame_equal(pd.read_parquet(outcome.results_dir / schema.HISTORY_FILE), history)
+
+
+def test_asha_stops_weak_trials_early(tmp_path, ray_address):
+    outcome = sweep(tmp_path, num_samples=6, max_concurrent_trials=1,
+                    scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 3},
+                    search_space={"optimizer.lr": {"loguniform": [1e-5, 0.5]}},
+                    train={**tiny_spec(tmp_path)["train"], "epochs": 6})
+    assert (outcome.trials["stop_reason"] == "scheduler").any()
+    stopped = outcome.trials[outcome.trials["stop_reason"] == "scheduler"]
+    assert (stopped["epochs"] < 6).all()
+
+
+def test_same_spec_twice_gives_identical_history(tmp_path, ray_address):
+    a = sweep(tmp_path / "a", num_samples=3)
+    b = sweep(tmp_path / "b", num_samples=3)
+    drop = ["trial_id", "epoch_s", "time_total_s"]
+    ha = a.history.assign(index=trial_index(a.history)).drop(columns=drop)
+    hb = b.history.assign(index=trial_index(b.history)).drop(columns=drop)
+    pdt.assert_frame_equal(ha, hb)
+    configs = [c for c in a.trials.columns if c.startswith(schema.CONFIG_PREFIX)]
+    pdt.assert_frame_equal(a.trials[configs], b.trials[configs])
+
+
+def test_rebuild_from_experiment_folder_gives_the_same_rows(tmp_path, ray_address):
+    outcome = sweep(tmp_path, num_samples=3,
+                    scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    trials, history = rebuild_tables(outcome.experiment_dir)
+    pdt.assert_frame_equal(trials, outcome.trials)
+    pdt.assert_frame_equal(history, outcome.history)
+
+
+def test_a_diverging_trial_stops_and_the_sweep_goes_on(tmp_path, ray_address):
+    outcome = sweep(tmp_path, num_samples=1,
+                    search_space={"optimizer.lr": {"grid": [1.0e6, 0.05]}},
+                    train={**tiny_spec(tmp_path)["train"], "epochs": 5,
+                           "schedule": {"name": "constant"}})
+    by_lr = outcome.trials.set_index("config.optimizer.lr")
+    assert by_lr.loc[1.0e6, "stop_reason"] == "diverged"
+    assert by_lr.loc[1.0e6, "diagnosis"] == "diverged"
+    assert by_lr.loc[1.0e6, "epochs"] < 5
+    assert by_lr.loc[0.05, "stop_reason"] == "completed"
+    assert outcome.errored == 0
+
+
+def test_time_budget_cuts_the_sweep(tmp_path, ray_address):
+    train = {**tiny_spec(tmp_path)["train"], "epochs": 100000, "checkpoint_every": 50,
+             "early_stopping": {"patience": None}}
+    outcome = sweep(tmp_path, num_samples=3, time_budget_s=4, train=train)
+    assert (outcome.trials["stop_reason"] == "budget").any()
+    assert not (outcome.trials["stop_reason"] == "completed").any()
+
+
+def test_optuna_searcher_runs_seeded(tmp_path, ray_address):
+    pytest.importorskip("optuna")
+    outcome = sweep(tmp_path, num_samples=3, searcher={"name": "optuna", "n_startup_trials": 2})
+    assert len(outcome.trials) == 3 and outcome.errored == 0
+    lrs = outcome.trials["config.optimizer.lr"]
+    assert lrs.between(0.01, 0.3).all() and lrs.nunique() == 3
+    assert (outcome.trials["config.optimizer.momentum"] == 0.9).all()  # constants kept

@@ -63,7 +63,7 @@ def _plan(spec) -> str:
         f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU, "
         f"up to {spec.max_epochs} epochs",
         f"  concurrency {spec.max_concurrent_trials or 'as resources allow'}",
-        f"  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
+        "  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
                                         for k, d in spec.search_space.items()) or "(none)"),
         f"  storage     {spec.storage}/{spec.name}",
     ]

@@ -120,7 +120,8 @@ def leaderboard(trials: pd.DataFrame, searched: list[str], metric: str, mode: st
     columns = ["trial_id", best, "best_epoch", *[f"config.{k}" for k in searched],
                "effective_lr", "stop_reason", "diagnosis"]
     for column in columns:
-        table.add_column(column.removeprefix("config."), justify="right" if column != "trial_id" else "left")
+        justify = "left" if column == "trial_id" else "right"
+        table.add_column(column.removeprefix("config."), justify=justify)
     for _, row in ranked.iterrows():
         cells = []
         for column in columns:

@@ -90,7 +90,9 @@ def build_tuner(spec: SweepSpec, callbacks: list):
             storage_path=str(Path(spec.storage).expanduser().resolve()),
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=CHECKPOINTS_KEPT_PBT if spec.scheduler.name == "pbt" else CHECKPOINTS_KEPT
+                num_to_keep=(
+                    CHECKPOINTS_KEPT_PBT if spec.scheduler.name == "pbt" else CHECKPOINTS_KEPT
+                )
             ),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
             verbose=0,

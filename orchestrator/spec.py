@@ -69,7 +69,9 @@ class Distribution(_Strict):
                 )
             (kind, args), = value.items()
             if kind not in DISTRIBUTIONS:
-                raise ValueError(f"unknown distribution {kind!r}; known: {', '.join(DISTRIBUTIONS)}")
+                raise ValueError(
+                    f"unknown distribution {kind!r}; known: {', '.join(DISTRIBUTIONS)}"
+                )
             if not isinstance(args, list | tuple):
                 raise ValueError(f"{kind} takes a list, got {args!r}")
             return {"kind": kind, "args": tuple(args)}
@@ -267,7 +269,8 @@ def _leaf_path_error(key: str) -> str | None:
         if i < len(parts) - 1 and not nested:
             return f"names no setting of the trainable ({part} has no sub-keys)"
         if i == len(parts) - 1 and nested:
-            return f"names a section, not a setting; search one of its keys ({part}.{'|'.join(sorted(annotation.model_fields))})"
+            keys = "|".join(sorted(annotation.model_fields))
+            return f"names a section, not a setting; search one of its keys ({part}.{keys})"
         model = annotation
     return None
 
@@ -310,10 +313,16 @@ def _check_search_space(spec: SweepSpec, train: dict, source: str) -> None:
         others = [k for k, d in spec.search_space.items() if d.kind != "grid"]
         if others:
             raise SpecError(source, f"search_space.{others[0]}",
-                            f"is {spec.search_space[others[0]].kind}, but searcher 'grid' takes only grid keys")
+                            f"is {spec.search_space[others[0]].kind}, "
+                            "but searcher 'grid' takes only grid keys")
     if spec.searcher.name == "optuna" and spec.grid_keys:
         raise SpecError(source, f"search_space.{spec.grid_keys[0]}",
                         "is a grid, which searcher 'optuna' cannot take: use choice")
+    options = spec.scheduler.options
+    grace, max_t = getattr(options, "grace_period", None), getattr(options, "max_t", None)
+    if grace is not None and spec.scheduler.name == "asha" and grace > (max_t or spec.max_epochs):
+        limit = f"max_t ({max_t})" if max_t else f"train.epochs ({spec.max_epochs})"
+        raise SpecError(source, "scheduler.grace_period", f"is {grace}, but must be <= {limit}")
     if spec.scheduler.name == "pbt":
         if not any(d.kind in CONTINUOUS for d in spec.search_space.values()):
             raise SpecError(source, "scheduler.name",
@@ -390,7 +399,8 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
     if isinstance(metric, str) and metric in MAXIMISED and mode is not None:
         expected = "max" if MAXIMISED[metric] else "min"
         if mode != expected:
-            raise SpecError(source, "mode", f"is {mode!r}, but metric {metric!r} needs {expected!r}")
+            raise SpecError(source, "mode",
+                            f"is {mode!r}, but metric {metric!r} needs {expected!r}")
     # keep the fixed values as written (defaults where absent) when they validate alone
     try:
         TrainConfig.model_validate(train)
@@ -428,7 +438,8 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError(source, "", f"is not valid YAML: {where}{getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", exc)
+        raise SpecError(source, "", f"is not valid YAML: {where}{problem}") from None
     if data is None:
         raise SpecError(source, "", "is empty")
     parsed = [parse_override(o) for o in overrides]

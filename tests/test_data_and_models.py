@@ -78,7 +78,8 @@ def test_torchvision_missing_is_a_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("model", [
-    {"name": "mlp", "depth": 3, "hidden": 16, "activation": "gelu", "norm": "layer", "dropout": 0.1},
+    {"name": "mlp", "depth": 3, "hidden": 16, "activation": "gelu", "norm": "layer",
+     "dropout": 0.1},
     {"name": "mlp", "depth": 1, "hidden": 8, "activation": "tanh", "norm": "batch"},
     {"name": "cnn", "depth": 2, "channels": 4, "activation": "silu", "norm": "batch"},
     {"name": "resnet", "depth": 3, "channels": 4},

@@ -51,8 +51,9 @@ def test_loss_metric_defaults_to_min():
     (with_(name="bad name!"),
      "SPEC: name: is 'bad name!', but must be letters, digits, '.', '_' or '-'"),
     ({"train": {}}, "SPEC: name: is required"),
-    (with_(colour="red"), "SPEC: colour: is not a known key (known: failure, max_concurrent_trials, "
-     "metric, mode, name, num_samples, resources, scheduler, search_space, searcher, seed, "
+    (with_(colour="red"),
+     "SPEC: colour: is not a known key (known: failure, max_concurrent_trials, metric, mode, "
+     "name, num_samples, resources, scheduler, search_space, searcher, seed, "
      "storage, time_budget_s, train)"),
     (with_(train={"epochs": 0}), "SPEC: train.epochs: is 0, but must be >= 1"),
     (with_(train={"optimizer": {"lrr": 0.1}}),
@@ -74,6 +75,8 @@ def test_loss_metric_defaults_to_min():
     (with_(scheduler={"name": "asha", "patience": 3}),
      "SPEC: scheduler.patience: is not a known key (known: brackets, grace_period, max_t, "
      "reduction_factor)"),
+    (with_(scheduler={"name": "asha", "grace_period": 30}),
+     "SPEC: scheduler.grace_period: is 30, but must be <= train.epochs (20)"),
     (with_(searcher={"name": "hyperopt"}),
      "SPEC: searcher.name: is 'hyperopt', but must be one of: random, grid, optuna"),
     (with_(scheduler="asha"), "SPEC: scheduler: must be a mapping like {name: ...}, got 'asha'"),

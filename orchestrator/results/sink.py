@@ -86,7 +86,8 @@ class ResultsSink(Callback):
             for row in pd.read_parquet(self.trials_path).to_dict("records"):
                 self.trials[row[schema.TRIAL_ID]] = row
 
-    def _update_trial(self, trial: Any, status: str | None = None, budget_hit: bool = False) -> None:
+    def _update_trial(self, trial: Any, status: str | None = None,
+                      budget_hit: bool = False) -> None:
         status = status or _status(trial)
         last = self._last.get(trial.trial_id) or (trial.last_result or None)
         if last is not None and "epoch" not in last:
@@ -113,7 +114,8 @@ class ResultsSink(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update_trial(trial, "running")
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info) -> None:
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
         if "epoch" not in result:
             return
         self._last[trial.trial_id] = result

@@ -61,7 +61,9 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         mode = config.objective.mode
         self.early = EarlyStopping(mode, cfg.early_stopping.patience, cfg.early_stopping.min_delta)
-        self.plateau = Plateau.from_config(cfg.schedule, mode) if cfg.schedule.name == "plateau" else None
+        self.plateau = (
+            Plateau.from_config(cfg.schedule, mode) if cfg.schedule.name == "plateau" else None
+        )
         self.autocast = dict(
             device_type=self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
         )
@@ -105,8 +107,9 @@ class Trainer:
         x, y = self.data.x_val, self.data.y_val
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        for start in range(0, len(x), self.train_cfg.eval_batch_size):
-            xb, yb = x[start:start + self.train_cfg.eval_batch_size], y[start:start + self.train_cfg.eval_batch_size]
+        size = self.train_cfg.eval_batch_size
+        for start in range(0, len(x), size):
+            xb, yb = x[start:start + size], y[start:start + size]
             with torch.autocast(**self.autocast):
                 logits = self.model(xb)
             loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
@@ -122,8 +125,9 @@ class Trainer:
         val_loss, val_acc = self.evaluate()
         epoch_s = time.perf_counter() - started
         self.time_total_s += epoch_s
-        for key, value in (("train_loss", train_loss), ("val_loss", val_loss), ("val_acc", val_acc)):
-            self.curves[key].append(value)
+        self.curves["train_loss"].append(train_loss)
+        self.curves["val_loss"].append(val_loss)
+        self.curves["val_acc"].append(val_acc)
 
         metric = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}[
             self.cfg.objective.metric
@@ -205,7 +209,8 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         self.generator.set_state(state["generator"].cpu())
         kind, pos, has_gauss, cached = meta["numpy_rng"]
-        np.random.set_state((kind, state["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+        keys = state["numpy_keys"].numpy().astype(np.uint32)
+        np.random.set_state((kind, keys, pos, has_gauss, cached))
         version, internal, gauss = meta["python_rng"]
         random.setstate((version, tuple(internal), gauss))
         self.epoch, self.step = meta["epoch"], meta["step"]

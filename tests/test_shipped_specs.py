@@ -1,0 +1,52 @@
+"""Every spec in search_spaces/ validates; the CPU-sized ones also run (shrunk)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.runner import run_sweep
+from orchestrator.spec import load_spec
+from tests.conftest import REPO, sweep_cli, tiny_spec, write_spec
+
+SPECS = sorted((REPO / "search_spaces").glob("*.yaml"))
+
+
+def test_there_are_shipped_specs():
+    names = {p.stem for p in SPECS}
+    assert "digits_mlp_asha" in names and len(names) >= 5
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_spec_validates(path: Path):
+    spec = load_spec(path)
+    assert spec.name.replace("-", "_") == path.stem
+
+
+def runs_on_cpu(path: Path) -> bool:
+    spec = load_spec(path)
+    return spec.resources.gpu == 0 and spec.train.dataset.name in ("digits", "synthetic")
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("path", [p for p in SPECS if runs_on_cpu(p)], ids=lambda p: p.stem)
+def test_spec_runs_shrunk(path: Path, tmp_path, ray_address):
+    spec = load_spec(path, [f"storage={tmp_path}", "train.epochs=3", "num_samples=2",
+                            "max_concurrent_trials=2"])
+    if spec.grid_size > 1:
+        spec = load_spec(path, [f"storage={tmp_path}", "train.epochs=3", "num_samples=1"])
+    outcome = run_sweep(spec, quiet=True)
+    assert outcome.errored == 0
+    assert len(outcome.trials) == spec.trial_count
+    assert outcome.trials[f"best_{spec.metric}"].notna().all()
+
+
+@pytest.mark.ray
+def test_embedded_ray_is_the_default(tmp_path):
+    """Without --address, `sweep run` starts (and ends) its own local Ray."""
+    path = write_spec(tmp_path, tiny_spec(tmp_path, name="embedded", num_samples=1))
+    result = sweep_cli("run", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "Top 1 of 1 trials" in result.stdout
+    assert (tmp_path / "sweeps" / "embedded" / "results" / "trials.parquet").is_file()

@@ -9,6 +9,7 @@ The Ray side (`tune_entry.py`) only feeds it a config and reports what it return
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -29,6 +30,7 @@ from orchestrator.trainable.scaling import effective_lr
 from orchestrator.trainable.schedules import Plateau, lr_at
 
 STATE_FILE, META_FILE = "state.pt", "meta.json"
+_NO_AUTOCAST = contextlib.nullcontext()
 
 
 def trial_seed(spec_seed: int, trial_index: int) -> int:
@@ -83,22 +85,28 @@ class Trainer:
         order = torch.randperm(len(x), generator=self.generator).to(self.device)
         clip = self.train_cfg.optimizer.grad_clip
         self.model.train()
-        total = torch.zeros((), device=self.device)
-        for start in range(0, len(x), self.batch_size):
+        # losses stay on the device until the epoch ends: no sync per step
+        losses, sizes = [], []
+        for idx in order.split(self.batch_size):
             lr = self.lr_of_step(self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            idx = order[start:start + self.batch_size]
-            with torch.autocast(**self.autocast):
+            with self._autocast():
                 loss = F.cross_entropy(self.model(x[idx]), y[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
-            total += loss.detach().float() * len(idx)
+            losses.append(loss.detach())
+            sizes.append(len(idx))
             self.step += 1
-        return total.item() / len(x)
+        weights = torch.tensor(sizes, device=self.device, dtype=torch.float32)
+        return (torch.stack(losses).float() * weights).sum().item() / len(x)
+
+    def _autocast(self):
+        # entering even a disabled autocast costs time on every step: skip it in fp32
+        return torch.autocast(**self.autocast) if self.autocast["enabled"] else _NO_AUTOCAST
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -110,7 +118,7 @@ class Trainer:
         size = self.train_cfg.eval_batch_size
         for start in range(0, len(x), size):
             xb, yb = x[start:start + size], y[start:start + size]
-            with torch.autocast(**self.autocast):
+            with self._autocast():
                 logits = self.model(xb)
             loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
             correct += (logits.argmax(1) == yb).sum()

@@ -9,30 +9,20 @@ and that every trial trained on CUDA.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-from pathlib import Path
+
+from ray.tune import Callback
 
 
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    return peak
+class PeakRunning(Callback):
+    """A Tune callback: the most trials Ray Tune had RUNNING at once."""
 
+    def __init__(self):
+        self.peak = 0
 
-def trial_intervals(experiment_dir: Path) -> list[tuple[float, float]]:
-    """(start, end) wall-clock seconds of each trial, from Tune's result.json lines."""
-    intervals = []
-    for result_file in experiment_dir.glob("*/result.json"):
-        rows = [json.loads(line) for line in result_file.read_text().splitlines() if line]
-        if rows:
-            start = rows[0]["timestamp"] - rows[0]["time_total_s"]
-            intervals.append((start, rows[-1]["timestamp"] - 0.5))
-    return intervals
+    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        self.peak = max(self.peak, sum(1 for t in trials if str(t.status) == "RUNNING"))
 
 
 def main() -> int:
@@ -68,14 +58,15 @@ def main() -> int:
     })
     ray.init(address="local", num_cpus=8, num_gpus=0 if args.cpu else 1,
              include_dashboard=False, log_to_driver=False)
-    outcome = run_sweep(spec, quiet=True)
+    peak = PeakRunning()
+    outcome = run_sweep(spec, quiet=True, callbacks=[peak])
     ray.shutdown()
 
     trials = outcome.trials
     columns = ["trial_id", "device", "status", "stop_reason", "epochs", "best_val_acc",
                "wall_s", "config.precision"]
     print(trials[columns].to_string(index=False))
-    overlap = max_overlap(trial_intervals(outcome.experiment_dir))
+    overlap = peak.peak
     expected_device = "cpu" if args.cpu else "cuda"
     checks = {
         "no trial errored": outcome.errored == 0,

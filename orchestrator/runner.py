@@ -107,8 +107,10 @@ def run_sweep(
     overwrite: bool = False,
     console: Console | None = None,
     quiet: bool = False,
+    callbacks: list | None = None,
 ) -> SweepOutcome:
-    """Run `spec` to the end and return its result tables."""
+    """Run `spec` to the end and return its result tables. `callbacks` are extra
+    Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
     console = console or Console(stderr=True)
     folder = experiment_dir(spec)
     if folder.exists():
@@ -130,7 +132,7 @@ def run_sweep(
     resolved = spec.resolved()
     write_sweep_json(results_dir, resolved, started_at=now(), status="running")
     sink = ResultsSink(results_dir, spec.metric, spec.time_budget_s)
-    callbacks = [sink]
+    callbacks = [sink, *(callbacks or [])]
     if not quiet:
         callbacks.append(ProgressView(console, spec.trial_count, spec.metric, spec.mode))
 

@@ -64,7 +64,6 @@ class ResultsSink(Callback):
         self.history: dict[tuple, dict] = {}
         self.trials: dict[str, dict] = {}
         self.budget_stopped: list[str] = []
-        self._last: dict[str, dict] = {}
         self._written = 0.0
         self._started = time.monotonic()
 
@@ -89,9 +88,8 @@ class ResultsSink(Callback):
     def _update_trial(self, trial: Any, status: str | None = None,
                       budget_hit: bool = False) -> None:
         status = status or _status(trial)
-        last = self._last.get(trial.trial_id) or (trial.last_result or None)
-        if last is not None and "epoch" not in last:
-            last = None
+        # Tune updates last_result before it calls the callbacks
+        last = trial.last_result if "epoch" in (trial.last_result or {}) else None
         error = _error_text(trial) if status == "error" else None
         self.trials[trial.trial_id] = rows.trial_row(
             trial.trial_id, trial.config, status, last, self.metric, error, budget_hit
@@ -118,7 +116,6 @@ class ResultsSink(Callback):
                         **info: Any) -> None:
         if "epoch" not in result:
             return
-        self._last[trial.trial_id] = result
         row = rows.history_row(trial.trial_id, result)
         self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
         self._update_trial(trial, "running")

@@ -70,7 +70,10 @@ def build_tuner(spec: SweepSpec, callbacks: list):
     from orchestrator.space import param_space
     from orchestrator.trainable.tune_entry import train_trial
 
+    from ray.tune.search import Searcher
+
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    search_alg = create_searcher(spec)
     return tune.Tuner(
         tune.with_resources(train_trial, resources),
         param_space=param_space(spec),
@@ -79,8 +82,11 @@ def build_tuner(spec: SweepSpec, callbacks: list):
             mode=spec.mode,
             num_samples=spec.num_samples,
             scheduler=create_scheduler(spec),
-            search_alg=create_searcher(spec),
-            max_concurrent_trials=spec.max_concurrent_trials,
+            search_alg=search_alg,
+            # a Searcher is limited here; the basic generator limits itself (searchers.py)
+            max_concurrent_trials=(
+                spec.max_concurrent_trials if isinstance(search_alg, Searcher) else None
+            ),
             time_budget_s=spec.time_budget_s,
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,

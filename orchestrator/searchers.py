@@ -28,7 +28,9 @@ class OptunaOptions(_Options):
 def _basic(options: _Options, spec: SweepSpec):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=spec.seed)
+    # Tune ignores TuneConfig.max_concurrent_trials for this generator: it takes its own
+    return BasicVariantGenerator(random_state=spec.seed,
+                                 max_concurrent=spec.max_concurrent_trials or 0)
 
 
 def _optuna(options: OptunaOptions, spec: SweepSpec):

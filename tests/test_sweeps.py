@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pandas.testing as pdt
 import pytest
+from ray.tune import Callback
 
 from orchestrator.results import rebuild_tables, schema
 from orchestrator.runner import run_sweep
@@ -71,6 +72,24 @@ def test_rebuild_from_experiment_folder_gives_the_same_rows(tmp_path, ray_addres
     trials, history = rebuild_tables(outcome.experiment_dir)
     pdt.assert_frame_equal(trials, outcome.trials)
     pdt.assert_frame_equal(history, outcome.history)
+
+
+class PeakRunning(Callback):
+    def __init__(self):
+        self.peak = 0
+
+    def on_step_end(self, iteration, trials, **info):
+        self.peak = max(self.peak, sum(1 for t in trials if str(t.status) == "RUNNING"))
+
+
+@pytest.mark.parametrize("searcher", ["random", "optuna"])
+def test_max_concurrent_trials_holds_for_every_searcher(tmp_path, ray_address, searcher):
+    peak = PeakRunning()
+    spec = spec_from_mapping(tiny_spec(tmp_path, num_samples=3, max_concurrent_trials=1,
+                                       searcher={"name": searcher}))
+    outcome = run_sweep(spec, quiet=True, callbacks=[peak])
+    assert len(outcome.trials) == 3
+    assert peak.peak == 1
 
 
 def test_a_diverging_trial_stops_and_the_sweep_goes_on(tmp_path, ray_address):

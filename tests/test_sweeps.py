@@ -92,6 +92,14 @@ def test_max_concurrent_trials_holds_for_every_searcher(tmp_path, ray_address, s
     assert peak.peak == 1
 
 
+def test_torch_threads_follow_the_trials_cpu_share(tmp_path, ray_address):
+    one = sweep(tmp_path / "one", num_samples=1)
+    two = sweep(tmp_path / "two", num_samples=1, resources={"cpu": 2})
+    assert one.trials["threads"].tolist() == [1]
+    assert two.trials["threads"].tolist() == [2]
+    assert (one.trials["device"] == "cpu").all()
+
+
 def test_a_diverging_trial_stops_and_the_sweep_goes_on(tmp_path, ray_address):
     outcome = sweep(tmp_path, num_samples=1,
                     search_space={"optimizer.lr": {"grid": [1.0e6, 0.05]}},

@@ -82,6 +82,7 @@ def trial_row(
         "wall_s": last.get("time_total_s"),
         "node_ip": last.get("node_ip"),
         "device": last.get("device"),
+        "threads": last.get("threads"),
         "error": error,
     }
     row.update(config_columns(config))

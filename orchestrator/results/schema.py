@@ -31,7 +31,8 @@ def trial_columns(metric: str) -> list[str]:
     return [
         TRIAL_ID, STATUS, STOP_REASON,
         "effective_lr", "epochs", "best_epoch", best_column(metric),
-        *EPOCH_METRICS, "diagnosis", "wall_s", "node_ip", "device", "error",
+        *EPOCH_METRICS, "diagnosis", "wall_s", "node_ip", "device", "threads",
+        "error",
     ]
 
 

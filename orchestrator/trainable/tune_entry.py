@@ -49,7 +49,7 @@ def train_trial(config: dict) -> None:
     every = cfg.train.checkpoint_every
     while not trainer.finished:
         metrics = trainer.train_epoch()
-        metrics["device"] = device
+        metrics.update(device=device, threads=threads)
         if trainer.finished or trainer.epoch % every == 0:
             with tempfile.TemporaryDirectory() as folder:
                 trainer.save(folder)

@@ -8,6 +8,7 @@ trial of a sweep sees the same split.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +144,15 @@ LOADERS = {
 }
 
 
+@functools.lru_cache(maxsize=2)
+def _cached(cfg: DatasetConfig, seed: int, device: torch.device) -> Dataset:
+    return LOADERS[cfg.name](cfg, seed).to(device)
+
+
 def load_dataset(cfg: DatasetConfig, seed: int, device: torch.device | str = "cpu") -> Dataset:
-    """Load `cfg`'s data set, split it with `seed`, and place it on `device`."""
-    return LOADERS[cfg.name](cfg, seed).to(torch.device(device))
+    """Load `cfg`'s data set, split it with `seed`, and place it on `device`.
+
+    With reused actors a process runs trial after trial on the same data: the last
+    two data sets stay cached (training only reads the tensors, never writes them).
+    """
+    return _cached(cfg, seed, torch.device(device))

@@ -1,7 +1,8 @@
 """The `sweep` command: parses options and calls ONE library function per subcommand.
 
 Exit codes: 0 every trial ended without error; 1 the sweep ran but some trials
-errored (results are still written); 2 bad input, reported as one line.
+errored (results are still written); 2 bad input, reported as one line; 130 the
+sweep was interrupted (Ctrl-C) before every trial ended.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from orchestrator.errors import OrchestratorError
 
-EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # output piped to a file or CI log keeps its lines and columns whole
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -116,6 +117,10 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
                         quiet=quiet)
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
+    if outcome.unfinished:
+        click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "
+                   f"finish; Tune's state is kept in {outcome.experiment_dir}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
                    f"see the error column of {outcome.results_dir}/trials.parquet", err=True)

@@ -39,7 +39,7 @@ class ProgressView(Callback):
         self._started = time.monotonic()
         self._printed = 0.0
         self._live: Live | None = None
-        self._ended: set[str] = set()
+        self._ended: set[str] = set()  # trials Tune ended (not cut by an interrupt)
 
     # Tune pickles its callbacks with the experiment (for restore): the console
     # and the live display are rebuilt rather than pickled.
@@ -71,7 +71,7 @@ class ProgressView(Callback):
                 counts["running"] += 1
             elif status == "ERROR":
                 counts["errored"] += 1
-            elif status == "TERMINATED":
+            elif status == "TERMINATED" and trial.trial_id in self._ended:
                 completed = last.get("stop_reason") == "completed"
                 counts["finished" if completed else "stopped early"] += 1
             value = last.get(schema.best_column(self.metric))
@@ -97,6 +97,7 @@ class ProgressView(Callback):
             self.console.print(self.render())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended.add(trial.trial_id)
         self._tally(trials)
         if not self._live:
             self._printed = time.monotonic()

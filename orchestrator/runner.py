@@ -37,6 +37,11 @@ class SweepOutcome:
     def errored(self) -> int:
         return int((self.trials[schema.STATUS] == "error").sum()) if len(self.trials) else 0
 
+    @property
+    def unfinished(self) -> int:
+        """Trials with no stop reason: the sweep was interrupted before they ended."""
+        return int(self.trials[schema.STOP_REASON].isna().sum()) if len(self.trials) else 0
+
 
 def experiment_dir(spec: SweepSpec) -> Path:
     return Path(spec.storage).expanduser().resolve() / spec.name
@@ -64,13 +69,12 @@ def _trial_dirname(trial) -> str:
 
 def build_tuner(spec: SweepSpec, callbacks: list):
     from ray import tune
+    from ray.tune.search import Searcher
 
     from orchestrator.schedulers import create_scheduler
     from orchestrator.searchers import create_searcher
     from orchestrator.space import param_space
     from orchestrator.trainable.tune_entry import train_trial
-
-    from ray.tune.search import Searcher
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     search_alg = create_searcher(spec)
@@ -155,7 +159,8 @@ def run_sweep(
     trials, history = sink.frames()
     outcome = SweepOutcome(folder, trials, history, elapsed)
     write_sweep_json(
-        results_dir, resolved, ended_at=now(), elapsed_s=round(elapsed, 3), status="finished",
+        results_dir, resolved, ended_at=now(), elapsed_s=round(elapsed, 3),
+        status="interrupted" if outcome.unfinished else "finished",
         trials=len(trials), errored=outcome.errored, budget_stopped=sink.budget_stopped,
     )
     return outcome

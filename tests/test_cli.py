@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -99,3 +105,32 @@ def test_errored_trials_give_exit_1_and_rows(tmp_path, ray_address):
     assert trials["status"].tolist() == ["error"]
     assert trials["stop_reason"].tolist() == ["error"]
     assert "missing.csv is not a file" in trials["error"][0]
+
+
+def test_ctrl_c_keeps_results_and_marks_the_sweep_interrupted(tmp_path, ray_address):
+    spec = tiny_spec(tmp_path, name="interrupted", num_samples=3)
+    spec["train"].update(epochs=100000, checkpoint_every=200, early_stopping={"patience": None})
+    path = write_spec(tmp_path, spec)
+    results = tmp_path / "sweeps" / "interrupted" / "results"
+    exe = Path(sys.executable).with_name("sweep")
+    proc = subprocess.Popen([str(exe), "run", str(path), "--address", ray_address, "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 90
+        while not (results / schema.HISTORY_FILE).is_file() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["status"] == "interrupted"
+    trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    assert trials["status"].isin(["paused", "pending"]).all()
+    assert trials["stop_reason"].isna().all()  # nothing claims to have finished
+    history = pd.read_parquet(results / schema.HISTORY_FILE)
+    assert len(history) > 0 and not history.duplicated(["trial_id", "epoch"]).any()

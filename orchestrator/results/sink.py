@@ -130,18 +130,20 @@ class ResultsSink(Callback):
         self.flush(force=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # Trials Tune ended normally were recorded by on_trial_complete/on_trial_error.
+        # The rest were cut when the loop stopped: by the time budget, or by an
+        # interrupt (Ctrl-C), after which Tune's saved state resumes them.
         budget_hit = bool(
             self.time_budget_s and time.monotonic() - self._started >= self.time_budget_s
         )
         for trial in trials:
-            status = _status(trial)
-            done = self.trials.get(trial.trial_id, {}).get(schema.STATUS) in ("terminated", "error")
-            if done and status in ("terminated", "error"):
+            if self.trials.get(trial.trial_id, {}).get(schema.STATUS) in ("terminated", "error"):
                 continue
-            cut = budget_hit and status not in ("error",)
-            if cut:
+            started = "epoch" in (trial.last_result or {})
+            if budget_hit:
                 self.budget_stopped.append(trial.trial_id)
-            if cut:
-                status = "pending" if status == "pending" else "terminated"
-            self._update_trial(trial, status, budget_hit=cut)
+                status = "terminated" if started else "pending"
+            else:
+                status = "paused" if started else "pending"
+            self._update_trial(trial, status, budget_hit=budget_hit)
         self.flush(force=True)

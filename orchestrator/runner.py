@@ -54,6 +54,9 @@ def ensure_ray(address: str | None = None) -> bool:
 
     if ray.is_initialized():
         return False
+    # Ray's token auth (its default for a new local instance, and what a cluster started
+    # with RAY_AUTH_MODE=token expects); saying so also silences Ray's notice about it
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     else:

@@ -6,7 +6,9 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator.spec import CONTINUOUS, Distribution, SweepSpec
+from orchestrator.distributions import CONTINUOUS, Distribution
+from orchestrator.dotted import set_dotted
+from orchestrator.spec import SweepSpec
 
 
 def to_domain(dist: Distribution) -> Any:
@@ -27,11 +29,7 @@ def to_domain(dist: Distribution) -> Any:
 def _nest(flat: dict[str, Any]) -> dict:
     nested: dict = {}
     for key, value in flat.items():
-        *parents, leaf = key.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        set_dotted(nested, key, value)
     return nested
 
 

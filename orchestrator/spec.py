@@ -10,12 +10,15 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator.distributions import CONTINUOUS, Distribution
+from orchestrator.dotted import deep_copy, has_dotted, set_dotted
 from orchestrator.errors import SpecError
+from orchestrator.messages import describe, dotted, raise_from
 from orchestrator.schedulers import SCHEDULERS, Registered
 from orchestrator.searchers import SEARCHERS
 from orchestrator.trainable.config import Metric, Mode, TrainConfig
@@ -40,78 +43,11 @@ def safe_load(text: str) -> Any:
     return _exponent_floats(yaml.safe_load(text))
 
 
-DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid")
-CONTINUOUS = ("uniform", "loguniform", "quniform")
 MAXIMISED = {"val_acc": True, "val_loss": False, "train_loss": False}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Distribution(_Strict):
-    """One search-space entry, written in YAML as `{kind: [args...]}`.
-
-    `randint` and `lograndint` are inclusive at both ends.
-    """
-
-    kind: Literal["uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid"]
-    args: tuple[Any, ...]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_yaml(cls, value: Any) -> Any:
-        if isinstance(value, Mapping) and set(value) != {"kind", "args"}:
-            if len(value) != 1:
-                raise ValueError(
-                    f"must be one mapping like {{loguniform: [1e-4, 0.1]}}, one of: "
-                    f"{', '.join(DISTRIBUTIONS)}"
-                )
-            (kind, args), = value.items()
-            if kind not in DISTRIBUTIONS:
-                raise ValueError(
-                    f"unknown distribution {kind!r}; known: {', '.join(DISTRIBUTIONS)}"
-                )
-            if not isinstance(args, list | tuple):
-                raise ValueError(f"{kind} takes a list, got {args!r}")
-            return {"kind": kind, "args": tuple(args)}
-        if not isinstance(value, Mapping):
-            raise ValueError(f"must be a mapping like {{choice: [32, 64]}}, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> Distribution:
-        kind, args = self.kind, self.args
-        if kind in ("choice", "grid"):
-            if not args:
-                raise ValueError(f"{kind} needs at least one value")
-            return self
-        arity = 3 if kind == "quniform" else 2
-        if len(args) != arity:
-            form = "[low, high, q]" if arity == 3 else "[low, high]"
-            raise ValueError(f"{kind} takes {form}, got {list(args)}")
-        numbers = all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
-        if not numbers or not all(math.isfinite(a) for a in args):
-            raise ValueError(f"{kind} bounds must be finite numbers, got {list(args)}")
-        low, high = args[0], args[1]
-        if kind in ("randint", "lograndint"):
-            if not all(isinstance(a, int) for a in args):
-                raise ValueError(f"{kind} bounds must be integers, got {list(args)}")
-            if low > high:
-                raise ValueError(f"{kind} low {low} is above high {high}")
-        elif low >= high:
-            raise ValueError(f"{kind} low {low} must be below high {high}")
-        if kind in ("loguniform", "lograndint") and low <= 0:
-            raise ValueError(f"{kind} low is {low}, but must be > 0")
-        if kind == "quniform" and args[2] <= 0:
-            raise ValueError(f"quniform q is {args[2]}, but must be > 0")
-        return self
-
-    def representatives(self) -> list[Any]:
-        """Values that stand for the whole domain when validating: its ends or members."""
-        if self.kind in ("choice", "grid"):
-            return list(self.args)
-        return [self.args[0], self.args[1]]
 
 
 class _Component(_Strict):
@@ -187,74 +123,6 @@ class SweepSpec(_Strict):
 
 # -- loading ---------------------------------------------------------------
 
-def _dotted(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-def _describe(error: dict) -> str:
-    """A pydantic error as `is X, but must be Y` (the Optuna style)."""
-    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-              "less_than_equal": "<="}
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        limit = f"{limit:g}" if isinstance(limit, float) else limit
-        return f"is {value!r}, but must be {bounds[kind]} {limit}"
-    if kind == "extra_forbidden":
-        return "is not a known key"
-    if kind == "missing":
-        return "is required"
-    if kind == "literal_error":
-        return f"is {value!r}, but must be one of {ctx.get('expected')}"
-    if kind == "string_pattern_mismatch":
-        return f"is {value!r}, but must be letters, digits, '.', '_' or '-'"
-    message = error["msg"]
-    message = message.removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"is {value!r}: {message[0].lower() + message[1:]}"
-    return message
-
-
-def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The keys allowed next to the unknown key at `loc` (walking nested models)."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return sorted(model.model_fields)
-
-
-def _raise_from(exc: ValidationError, source: str, prefix: tuple, model: type[BaseModel]) -> None:
-    error = exc.errors()[0]
-    loc = tuple(p for p in error["loc"] if p not in ("function-after", "function-before"))
-    problem = _describe(error)
-    if error["type"] == "extra_forbidden":
-        known = _known_keys(model, loc)
-        if known:
-            problem += f" (known: {', '.join(known)})"
-    raise SpecError(source, _dotted(prefix + loc), problem) from None
-
-
-def _set_dotted(data: dict, key: str, value: Any) -> None:
-    parts = key.split(".")
-    for part in parts[:-1]:
-        nxt = data.get(part)
-        if not isinstance(nxt, dict):
-            nxt = data[part] = {}
-        data = nxt
-    data[parts[-1]] = value
-
-
-def _has_dotted(data: dict, key: str) -> bool:
-    for part in key.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return False
-        data = data[part]
-    return True
-
-
 def _leaf_path_error(key: str) -> str | None:
     """None when `key` names a setting of the trainable, else why it does not."""
     model: type[BaseModel] = TrainConfig
@@ -288,7 +156,7 @@ def _component(raw: Any, section: str, registry: dict[str, Registered], source: 
     try:
         parsed = registry[name].options.model_validate(options)
     except ValidationError as exc:
-        _raise_from(exc, source, (section,), registry[name].options)
+        raise_from(exc, source, (section,), registry[name].options)
     return {"name": name, "options": parsed}
 
 
@@ -298,16 +166,16 @@ def _check_search_space(spec: SweepSpec, train: dict, source: str) -> None:
         if problem:
             raise SpecError(source, f"search_space.{key}", problem)
         for value in dist.representatives():
-            trial = _deep_copy(train)
-            _set_dotted(trial, key, value)
+            trial = deep_copy(train)
+            set_dotted(trial, key, value)
             try:
                 TrainConfig.model_validate(trial)
             except ValidationError as exc:
                 error = exc.errors()[0]
                 raise SpecError(
                     source, f"search_space.{key}",
-                    f"value {value!r} is invalid for train.{_dotted(error['loc'])}: "
-                    f"{_describe(error)}",
+                    f"value {value!r} is invalid for train.{dotted(error['loc'])}: "
+                    f"{describe(error)}",
                 ) from None
     if spec.searcher.name == "grid":
         others = [k for k, d in spec.search_space.items() if d.kind != "grid"]
@@ -332,14 +200,6 @@ def _check_search_space(spec: SweepSpec, train: dict, source: str) -> None:
             raise SpecError(source, "searcher.name", "'optuna' cannot drive 'pbt': use random")
 
 
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_deep_copy(v) for v in data]
-    return data
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """`KEY=VALUE` from --set; VALUE is YAML (so `0.1`, `[1, 2]`, `{choice: [a]}` work)."""
     key, sep, value = text.partition("=")
@@ -354,7 +214,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
     """Set dotted keys; `search_space.<key>` keeps the rest of its dots in one key."""
-    data = _deep_copy(data)
+    data = deep_copy(data)
     for key, value in overrides:
         if key.startswith("search_space."):
             data.setdefault("search_space", {})
@@ -362,7 +222,7 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
                 data["search_space"] = {}
             data["search_space"][key.removeprefix("search_space.")] = value
         else:
-            _set_dotted(data, key, value)
+            set_dotted(data, key, value)
     return data
 
 
@@ -383,7 +243,7 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
     if not isinstance(train, Mapping):
         raise SpecError(source, "train", f"must be a mapping, got {train!r}")
     # the train section must be valid once searched keys it lacks are filled in
-    base = _deep_copy(dict(train))
+    base = deep_copy(dict(train))
     filled: dict[str, Any] = {}
     for key, raw in space.items():
         if not isinstance(key, str):
@@ -391,9 +251,9 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
         try:
             first = Distribution.model_validate(raw).representatives()[0]
         except ValidationError as exc:
-            _raise_from(exc, source, ("search_space", key), Distribution)
-        if _leaf_path_error(key) is None and not _has_dotted(base, key):
-            _set_dotted(base, key, first)
+            raise_from(exc, source, ("search_space", key), Distribution)
+        if _leaf_path_error(key) is None and not has_dotted(base, key):
+            set_dotted(base, key, first)
             filled[key] = first
     metric, mode = data.get("metric", "val_acc"), data.get("mode")
     if isinstance(metric, str) and metric in MAXIMISED and mode is not None:
@@ -412,7 +272,7 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         try:
-            _raise_from(exc, source, (), SweepSpec)
+            raise_from(exc, source, (), SweepSpec)
         except SpecError as err:
             searched = err.key.removeprefix("train.")
             if searched in filled:

@@ -9,11 +9,12 @@ from ray.tune.search import Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.sample import Domain
 
+from orchestrator.distributions import Distribution
 from orchestrator.errors import OrchestratorError
 from orchestrator.schedulers import SCHEDULERS, TIME_ATTR, create_scheduler
 from orchestrator.searchers import SEARCHERS, create_searcher
 from orchestrator.space import param_space, pbt_mutations, to_domain
-from orchestrator.spec import Distribution, spec_from_mapping
+from orchestrator.spec import spec_from_mapping
 
 SPACE = {
     "optimizer.lr": {"loguniform": [1e-4, 0.3]},

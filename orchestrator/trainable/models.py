@@ -48,6 +48,12 @@ def _image_channels(cfg: ModelConfig, input_shape: tuple[int, ...]) -> int:
     return input_shape[0]
 
 
+def _pooled_head(cfg: ModelConfig, channels: int, num_classes: int) -> list[nn.Module]:
+    """Global average pooling, optional dropout, then the class logits."""
+    dropout = [nn.Dropout(cfg.dropout)] if cfg.dropout else []
+    return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), *dropout, nn.Linear(channels, num_classes)]
+
+
 def cnn(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """`depth` conv blocks, channels doubling per block, pooling while the map is > 4px."""
     c_in, size = _image_channels(cfg, input_shape), input_shape[1]
@@ -60,11 +66,7 @@ def cnn(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.
             layers.append(nn.MaxPool2d(2))
             size //= 2
         c_in = c_out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    if cfg.dropout:
-        layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Linear(c_in, num_classes))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *_pooled_head(cfg, c_in, num_classes))
 
 
 class _BasicBlock(nn.Module):
@@ -98,11 +100,7 @@ def resnet(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> 
         c_out = c * 2 if downsample else c
         layers.append(_BasicBlock(c, c_out, 2 if downsample else 1, cfg))
         c = c_out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    if cfg.dropout:
-        layers.append(nn.Dropout(cfg.dropout))
-    layers.append(nn.Linear(c, num_classes))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *_pooled_head(cfg, c, num_classes))
 
 
 MODELS = {"mlp": mlp, "cnn": cnn, "resnet": resnet}

@@ -226,6 +226,19 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
     return data
 
 
+def _absolute_data_paths(train: dict) -> dict:
+    """Trials run in other processes and folders: data paths are made absolute
+    against the folder `sweep` runs in."""
+    dataset = train.get("dataset")
+    if not isinstance(dataset, dict):
+        return train
+    dataset = dict(dataset)
+    for key in ("path", "root"):
+        if isinstance(dataset.get(key), str) and dataset[key]:
+            dataset[key] = str(Path(dataset[key]).expanduser().absolute())
+    return {**train, "dataset": dataset}
+
+
 def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
     """Validate a mapping (already parsed YAML) into a `SweepSpec`."""
     if not isinstance(data, Mapping):
@@ -242,6 +255,7 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
     train = data.get("train") or {}
     if not isinstance(train, Mapping):
         raise SpecError(source, "train", f"must be a mapping, got {train!r}")
+    train = _absolute_data_paths(dict(train))
     # the train section must be valid once searched keys it lacks are filled in
     base = deep_copy(dict(train))
     filled: dict[str, Any] = {}

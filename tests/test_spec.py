@@ -68,6 +68,9 @@ def test_loss_metric_defaults_to_min():
     (with_(train={"dataset": {"name": "table"}}),
      "SPEC: train.dataset: dataset 'table' needs `path` (a .parquet or .csv file)"),
     (with_(train=[1, 2]), "SPEC: train: must be a mapping, got [1, 2]"),
+    (with_(train={"dataset": {"name": "synthetic"}, "model": {"name": "cnn"}}),
+     "SPEC: train: model 'cnn' needs an image data set (digits, mnist, fashion_mnist, cifar10), "
+     "but dataset is 'synthetic'"),
     (with_(scheduler={"name": "bohb"}),
      "SPEC: scheduler.name: is 'bohb', but must be one of: asha, hyperband, median, pbt, fifo"),
     (with_(scheduler={"name": "asha", "reduction_factor": 1}),
@@ -168,6 +171,13 @@ def test_exponent_without_dot_is_a_float(tmp_path):
 def test_searched_keys_need_not_be_in_train():
     spec = spec_from_mapping(with_(search_space={"dataset.noise": {"uniform": [0.0, 0.2]}}))
     assert spec.train.dataset.noise == 0.05  # the fixed value stays the default
+
+
+def test_data_paths_become_absolute(tmp_path, monkeypatch):
+    # trials run in other processes and folders: a relative path would break there
+    monkeypatch.chdir(tmp_path)
+    spec = spec_from_mapping(with_(train={"dataset": {"name": "table", "path": "data/x.csv"}}))
+    assert spec.train.dataset.path == str(tmp_path / "data" / "x.csv")
 
 
 def test_grid_counts_trials():

@@ -3,6 +3,7 @@ divergence, time budget, searchers."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
@@ -128,3 +129,15 @@ def test_optuna_searcher_runs_seeded(tmp_path, ray_address):
     lrs = outcome.trials["config.optimizer.lr"]
     assert lrs.between(0.01, 0.3).all() and lrs.nunique() == 3
     assert (outcome.trials["config.optimizer.momentum"] == 0.9).all()  # constants kept
+
+
+def test_table_data_set_by_relative_path(tmp_path, ray_address, monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"]).assign(label=(x[:, 0] > 0).astype(int))
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    monkeypatch.chdir(tmp_path)  # the trials run elsewhere: the path must still resolve
+    train = {**tiny_spec(tmp_path)["train"], "dataset": {"name": "table", "path": "data.csv"}}
+    outcome = sweep(tmp_path, num_samples=1, train=train)
+    assert outcome.errored == 0
+    assert outcome.trials["best_val_acc"][0] > 0.8

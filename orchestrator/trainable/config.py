@@ -118,6 +118,15 @@ class TrainConfig(_Strict):
     eval_batch_size: int = Field(4096, ge=1)
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
 
+    @model_validator(mode="after")
+    def _image_models_need_images(self) -> TrainConfig:
+        if self.model.name != "mlp" and self.dataset.name not in IMAGE_DATASETS:
+            raise ValueError(
+                f"model {self.model.name!r} needs an image data set "
+                f"({', '.join(IMAGE_DATASETS)}), but dataset is {self.dataset.name!r}"
+            )
+        return self
+
 
 Metric = Literal["val_acc", "val_loss", "train_loss"]
 Mode = Literal["max", "min"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,22 @@ def experiment_dir(spec: SweepSpec) -> Path:
     return Path(spec.storage).expanduser().resolve() / spec.name
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast with one line: Ray itself retries an unreachable address for minutes."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise OrchestratorError(f"--address: {address!r} is not HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise OrchestratorError(
+            f"--address: nothing answers at {address} ({exc.strerror or exc}); "
+            "is the Ray head running?"
+        ) from None
+
+
 def ensure_ray(address: str | None = None) -> bool:
     """Start (or join, with `address`) Ray unless this process already has it.
     Returns True when this call started the connection (and should end it)."""
@@ -58,6 +75,7 @@ def ensure_ray(address: str | None = None) -> bool:
     # with RAY_AUTH_MODE=token expects); saying so also silences Ray's notice about it
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     if address:
+        _check_reachable(address)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     else:
         # address="local": never attach silently to another cluster recorded on this machine
@@ -126,13 +144,11 @@ def run_sweep(
     Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
     console = console or Console(stderr=True)
     folder = experiment_dir(spec)
-    if folder.exists():
-        if not overwrite:
-            raise OrchestratorError(
-                f"name: a sweep {spec.name!r} already exists in {folder.parent}; "
-                f"continue it with `sweep resume {folder}`, or pass --overwrite to start over"
-            )
-        shutil.rmtree(folder)
+    if folder.exists() and not overwrite:
+        raise OrchestratorError(
+            f"name: a sweep {spec.name!r} already exists in {folder.parent}; "
+            f"continue it with `sweep resume {folder}`, or pass --overwrite to start over"
+        )
     # Our progress view replaces Tune's console output; per-epoch checkpoints make
     # Tune warn about frequent experiment snapshots, which is expected here.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -141,17 +157,19 @@ def run_sweep(
     from orchestrator.progress import ProgressView
     from orchestrator.results.sink import ResultsSink
 
-    results_dir = folder / schema.RESULTS_DIR
-    resolved = spec.resolved()
-    write_sweep_json(results_dir, resolved, started_at=now(), status="running")
-    sink = ResultsSink(results_dir, spec.metric, spec.time_budget_s)
-    callbacks = [sink, *(callbacks or [])]
-    if not quiet:
-        callbacks.append(ProgressView(console, spec.trial_count, spec.metric, spec.mode))
-
+    # Ray first: a cluster that cannot be joined leaves no folder behind
     started_here = ensure_ray(address)
-    started = time.monotonic()
     try:
+        if folder.exists():
+            shutil.rmtree(folder)
+        results_dir = folder / schema.RESULTS_DIR
+        resolved = spec.resolved()
+        write_sweep_json(results_dir, resolved, started_at=now(), status="running")
+        sink = ResultsSink(results_dir, spec.metric, spec.time_budget_s)
+        callbacks = [sink, *(callbacks or [])]
+        if not quiet:
+            callbacks.append(ProgressView(console, spec.trial_count, spec.metric, spec.mode))
+        started = time.monotonic()
         build_tuner(spec, callbacks).fit()
     finally:
         if started_here:

@@ -38,6 +38,15 @@ def test_missing_spec_file_exit_2(tmp_path):
     assert result.stderr.startswith(f"error: {tmp_path / 'nope.yaml'}: cannot be read")
 
 
+def test_unreachable_address_fails_fast_in_one_line(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    result = sweep_cli("run", str(path), "--address", "127.0.0.1:1", "--quiet", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --address: nothing answers at 127.0.0.1:1 (")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "sweeps").exists()  # nothing written
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     spec = tiny_spec(tmp_path, search_space={"schedule.name": {"grid": ["step", "cosine"]},
                                              "optimizer.lr": {"loguniform": [0.01, 0.1]}})

@@ -3,6 +3,10 @@ divergence, time budget, searchers."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+
 import numpy as np
 import pandas as pd
 import pandas.testing as pdt
@@ -141,3 +145,33 @@ def test_table_data_set_by_relative_path(tmp_path, ray_address, monkeypatch):
     outcome = sweep(tmp_path, num_samples=1, train=train)
     assert outcome.errored == 0
     assert outcome.trials["best_val_acc"][0] > 0.8
+
+
+class KillWorkerOnce(Callback):
+    """Kills the process of the first trial that reports epoch `at`, once."""
+
+    def __init__(self, at: int):
+        self.at, self.killed = at, None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed is None and result.get("epoch") == self.at:
+            self.killed = trial.trial_id
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def test_trial_restored_by_tune_after_a_crash_matches_an_uninterrupted_one(tmp_path,
+                                                                            ray_address):
+    train = {**tiny_spec(tmp_path)["train"], "epochs": 6,
+             "model": {"name": "mlp", "hidden": 16, "depth": 2, "dropout": 0.3}}
+    spec = dict(num_samples=1, train=train, failure={"max_failures": 1})
+    straight = sweep(tmp_path / "straight", **spec)
+    killer = KillWorkerOnce(at=3)
+    crashed = run_sweep(spec_from_mapping(tiny_spec(tmp_path / "crashed", **spec)), quiet=True,
+                        callbacks=[killer])
+    assert killer.killed is not None  # the worker really died mid-trial
+    lines = (crashed.experiment_dir / killer.killed / "result.json").read_text().splitlines()
+    restored = {json.loads(line)["restored_from_epoch"] for line in lines}
+    assert max(restored) >= 1  # resumed from a checkpoint (Tune's latest), not from scratch
+    assert crashed.errored == 0 and crashed.trials["stop_reason"].tolist() == ["completed"]
+    drop = ["trial_id", "epoch_s", "time_total_s"]
+    pdt.assert_frame_equal(crashed.history.drop(columns=drop), straight.history.drop(columns=drop))

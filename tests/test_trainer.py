@@ -53,6 +53,9 @@ def test_resumed_trial_matches_uninterrupted_bit_for_bit(tmp_path, k):
     resumed = Trainer(config(), trial_index=3)
     resumed.load(tmp_path)
     tail = run(resumed)
+    assert tail[0]["restored_from_epoch"] == k
+    for row in tail + head + straight:
+        row.pop("restored_from_epoch")
     assert comparable(head + tail) == comparable(straight)  # exact equality, not approx
 
 

@@ -73,6 +73,7 @@ class Trainer:
         self.time_total_s = 0.0
         self.curves: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
         self.stop_reason: str | None = None
+        self.restored_from_epoch = 0  # the checkpoint's epoch when resumed, else 0
 
     # -- one epoch -------------------------------------------------------
     def lr_of_step(self, step: int) -> float:
@@ -168,6 +169,7 @@ class Trainer:
             "stop_reason": self.stop_reason,
             "diagnosis": self.diagnosis(),
             "trial_seed": self.seed,
+            "restored_from_epoch": self.restored_from_epoch,
         }
 
     def diagnosis(self) -> str:
@@ -222,6 +224,7 @@ class Trainer:
         version, internal, gauss = meta["python_rng"]
         random.setstate((version, tuple(internal), gauss))
         self.epoch, self.step = meta["epoch"], meta["step"]
+        self.restored_from_epoch = self.epoch
         self.time_total_s = meta["time_total_s"]
         self.curves = meta["curves"]
         self.stop_reason = meta["stop_reason"]

@@ -37,7 +37,7 @@ class ProgressView(Callback):
         self.counts = {"running": 0, "finished": 0, "stopped early": 0, "errored": 0}
         self.best: float | None = None
         self._started = time.monotonic()
-        self._printed = 0.0
+        self._printed = self._tallied = 0.0
         self._live: Live | None = None
         self._ended: set[str] = set()  # trials Tune ended (not cut by an interrupt)
 
@@ -89,11 +89,16 @@ class ProgressView(Callback):
         )
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        # Tune steps many times a second: recount at most twice a second
+        now = time.monotonic()
+        if now - self._tallied < 0.5:
+            return
+        self._tallied = now
         self._tally(trials)
         if self._live:
             self._live.update(self.render())
-        elif time.monotonic() - self._printed >= self.line_every_s:
-            self._printed = time.monotonic()
+        elif now - self._printed >= self.line_every_s:
+            self._printed = now
             self.console.print(self.render())
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

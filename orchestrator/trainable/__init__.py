@@ -1,9 +1,27 @@
-"""The shared PyTorch trainable that every trial runs."""
+"""The shared PyTorch trainable that every trial runs.
+
+The settings models load without torch (validating a spec stays fast); the
+torch-backed parts load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from orchestrator.trainable.config import TrainConfig, TrialConfig
-from orchestrator.trainable.diagnose import diagnose
-from orchestrator.trainable.scaling import effective_lr
-from orchestrator.trainable.schedules import lr_at
-from orchestrator.trainable.trainer import Trainer
 
-__all__ = ["TrainConfig", "TrialConfig", "Trainer", "diagnose", "effective_lr", "lr_at"]
+_LAZY = {
+    "Trainer": "orchestrator.trainable.trainer",
+    "diagnose": "orchestrator.trainable.diagnose",
+    "effective_lr": "orchestrator.trainable.scaling",
+    "lr_at": "orchestrator.trainable.schedules",
+}
+
+__all__ = ["TrainConfig", "TrialConfig", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

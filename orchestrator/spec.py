@@ -177,6 +177,10 @@ def _check_search_space(spec: SweepSpec, train: dict, source: str) -> None:
                     f"value {value!r} is invalid for train.{dotted(error['loc'])}: "
                     f"{describe(error)}",
                 ) from None
+
+
+def _check_components(spec: SweepSpec, source: str) -> None:
+    """Rules between the search space, the searcher and the scheduler."""
     if spec.searcher.name == "grid":
         others = [k for k, d in spec.search_space.items() if d.kind != "grid"]
         if others:
@@ -296,6 +300,7 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
                 ) from None
             raise
     _check_search_space(spec, base, source)
+    _check_components(spec, source)
     return spec
 
 

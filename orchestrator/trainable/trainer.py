@@ -54,11 +54,11 @@ class Trainer:
         self.data = load_dataset(cfg.dataset, config.seed, self.device)
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
         self.model.to(self.device)
-        self.effective_lr = effective_lr(cfg.optimizer.lr, cfg.batch_size, cfg.batch_scaling)
+        n = len(self.data.x_train)
+        self.batch_size = min(cfg.batch_size, n)  # a batch larger than the data is the data
+        self.effective_lr = effective_lr(cfg.optimizer.lr, self.batch_size, cfg.batch_scaling)
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optimizer, self.effective_lr)
         self.generator = torch.Generator().manual_seed(self.seed)
-        n = len(self.data.x_train)
-        self.batch_size = min(cfg.batch_size, n)
         self.steps_per_epoch = math.ceil(n / self.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         mode = config.objective.mode

@@ -230,17 +230,28 @@ def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
     return data
 
 
-def _absolute_data_paths(train: dict) -> dict:
-    """Trials run in other processes and folders: data paths are made absolute
-    against the folder `sweep` runs in."""
+DATA_PATH_KEYS = ("path", "root")
+
+
+def _absolute(value: Any) -> Any:
+    return str(Path(value).expanduser().absolute()) if isinstance(value, str) and value else value
+
+
+def _absolute_data_paths(train: dict, space: dict) -> tuple[dict, dict]:
+    """Trials run in other processes and folders: data paths, fixed or searched, are
+    made absolute against the folder `sweep` runs in."""
     dataset = train.get("dataset")
-    if not isinstance(dataset, dict):
-        return train
-    dataset = dict(dataset)
-    for key in ("path", "root"):
-        if isinstance(dataset.get(key), str) and dataset[key]:
-            dataset[key] = str(Path(dataset[key]).expanduser().absolute())
-    return {**train, "dataset": dataset}
+    if isinstance(dataset, dict):
+        train = {**train, "dataset": {k: _absolute(v) if k in DATA_PATH_KEYS else v
+                                      for k, v in dataset.items()}}
+    space = dict(space)
+    for key in (f"dataset.{k}" for k in DATA_PATH_KEYS):
+        raw = space.get(key)
+        if isinstance(raw, Mapping) and len(raw) == 1:
+            (kind, values), = raw.items()
+            if kind in ("choice", "grid") and isinstance(values, list):
+                space[key] = {kind: [_absolute(v) for v in values]}
+    return train, space
 
 
 def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
@@ -259,7 +270,7 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
     train = data.get("train") or {}
     if not isinstance(train, Mapping):
         raise SpecError(source, "train", f"must be a mapping, got {train!r}")
-    train = _absolute_data_paths(dict(train))
+    train, space = _absolute_data_paths(dict(train), dict(space))
     # the train section must be valid once searched keys it lacks are filled in
     base = deep_copy(dict(train))
     filled: dict[str, Any] = {}

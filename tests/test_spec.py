@@ -176,8 +176,10 @@ def test_searched_keys_need_not_be_in_train():
 def test_data_paths_become_absolute(tmp_path, monkeypatch):
     # trials run in other processes and folders: a relative path would break there
     monkeypatch.chdir(tmp_path)
-    spec = spec_from_mapping(with_(train={"dataset": {"name": "table", "path": "data/x.csv"}}))
+    spec = spec_from_mapping(with_(train={"dataset": {"name": "table", "path": "data/x.csv"}},
+                                   search_space={"dataset.path": {"choice": ["a.csv", "/b.csv"]}}))
     assert spec.train.dataset.path == str(tmp_path / "data" / "x.csv")
+    assert spec.search_space["dataset.path"].args == (str(tmp_path / "a.csv"), "/b.csv")
 
 
 def test_grid_counts_trials():

@@ -21,11 +21,3 @@ def has_dotted(data: dict, key: str) -> bool:
             return False
         data = data[part]
     return True
-
-
-def deep_copy(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [deep_copy(v) for v in data]
-    return data

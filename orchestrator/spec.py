@@ -6,6 +6,7 @@ naming the file (or --set option), the dotted key and what is wrong.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.distributions import CONTINUOUS, Distribution
-from orchestrator.dotted import deep_copy, has_dotted, set_dotted
+from orchestrator.dotted import has_dotted, set_dotted
 from orchestrator.errors import SpecError
 from orchestrator.messages import describe, dotted, raise_from
 from orchestrator.schedulers import SCHEDULERS, Registered
@@ -166,7 +167,7 @@ def _check_search_space(spec: SweepSpec, train: dict, source: str) -> None:
         if problem:
             raise SpecError(source, f"search_space.{key}", problem)
         for value in dist.representatives():
-            trial = deep_copy(train)
+            trial = copy.deepcopy(train)
             set_dotted(trial, key, value)
             try:
                 TrainConfig.model_validate(trial)
@@ -218,7 +219,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
     """Set dotted keys; `search_space.<key>` keeps the rest of its dots in one key."""
-    data = deep_copy(data)
+    data = copy.deepcopy(data)
     for key, value in overrides:
         if key.startswith("search_space."):
             data.setdefault("search_space", {})
@@ -272,7 +273,7 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
         raise SpecError(source, "train", f"must be a mapping, got {train!r}")
     train, space = _absolute_data_paths(dict(train), dict(space))
     # the train section must be valid once searched keys it lacks are filled in
-    base = deep_copy(dict(train))
+    base = copy.deepcopy(dict(train))
     filled: dict[str, Any] = {}
     for key, raw in space.items():
         if not isinstance(key, str):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.results import schema
+from orchestrator.results.atomic import write_atomic
 
 
 def _version(package: str) -> str | None:
@@ -51,10 +51,8 @@ def now() -> str:
 
 
 def write_json_atomic(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_sweep_json(results_dir: Path, spec: dict, **fields: Any) -> dict:

@@ -15,8 +15,6 @@ TRIAL_ID = "trial_id"
 STATUS = "status"
 STOP_REASON = "stop_reason"
 STOP_REASONS = ("completed", "scheduler", "early_stopping", "diverged", "error", "budget")
-# Tune's trial states, lower-cased
-STATUSES = ("pending", "running", "paused", "terminated", "error")
 
 # The metrics the trainable reports every epoch (keys of its `tune.report`).
 EPOCH_METRICS = ("train_loss", "val_loss", "val_acc")

@@ -9,7 +9,6 @@ sweep keeps the rows it already had.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,12 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 
 from orchestrator.results import rows, schema
+from orchestrator.results.atomic import write_atomic
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-    os.replace(tmp, path)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def trials_frame(trials: dict[str, dict], metric: str) -> pd.DataFrame:

@@ -1,8 +1,10 @@
 """The `sweep` command: parses options and calls ONE library function per subcommand.
 
 Exit codes: 0 every trial ended without error; 1 the sweep ran but some trials
-errored (results are still written); 2 bad input, reported as one line; 130 the
-sweep was interrupted (Ctrl-C) before every trial ended.
+errored (results are still written); 2 bad input, reported as one line; 3 Ray could
+not be started or joined (one line; --debug shows the traceback); 130 the sweep was
+interrupted (Ctrl-C) before every trial ended, 143 the same after SIGTERM (what
+`ray job stop`, Kubernetes and Slurm send): Tune's state is kept for `sweep resume`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from rich.console import Console
 
 from orchestrator.errors import OrchestratorError
 
-EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_RAY_UNAVAILABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
 
 # output piped to a file or CI log keeps its lines and columns whole
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -25,14 +28,23 @@ out_console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _user_errors(fn: Callable) -> Callable:
-    """Turn project errors into one line on stderr and exit code 2."""
+    """Turn project errors into one line on stderr and their exit code (2 for bad
+    input); `--debug` lets them through with their traceback."""
+    @click.option("--debug", is_flag=True, help="Show the traceback of an error.")
     @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt:  # before or after Tune's own handling of Ctrl-C
+            if debug:
+                raise
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         except OrchestratorError as exc:
+            if debug:
+                raise
             click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            sys.exit(exc.exit_code)
     return wrapper
 
 
@@ -52,7 +64,7 @@ def _load(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
 def _plan(spec) -> str:
     from orchestrator.schedulers import SCHEDULERS
 
-    options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options.model_dump().items()
+    options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
                         if v is not None)
     lines = [
         f"sweep {spec.name}: {spec.trial_count} trials "
@@ -108,19 +120,59 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
     if dry_run:
         click.echo(_plan(spec))
         return
-    from orchestrator.progress import leaderboard
     from orchestrator.runner import run_sweep
 
     if not quiet:
         err_console.print(_plan(spec))
     outcome = run_sweep(spec, address=address, overwrite=overwrite, console=err_console,
                         quiet=quiet)
+    _finish(outcome, spec)
+
+
+@main.command()
+@click.argument("name_or_path", metavar="NAME_OR_PATH")
+@click.option("--storage", help="Folder that holds sweeps (NAME is looked up there; "
+              "default ./sweeps).")
+@click.option("--address", help="Join this Ray cluster instead of starting an embedded one.")
+@click.option("--resume-errored", is_flag=True,
+              help="Run errored trials again from their last checkpoint.")
+@click.option("--restart-errored", is_flag=True,
+              help="Run errored trials again from scratch.")
+@click.option("--quiet", is_flag=True, help="No live progress view.")
+@_user_errors
+def resume(name_or_path: str, storage: str | None, address: str | None, resume_errored: bool,
+           restart_errored: bool, quiet: bool) -> None:
+    """Continue an interrupted sweep (a folder, or a NAME in --storage): finished trials
+    stay as they are, unfinished ones continue from their last checkpoint."""
+    if resume_errored and restart_errored:
+        raise OrchestratorError("--resume-errored, --restart-errored: give one or the other")
+    errored = "resume" if resume_errored else "restart" if restart_errored else None
+    from orchestrator.runner import plan_resume, resume_sweep
+    from orchestrator.sweep_folder import locate
+
+    plan = plan_resume(locate(name_or_path, storage))
+    if plan.finished(errored):
+        count = 0 if plan.trials is None else len(plan.trials)
+        click.echo(f"sweep {plan.spec.name} already finished ({count} trials, {plan.errored} "
+                   f"errored): nothing to resume in {plan.folder}", err=True)
+        return
+    if not quiet:
+        err_console.print(f"resuming {plan.folder}\n{_plan(plan.spec)}")
+    outcome = resume_sweep(plan, address=address, errored=errored, console=err_console,
+                           quiet=quiet)
+    _finish(outcome, plan.spec)
+
+
+def _finish(outcome, spec) -> None:
+    """The leaderboard, where the results are, and the exit code of the sweep."""
+    from orchestrator.progress import leaderboard
+
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
     if outcome.unfinished:
         click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "
-                   f"finish; Tune's state is kept in {outcome.experiment_dir}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+                   f"finish; continue with `sweep resume {outcome.experiment_dir}`", err=True)
+        sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
                    f"see the error column of {outcome.results_dir}/trials.parquet", err=True)

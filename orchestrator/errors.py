@@ -1,7 +1,8 @@
-"""The project's one error base class.
+"""The project's error classes.
 
-Everything a user can get wrong (spec, options, data files) raises an
-`OrchestratorError`; the CLI prints its message as one line and exits with 2.
+Everything a user can get wrong (spec, options, data files, sweep folders) raises an
+`OrchestratorError`; the CLI prints its message as one line and exits with its
+`exit_code` (2 for bad input).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 class OrchestratorError(Exception):
     """A user-facing error: the message alone says what is wrong and where."""
+
+    exit_code = 2
 
 
 class SpecError(OrchestratorError):
@@ -18,3 +21,9 @@ class SpecError(OrchestratorError):
         self.source, self.key, self.problem = source, key, problem
         where = f"{source}: {key}: " if key else f"{source}: "
         super().__init__(where + problem)
+
+
+class RayUnavailable(OrchestratorError):
+    """Ray could not be started or joined: the machine or the cluster, not the input."""
+
+    exit_code = 3

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import SpecError
+
+
+class RuleError(ValueError):
+    """A rule between fields, raised inside a model validator, that blames `key` (dotted,
+    relative to the model). Pydantic keeps the exception in the error's ctx."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(problem)
+        self.key = key
 
 
 def dotted(loc: tuple) -> str:
@@ -28,6 +39,9 @@ def describe(error: dict) -> str:
         return f"is {value!r}, but must be one of {ctx.get('expected')}"
     if kind == "string_pattern_mismatch":
         return f"is {value!r}, but must be letters, digits, '.', '_' or '-'"
+    if kind == "union_tag_invalid":
+        expected = ctx["expected_tags"].replace("'", "")
+        return f"is {ctx['tag']!r}, but must be one of: {expected}"
     message = error["msg"]
     message = message.removeprefix("Value error, ")
     if kind.endswith("_type") or kind.endswith("_parsing"):
@@ -35,23 +49,51 @@ def describe(error: dict) -> str:
     return message
 
 
+def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
+    """`loc` without the tags pydantic inserts for discriminated unions, and the model
+    that holds its last key (None when that is not a model)."""
+    clean: list = []
+    current: type[BaseModel] | None = model
+    parent = model
+    i = 0
+    while i < len(loc):
+        part = loc[i]
+        clean.append(part)
+        parent = current
+        field = current.model_fields.get(str(part)) if current else None
+        current = None
+        if field is not None:
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                current = annotation
+            elif isinstance(field.discriminator, str) and i + 1 < len(loc):
+                members = {m.model_fields[field.discriminator].default: m
+                           for m in get_args(annotation)}
+                if loc[i + 1] in members:
+                    current = members[loc[i + 1]]
+                    i += 1  # the tag is not a key the user wrote
+        i += 1
+    return tuple(clean), parent
+
+
 def known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """The keys allowed next to the unknown key at `loc` (walking nested models)."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return sorted(model.model_fields)
+    _, parent = _walk(model, loc)
+    return sorted(parent.model_fields) if parent else []
 
 
 def raise_from(exc: ValidationError, source: str, prefix: tuple, model: type[BaseModel]) -> None:
     error = exc.errors()[0]
-    loc = tuple(p for p in error["loc"] if p not in ("function-after", "function-before"))
+    raw = tuple(p for p in error["loc"] if p not in ("function-after", "function-before"))
+    loc, _ = _walk(model, raw)
     problem = describe(error)
-    if error["type"] == "extra_forbidden":
-        known = known_keys(model, loc)
+    rule = error.get("ctx", {}).get("error")
+    if isinstance(rule, RuleError):
+        loc = loc + (rule.key,) if rule.key else loc
+    elif error["type"] == "union_tag_invalid":
+        loc = loc + (error["ctx"]["discriminator"].strip("'"),)
+    elif error["type"] == "extra_forbidden":
+        known = known_keys(model, raw)
         if known:
             problem += f" (known: {', '.join(known)})"
     raise SpecError(source, dotted(prefix + loc), problem) from None

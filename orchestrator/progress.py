@@ -31,7 +31,7 @@ def _fmt(value: Any) -> str:
 
 class ProgressView(Callback):
     def __init__(self, console: Console, total: int, metric: str, mode: str,
-                 line_every_s: float = 10.0):
+                 line_every_s: float = 10.0, ended: frozenset[str] = frozenset()):
         self.console, self.total, self.metric, self.mode = console, total, metric, mode
         self.line_every_s = line_every_s
         self.counts = {"running": 0, "finished": 0, "stopped early": 0, "errored": 0}
@@ -39,7 +39,8 @@ class ProgressView(Callback):
         self._started = time.monotonic()
         self._printed = self._tallied = 0.0
         self._live: Live | None = None
-        self._ended: set[str] = set()  # trials Tune ended (not cut by an interrupt)
+        # trials Tune ended (not cut by an interrupt), earlier segments' included
+        self._ended: set[str] = set(ended)
 
     # Tune pickles its callbacks with the experiment (for restore): the console
     # and the live display are rebuilt rather than pickled.

@@ -1,26 +1,39 @@
-"""Spec -> Ray Tune Tuner; runs a sweep on an embedded Ray or a cluster it joins."""
+"""Spec -> Ray Tune Tuner; runs a sweep, or resumes one, on an embedded Ray or a cluster.
+
+`run_sweep` and `resume_sweep` share one driver (`_drive`): a Ray session, SIGTERM
+handled like Ctrl-C, the results sink and progress view, sweep.json's record of each
+segment, and the outcome. They differ only in how the Tuner is made: built from the
+spec, or restored from Tune's own experiment state.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 from rich.console import Console
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.interrupts import sigterm_as_sigint
+from orchestrator.ray_session import ray_session
+from orchestrator.registry import BuildContext
 from orchestrator.results import schema
-from orchestrator.results.provenance import now, write_sweep_json
-from orchestrator.spec import SweepSpec
+from orchestrator.results.provenance import begin_segment, end_segment
+from orchestrator.spec import SweepSpec, spec_from_mapping
+from orchestrator.sweep_folder import read_sweep_json, read_tables, sweep_json_path
 
 CHECKPOINTS_KEPT = 2
 # PBT restores other trials' checkpoints: keep more so they are not deleted under it
 CHECKPOINTS_KEPT_PBT = 4
+
+Errored = Literal["resume", "restart"] | None
 
 
 @dataclass
@@ -29,6 +42,7 @@ class SweepOutcome:
     trials: pd.DataFrame
     history: pd.DataFrame
     elapsed_s: float
+    signal: str | None = None  # the stop signal the driver received ('SIGTERM'), if any
 
     @property
     def results_dir(self) -> Path:
@@ -48,44 +62,28 @@ def experiment_dir(spec: SweepSpec) -> Path:
     return Path(spec.storage).expanduser().resolve() / spec.name
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail fast with one line: Ray itself retries an unreachable address for minutes."""
-    if address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise OrchestratorError(f"--address: {address!r} is not HOST:PORT")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise OrchestratorError(
-            f"--address: nothing answers at {address} ({exc.strerror or exc}); "
-            "is the Ray head running?"
-        ) from None
+def build_context(spec: SweepSpec) -> BuildContext:
+    """What the scheduler and searcher factories need to know of the sweep."""
+    from orchestrator.space import pbt_mutations
 
-
-def ensure_ray(address: str | None = None) -> bool:
-    """Start (or join, with `address`) Ray unless this process already has it.
-    Returns True when this call started the connection (and should end it)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    # Ray's token auth (its default for a new local instance, and what a cluster started
-    # with RAY_AUTH_MODE=token expects); saying so also silences Ray's notice about it
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
-    if address:
-        _check_reachable(address)
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        # address="local": never attach silently to another cluster recorded on this machine
-        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False)
-    return True
+    return BuildContext(
+        seed=spec.seed, max_epochs=spec.max_epochs,
+        max_concurrent_trials=spec.max_concurrent_trials,
+        mutations=pbt_mutations(spec) if spec.scheduler.name == "pbt" else {},
+    )
 
 
 def _trial_dirname(trial) -> str:
     return trial.trial_id
+
+
+def _trainable(spec: SweepSpec):
+    from ray import tune
+
+    from orchestrator.trainable.tune_entry import train_trial
+
+    return tune.with_resources(train_trial, {"cpu": spec.resources.cpu,
+                                             "gpu": spec.resources.gpu})
 
 
 def build_tuner(spec: SweepSpec, callbacks: list):
@@ -95,18 +93,17 @@ def build_tuner(spec: SweepSpec, callbacks: list):
     from orchestrator.schedulers import create_scheduler
     from orchestrator.searchers import create_searcher
     from orchestrator.space import param_space
-    from orchestrator.trainable.tune_entry import train_trial
 
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    search_alg = create_searcher(spec)
+    context = build_context(spec)
+    search_alg = create_searcher(spec.searcher, context)
     return tune.Tuner(
-        tune.with_resources(train_trial, resources),
+        _trainable(spec),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
             num_samples=spec.num_samples,
-            scheduler=create_scheduler(spec),
+            scheduler=create_scheduler(spec.scheduler, context),
             search_alg=search_alg,
             # a Searcher is limited here; the basic generator limits itself (searchers.py)
             max_concurrent_trials=(
@@ -131,6 +128,60 @@ def build_tuner(spec: SweepSpec, callbacks: list):
     )
 
 
+def _drive(spec: SweepSpec, folder: Path, make_tuner: Callable[[list], Any], *, command: str,
+           address: str | None, console: Console | None, quiet: bool,
+           callbacks: list | None, fresh: bool = False, ended: frozenset[str] = frozenset(),
+           drop_errored: bool = False, before: pd.DataFrame | None = None) -> SweepOutcome:
+    """Start or join Ray, drive the Tuner `make_tuner(callbacks)` makes to its end (or to
+    an interrupt) and record the segment in sweep.json."""
+    console = console or Console(stderr=True)
+    # Our progress view replaces Tune's console output; per-epoch checkpoints make
+    # Tune warn about frequent experiment snapshots, which is expected here.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+    from orchestrator.progress import ProgressView
+    from orchestrator.results.sink import ResultsSink
+
+    resolved = spec.resolved()
+    results_dir = folder / schema.RESULTS_DIR
+    # Ray first: a cluster that cannot be joined leaves no folder behind
+    with ray_session(address), sigterm_as_sigint() as received:
+        if fresh and folder.exists():
+            shutil.rmtree(folder)
+        begin_segment(results_dir, resolved, command)
+        sink = ResultsSink(results_dir, spec.metric, spec.time_budget_s, ended=ended,
+                           drop_errored=drop_errored)
+        all_callbacks = [sink, *(callbacks or [])]
+        if not quiet:
+            all_callbacks.append(ProgressView(console, spec.trial_count, spec.metric,
+                                              spec.mode, ended=ended))
+        started = time.monotonic()
+        make_tuner(all_callbacks).fit()
+        elapsed = time.monotonic() - started
+    trials, history = sink.frames()
+    outcome = SweepOutcome(folder, trials, history, elapsed, received.name)
+    write_end = dict(status="interrupted" if outcome.unfinished else "finished",
+                     elapsed_s=elapsed, trials_ended=_ended_in_segment(before, trials),
+                     trials=len(trials), errored=outcome.errored,
+                     budget_stopped=sink.budget_stopped)
+    if sink.dropped:
+        write_end["restarted_errored"] = sink.dropped
+    end_segment(results_dir, resolved, **write_end)
+    return outcome
+
+
+def _ended_in_segment(before: pd.DataFrame | None, after: pd.DataFrame) -> int:
+    """Trials whose end (status and stop reason) was first recorded in this segment."""
+    def ends(frame: pd.DataFrame | None) -> dict:
+        if frame is None or not len(frame):
+            return {}
+        done = frame[frame[schema.STOP_REASON].notna()]
+        return dict(zip(done[schema.TRIAL_ID], zip(done[schema.STATUS], done[schema.STOP_REASON])))
+    earlier = ends(before)
+    return sum(1 for trial_id, end in ends(after).items() if earlier.get(trial_id) != end)
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -142,46 +193,123 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run `spec` to the end and return its result tables. `callbacks` are extra
     Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
-    console = console or Console(stderr=True)
     folder = experiment_dir(spec)
     if folder.exists() and not overwrite:
         raise OrchestratorError(
             f"name: a sweep {spec.name!r} already exists in {folder.parent}; "
             f"continue it with `sweep resume {folder}`, or pass --overwrite to start over"
         )
-    # Our progress view replaces Tune's console output; per-epoch checkpoints make
-    # Tune warn about frequent experiment snapshots, which is expected here.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    return _drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",
+                  address=address, console=console, quiet=quiet, callbacks=callbacks,
+                  fresh=True)
 
-    from orchestrator.progress import ProgressView
-    from orchestrator.results.sink import ResultsSink
 
-    # Ray first: a cluster that cannot be joined leaves no folder behind
-    started_here = ensure_ray(address)
-    try:
-        if folder.exists():
-            shutil.rmtree(folder)
-        results_dir = folder / schema.RESULTS_DIR
-        resolved = spec.resolved()
-        write_sweep_json(results_dir, resolved, started_at=now(), status="running")
-        sink = ResultsSink(results_dir, spec.metric, spec.time_budget_s)
-        callbacks = [sink, *(callbacks or [])]
-        if not quiet:
-            callbacks.append(ProgressView(console, spec.trial_count, spec.metric, spec.mode))
-        started = time.monotonic()
-        build_tuner(spec, callbacks).fit()
-    finally:
-        if started_here:
-            import ray
+# -- resume ------------------------------------------------------------------
 
-            ray.shutdown()
-    elapsed = time.monotonic() - started
-    trials, history = sink.frames()
-    outcome = SweepOutcome(folder, trials, history, elapsed)
-    write_sweep_json(
-        results_dir, resolved, ended_at=now(), elapsed_s=round(elapsed, 3),
-        status="interrupted" if outcome.unfinished else "finished",
-        trials=len(trials), errored=outcome.errored, budget_stopped=sink.budget_stopped,
+@dataclass(frozen=True)
+class ResumePlan:
+    """What `sweep resume` found in a sweep folder, read before Ray starts."""
+
+    folder: Path
+    spec: SweepSpec
+    status: str | None
+    trials: pd.DataFrame | None
+    history: pd.DataFrame | None
+    errored: int
+
+    @property
+    def ended(self) -> frozenset[str]:
+        """Trials the tables record as ended normally: their rows are final."""
+        if self.trials is None or not len(self.trials):
+            return frozenset()
+        done = self.trials[(self.trials[schema.STATUS] == "terminated")
+                           & self.trials[schema.STOP_REASON].notna()]
+        return frozenset(done[schema.TRIAL_ID])
+
+    def finished(self, errored: Errored) -> bool:
+        """Nothing to do: every trial ended, and errored ones are not to be run again."""
+        return self.status == "finished" and not (errored and self.errored)
+
+
+def plan_resume(folder: Path) -> ResumePlan:
+    """Check a sweep folder for `resume` without starting Ray: its sweep.json (the spec
+    comes from there), its tables and Tune's experiment state."""
+    data = read_sweep_json(folder)
+    spec = spec_from_mapping(data["spec"], str(sweep_json_path(folder)))
+    trials, history = read_tables(folder)
+    errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
+    plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored)
+    if plan.status != "finished" and not (
+        (folder / "tuner.pkl").is_file() and any(folder.glob("experiment_state-*.json"))
+    ):
+        raise OrchestratorError(
+            f"{folder}: has no Ray Tune experiment state (tuner.pkl and "
+            "experiment_state-*.json), so it cannot be resumed; the driver died before Tune "
+            f"saved any: start it again with `sweep run SPEC --overwrite`"
+        )
+    return plan
+
+
+class _DeletedCheckpointNoise(logging.Filter):
+    """Tune's restored snapshot can list checkpoints Tune itself deleted later; when it
+    tries to delete them again it logs an error with a traceback, though nothing is
+    lost (the trainable restores from the newest checkpoint on disk). Drop that one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, FileNotFoundError) and "checkpoint_" in str(exc)
+                    and "Error handling checkpoint" in record.getMessage())
+
+
+def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
+    from ray import tune
+
+    from orchestrator.schedulers import replay_history
+    from orchestrator.stoppers import StopEnded
+
+    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_DeletedCheckpointNoise())
+    tuner = tune.Tuner.restore(
+        str(plan.folder), trainable=_trainable(plan.spec), resume_unfinished=True,
+        resume_errored=errored == "resume", restart_errored=errored == "restart",
     )
-    return outcome
+    # Tune restores the RunConfig pickled by the first run, callbacks included. This
+    # driver's own (a sink that reloads the tables, a progress view on this console)
+    # replace them, and trials the tables already record as ended are stopped at their
+    # first report: Tune's last snapshot can predate their end.
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = callbacks
+    if plan.ended:
+        run_config.stop = StopEnded(plan.ended)
+    replay_history(tuner._local_tuner._tune_config.scheduler, _metric_rows(plan),
+                   plan.spec.mode)
+    return tuner
+
+
+def _metric_rows(plan: ResumePlan) -> list[tuple[str, int, float]]:
+    """(trial_id, epoch, metric) of every epoch reported so far: the history table and
+    what Tune's trial folders recorded after its last write."""
+    from orchestrator.results.rebuild import history_rows
+
+    rows = history_rows(plan.folder)
+    if plan.history is not None:
+        rows.update({(r[schema.TRIAL_ID], r["epoch"]): r
+                     for r in plan.history.to_dict("records")})
+    return [(trial_id, epoch, row[plan.spec.metric]) for (trial_id, epoch), row in rows.items()]
+
+
+def resume_sweep(
+    plan: ResumePlan,
+    *,
+    address: str | None = None,
+    errored: Errored = None,
+    console: Console | None = None,
+    quiet: bool = False,
+    callbacks: list | None = None,
+) -> SweepOutcome:
+    """Continue an interrupted sweep from Tune's experiment state: finished trials are
+    not run again, unfinished ones continue from their last checkpoint; errored ones
+    are resumed from their checkpoint or restarted from scratch when `errored` says so."""
+    return _drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
+                  command="resume", address=address, console=console, quiet=quiet,
+                  callbacks=callbacks, ended=plan.ended, drop_errored=errored == "restart",
+                  before=plan.trials)

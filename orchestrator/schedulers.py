@@ -7,72 +7,70 @@ Ray is imported inside the factories so that validating a spec stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-if TYPE_CHECKING:
-    from orchestrator.spec import SweepSpec
+from orchestrator.registry import BuildContext, Options, Registered
 
 TIME_ATTR = "epoch"
 
 
-class _Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AshaOptions(_Options):
+class AshaOptions(Options):
+    name: Literal["asha"] = "asha"
     grace_period: int = Field(1, ge=1, description="epochs every trial runs before it can stop")
     reduction_factor: float = Field(3, ge=2)
     max_t: int | None = Field(None, ge=1, description="defaults to train.epochs")
     brackets: int = Field(1, ge=1)
 
 
-class HyperbandOptions(_Options):
+class HyperbandOptions(Options):
+    name: Literal["hyperband"] = "hyperband"
     reduction_factor: float = Field(3, ge=2)
     max_t: int | None = Field(None, ge=1, description="defaults to train.epochs")
 
 
-class MedianOptions(_Options):
+class MedianOptions(Options):
+    name: Literal["median"] = "median"
     grace_period: int = Field(1, ge=1)
     min_samples_required: int = Field(3, ge=1)
 
 
-class PbtOptions(_Options):
+class PbtOptions(Options):
+    name: Literal["pbt"] = "pbt"
     perturbation_interval: int = Field(2, ge=1, description="epochs between exploit/explore")
     burn_in_period: int = Field(0, ge=0)
     quantile_fraction: float = Field(0.25, gt=0, le=0.5)
     resample_probability: float = Field(0.25, ge=0, le=1)
 
 
-class FifoOptions(_Options):
-    pass
+class FifoOptions(Options):
+    name: Literal["fifo"] = "fifo"
 
 
-def _max_t(options: Any, spec: SweepSpec) -> int:
-    return options.max_t or spec.max_epochs
+def _max_t(options: Any, context: BuildContext) -> int:
+    return options.max_t or context.max_epochs
 
 
-def _asha(options: AshaOptions, spec: SweepSpec):
+def _asha(options: AshaOptions, context: BuildContext):
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(
-        time_attr=TIME_ATTR, max_t=_max_t(options, spec), grace_period=options.grace_period,
+        time_attr=TIME_ATTR, max_t=_max_t(options, context), grace_period=options.grace_period,
         reduction_factor=options.reduction_factor, brackets=options.brackets,
     )
 
 
-def _hyperband(options: HyperbandOptions, spec: SweepSpec):
+def _hyperband(options: HyperbandOptions, context: BuildContext):
     from ray.tune.schedulers import HyperBandScheduler
 
     return HyperBandScheduler(
-        time_attr=TIME_ATTR, max_t=_max_t(options, spec), reduction_factor=options.reduction_factor
+        time_attr=TIME_ATTR, max_t=_max_t(options, context),
+        reduction_factor=options.reduction_factor,
     )
 
 
-def _median(options: MedianOptions, spec: SweepSpec):
+def _median(options: MedianOptions, context: BuildContext):
     from ray.tune.schedulers import MedianStoppingRule
 
     return MedianStoppingRule(
@@ -81,30 +79,21 @@ def _median(options: MedianOptions, spec: SweepSpec):
     )
 
 
-def _pbt(options: PbtOptions, spec: SweepSpec):
+def _pbt(options: PbtOptions, context: BuildContext):
     from ray.tune.schedulers import PopulationBasedTraining
-
-    from orchestrator.space import pbt_mutations
 
     return PopulationBasedTraining(
         time_attr=TIME_ATTR, perturbation_interval=options.perturbation_interval,
         burn_in_period=options.burn_in_period, quantile_fraction=options.quantile_fraction,
         resample_probability=options.resample_probability,
-        hyperparam_mutations=pbt_mutations(spec),
+        hyperparam_mutations=context.mutations,
     )
 
 
-def _fifo(options: FifoOptions, spec: SweepSpec):
+def _fifo(options: FifoOptions, context: BuildContext):
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
-
-
-@dataclass(frozen=True)
-class Registered:
-    options: type[_Options]
-    factory: Callable[[Any, SweepSpec], Any]
-    summary: str
 
 
 SCHEDULERS: dict[str, Registered] = {
@@ -116,7 +105,29 @@ SCHEDULERS: dict[str, Registered] = {
 }
 
 
-def create_scheduler(spec: SweepSpec):
-    """The Ray Tune scheduler for a validated spec."""
-    entry = SCHEDULERS[spec.scheduler.name]
-    return entry.factory(spec.scheduler.options, spec)
+def create_scheduler(options: Options, context: BuildContext):
+    """The Ray Tune scheduler for validated options."""
+    return SCHEDULERS[options.name].factory(options, context)
+
+
+def replay_history(scheduler: Any, history: list[tuple[str, int, float]], mode: str) -> bool:
+    """Give a restored scheduler back what it had learnt from `history`
+    ((trial_id, epoch, metric) rows). Returns whether it could.
+
+    Tune does not save its scheduler with the experiment state: a restored sweep gets
+    the scheduler pickled when the sweep began, with no results in it. ASHA with one
+    bracket records a trial's metric at each rung's epoch, whatever the order, so the
+    rungs are rebuilt exactly from the history; its remaining trials are then judged
+    against every trial of the sweep, not just the ones that run after the resume.
+    """
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    if not isinstance(scheduler, AsyncHyperBandScheduler) or len(scheduler._brackets) != 1:
+        return False
+    sign = 1.0 if mode == "max" else -1.0
+    at = {(trial_id, int(epoch)): value for trial_id, epoch, value in history}
+    for milestone, recorded in scheduler._brackets[0]._rungs:
+        for (trial_id, epoch), value in at.items():
+            if epoch == milestone and value == value:  # NaN never reaches a rung
+                recorded.setdefault(trial_id, sign * value)
+    return True

@@ -2,38 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Literal
 
 from pydantic import Field
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.schedulers import Registered, _Options
-
-if TYPE_CHECKING:
-    from orchestrator.spec import SweepSpec
+from orchestrator.registry import BuildContext, Options, Registered
 
 
-class RandomOptions(_Options):
-    pass
+class RandomOptions(Options):
+    name: Literal["random"] = "random"
 
 
-class GridOptions(_Options):
-    pass
+class GridOptions(Options):
+    name: Literal["grid"] = "grid"
 
 
-class OptunaOptions(_Options):
+class OptunaOptions(Options):
+    name: Literal["optuna"] = "optuna"
     n_startup_trials: int = Field(10, ge=1, description="random trials before TPE models")
 
 
-def _basic(options: _Options, spec: SweepSpec):
+def _basic(options: Options, context: BuildContext):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     # Tune ignores TuneConfig.max_concurrent_trials for this generator: it takes its own
-    return BasicVariantGenerator(random_state=spec.seed,
-                                 max_concurrent=spec.max_concurrent_trials or 0)
+    return BasicVariantGenerator(random_state=context.seed,
+                                 max_concurrent=context.max_concurrent_trials or 0)
 
 
-def _optuna(options: OptunaOptions, spec: SweepSpec):
+def _optuna(options: OptunaOptions, context: BuildContext):
     try:
         from optuna.samplers import TPESampler
         from ray.tune.search.optuna import OptunaSearch
@@ -41,7 +39,7 @@ def _optuna(options: OptunaOptions, spec: SweepSpec):
         raise OrchestratorError(
             "searcher.name: 'optuna' needs the optuna package: pip install -e '.[optuna]'"
         ) from exc
-    sampler = TPESampler(seed=spec.seed, n_startup_trials=options.n_startup_trials)
+    sampler = TPESampler(seed=context.seed, n_startup_trials=options.n_startup_trials)
     return OptunaSearch(sampler=sampler)
 
 
@@ -52,7 +50,6 @@ SEARCHERS: dict[str, Registered] = {
 }
 
 
-def create_searcher(spec: SweepSpec):
-    """The Ray Tune search algorithm for a validated spec."""
-    entry = SEARCHERS[spec.searcher.name]
-    return entry.factory(spec.searcher.options, spec)
+def create_searcher(options: Options, context: BuildContext):
+    """The Ray Tune search algorithm for validated options."""
+    return SEARCHERS[options.name].factory(options, context)

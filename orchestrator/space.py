@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
 from orchestrator.distributions import CONTINUOUS, Distribution
 from orchestrator.dotted import set_dotted
-from orchestrator.spec import SweepSpec
+
+if TYPE_CHECKING:
+    from orchestrator.spec import SweepSpec
 
 
 def to_domain(dist: Distribution) -> Any:

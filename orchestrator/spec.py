@@ -11,37 +11,52 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.distributions import CONTINUOUS, Distribution
 from orchestrator.dotted import has_dotted, set_dotted
 from orchestrator.errors import SpecError
-from orchestrator.messages import describe, dotted, raise_from
-from orchestrator.schedulers import SCHEDULERS, Registered
+from orchestrator.messages import RuleError, describe, dotted, raise_from
+from orchestrator.registry import Registered
+from orchestrator.schedulers import SCHEDULERS
 from orchestrator.searchers import SEARCHERS
 from orchestrator.trainable.config import Metric, Mode, TrainConfig
 
-# PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string; YAML 1.2 and every
-# user mean a float. Such strings are read back as floats after yaml.safe_load.
-_EXPONENT_FLOAT = re.compile(r"[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+")
+
+class SpecLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (no python tags, no code) that also reads `1e-3` as a float.
+
+    PyYAML follows YAML 1.1, where a float needs a dot; YAML 1.2 and every user mean
+    `1e-3` as a number. The extra implicit resolver applies to plain scalars only, so
+    a quoted "1e5" stays a string.
+    """
 
 
-def _exponent_floats(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _exponent_floats(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_exponent_floats(v) for v in data]
-    if isinstance(data, str) and _EXPONENT_FLOAT.fullmatch(data):
-        return float(data)
-    return data
+# copy the resolver table (its lists too) so that yaml.SafeLoader itself is untouched
+SpecLoader.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def safe_load(text: str) -> Any:
-    """yaml.safe_load (no python tags, no code), with `1e-3` read as a float."""
-    return _exponent_floats(yaml.safe_load(text))
+    """Parse YAML with `SpecLoader` (safe: no python tags, no code)."""
+    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - SpecLoader is a SafeLoader
 
 
 MAXIMISED = {"val_acc": True, "val_loss": False, "train_loss": False}
@@ -51,11 +66,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Component(_Strict):
-    """`{name: X, **options}` where options are checked by the registry entry of X."""
+def _registered_union(registry: dict[str, Registered]) -> Any:
+    """The registry's option models as one union, told apart by `name`."""
+    return Annotated[Union[tuple(entry.options for entry in registry.values())],  # noqa: UP007
+                     Field(discriminator="name")]
 
-    name: str
-    options: Any = None
+
+SchedulerSpec = _registered_union(SCHEDULERS)
+SearcherSpec = _registered_union(SEARCHERS)
+
+
+def _component(value: Any, registry: dict[str, Registered]) -> Any:
+    """`{name: X, **options}`, the registry's first entry when the name is left out."""
+    if value is None:
+        return {"name": next(iter(registry))}
+    if isinstance(value, BaseModel):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping like {{name: ...}}, got {value!r}")
+    return {"name": next(iter(registry)), **value}
 
 
 class Resources(_Strict):
@@ -77,8 +106,8 @@ class SweepSpec(_Strict):
     seed: int = Field(0, ge=0, lt=2**32)
     train: TrainConfig = TrainConfig()
     search_space: dict[str, Distribution] = {}
-    scheduler: _Component = _Component(name="asha")
-    searcher: _Component = _Component(name="random")
+    scheduler: SchedulerSpec = SCHEDULERS["asha"].options()
+    searcher: SearcherSpec = SEARCHERS["random"].options()
     resources: Resources = Resources()
     failure: Failure = Failure()
     storage: str = "./sweeps"
@@ -86,13 +115,81 @@ class SweepSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _default_mode(cls, data: Any) -> Any:
-        # the mode follows from the metric; an explicit one must agree with it
+        # the mode follows from the metric when it is left out
         if isinstance(data, dict) and data.get("mode") is None:
             metric = data.get("metric", "val_acc")
             if isinstance(metric, str) and metric in MAXIMISED:
                 data = {**data, "mode": "max" if MAXIMISED[metric] else "min"}
         return data
 
+    @field_validator("mode")
+    @classmethod
+    def _mode_agrees_with_metric(cls, mode: str, info: ValidationInfo) -> str:
+        metric = info.data.get("metric")
+        if metric in MAXIMISED:
+            expected = "max" if MAXIMISED[metric] else "min"
+            if mode != expected:
+                raise ValueError(f"is {mode!r}, but metric {metric!r} needs {expected!r}")
+        return mode
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler_name(cls, value: Any) -> Any:
+        return _component(value, SCHEDULERS)
+
+    @field_validator("searcher", mode="before")
+    @classmethod
+    def _searcher_name(cls, value: Any) -> Any:
+        return _component(value, SEARCHERS)
+
+    @model_validator(mode="after")
+    def _search_space_fits_the_trainable(self) -> SweepSpec:
+        train = self.train.model_dump(mode="json")
+        for key, dist in self.search_space.items():
+            problem = _leaf_path_error(key)
+            if problem:
+                raise RuleError(f"search_space.{key}", problem)
+            for value in dist.representatives():
+                trial = copy.deepcopy(train)
+                set_dotted(trial, key, value)
+                try:
+                    TrainConfig.model_validate(trial)
+                except ValidationError as exc:
+                    error = exc.errors()[0]
+                    raise RuleError(
+                        f"search_space.{key}",
+                        f"value {value!r} is invalid for train.{dotted(error['loc'])}: "
+                        f"{describe(error)}",
+                    ) from None
+        return self
+
+    @model_validator(mode="after")
+    def _components_fit_together(self) -> SweepSpec:
+        """Rules between the search space, the searcher and the scheduler."""
+        space, scheduler = self.search_space, self.scheduler
+        if self.searcher.name == "grid":
+            others = [k for k, d in space.items() if d.kind != "grid"]
+            if others:
+                raise RuleError(f"search_space.{others[0]}",
+                                f"is {space[others[0]].kind}, "
+                                "but searcher 'grid' takes only grid keys")
+        if self.searcher.name == "optuna" and self.grid_keys:
+            raise RuleError(f"search_space.{self.grid_keys[0]}",
+                            "is a grid, which searcher 'optuna' cannot take: use choice")
+        if scheduler.name == "asha" and scheduler.grace_period > (
+                scheduler.max_t or self.max_epochs):
+            limit = (f"max_t ({scheduler.max_t})" if scheduler.max_t
+                     else f"train.epochs ({self.max_epochs})")
+            raise RuleError("scheduler.grace_period",
+                            f"is {scheduler.grace_period}, but must be <= {limit}")
+        if scheduler.name == "pbt":
+            if not any(d.kind in CONTINUOUS for d in space.values()):
+                raise RuleError("scheduler.name",
+                                "'pbt' perturbs continuous keys, but search_space has none "
+                                "(uniform, loguniform or quniform)")
+            if self.searcher.name == "optuna":
+                raise RuleError("searcher.name", "'optuna' cannot drive 'pbt': use random")
+        return self
 
     # -- derived ---------------------------------------------------------
     @property
@@ -113,12 +210,10 @@ class SweepSpec(_Strict):
         return max(dist.representatives()) if dist else self.train.epochs
 
     def resolved(self) -> dict:
-        """The spec as plain data, every default filled in (for sweep.json)."""
+        """The spec as plain data, every default filled in (for sweep.json); it loads
+        back into the same spec."""
         data = self.model_dump(mode="json")
         data["search_space"] = {k: {d.kind: list(d.args)} for k, d in self.search_space.items()}
-        for part in ("scheduler", "searcher"):
-            data[part] = {"name": getattr(self, part).name,
-                          **getattr(self, part).options.model_dump(mode="json")}
         return data
 
 
@@ -142,67 +237,6 @@ def _leaf_path_error(key: str) -> str | None:
             return f"names a section, not a setting; search one of its keys ({part}.{keys})"
         model = annotation
     return None
-
-
-def _component(raw: Any, section: str, registry: dict[str, Registered], source: str) -> dict:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise SpecError(source, section, f"must be a mapping like {{name: ...}}, got {raw!r}")
-    options = dict(raw)
-    name = options.pop("name", next(iter(registry)))
-    if not isinstance(name, str) or name not in registry:
-        raise SpecError(source, f"{section}.name",
-                        f"is {name!r}, but must be one of: {', '.join(registry)}")
-    try:
-        parsed = registry[name].options.model_validate(options)
-    except ValidationError as exc:
-        raise_from(exc, source, (section,), registry[name].options)
-    return {"name": name, "options": parsed}
-
-
-def _check_search_space(spec: SweepSpec, train: dict, source: str) -> None:
-    for key, dist in spec.search_space.items():
-        problem = _leaf_path_error(key)
-        if problem:
-            raise SpecError(source, f"search_space.{key}", problem)
-        for value in dist.representatives():
-            trial = copy.deepcopy(train)
-            set_dotted(trial, key, value)
-            try:
-                TrainConfig.model_validate(trial)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                raise SpecError(
-                    source, f"search_space.{key}",
-                    f"value {value!r} is invalid for train.{dotted(error['loc'])}: "
-                    f"{describe(error)}",
-                ) from None
-
-
-def _check_components(spec: SweepSpec, source: str) -> None:
-    """Rules between the search space, the searcher and the scheduler."""
-    if spec.searcher.name == "grid":
-        others = [k for k, d in spec.search_space.items() if d.kind != "grid"]
-        if others:
-            raise SpecError(source, f"search_space.{others[0]}",
-                            f"is {spec.search_space[others[0]].kind}, "
-                            "but searcher 'grid' takes only grid keys")
-    if spec.searcher.name == "optuna" and spec.grid_keys:
-        raise SpecError(source, f"search_space.{spec.grid_keys[0]}",
-                        "is a grid, which searcher 'optuna' cannot take: use choice")
-    options = spec.scheduler.options
-    grace, max_t = getattr(options, "grace_period", None), getattr(options, "max_t", None)
-    if grace is not None and spec.scheduler.name == "asha" and grace > (max_t or spec.max_epochs):
-        limit = f"max_t ({max_t})" if max_t else f"train.epochs ({spec.max_epochs})"
-        raise SpecError(source, "scheduler.grace_period", f"is {grace}, but must be <= {limit}")
-    if spec.scheduler.name == "pbt":
-        if not any(d.kind in CONTINUOUS for d in spec.search_space.values()):
-            raise SpecError(source, "scheduler.name",
-                            "'pbt' perturbs continuous keys, but search_space has none "
-                            "(uniform, loguniform or quniform)")
-        if spec.searcher.name == "optuna":
-            raise SpecError(source, "searcher.name", "'optuna' cannot drive 'pbt': use random")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -263,8 +297,6 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
     for key in data:
         if not isinstance(key, str):
             raise SpecError(source, str(key), "keys must be strings")
-    for section, registry in (("scheduler", SCHEDULERS), ("searcher", SEARCHERS)):
-        data[section] = _component(data.get(section), section, registry, source)
     space = data.get("search_space") or {}
     if not isinstance(space, Mapping):
         raise SpecError(source, "search_space", f"must be a mapping of dotted keys, got {space!r}")
@@ -285,12 +317,6 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
         if _leaf_path_error(key) is None and not has_dotted(base, key):
             set_dotted(base, key, first)
             filled[key] = first
-    metric, mode = data.get("metric", "val_acc"), data.get("mode")
-    if isinstance(metric, str) and metric in MAXIMISED and mode is not None:
-        expected = "max" if MAXIMISED[metric] else "min"
-        if mode != expected:
-            raise SpecError(source, "mode",
-                            f"is {mode!r}, but metric {metric!r} needs {expected!r}")
     # keep the fixed values as written (defaults where absent) when they validate alone
     try:
         TrainConfig.model_validate(train)
@@ -311,8 +337,6 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
                     f"value {filled[searched]!r} is invalid for {err.key}: {err.problem}",
                 ) from None
             raise
-    _check_search_space(spec, base, source)
-    _check_components(spec, source)
     return spec
 
 

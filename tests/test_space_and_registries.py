@@ -11,8 +11,11 @@ from ray.tune.search.sample import Domain
 
 from orchestrator.distributions import Distribution
 from orchestrator.errors import OrchestratorError
-from orchestrator.schedulers import SCHEDULERS, TIME_ATTR, create_scheduler
-from orchestrator.searchers import SEARCHERS, create_searcher
+from orchestrator.runner import build_context
+from orchestrator.schedulers import SCHEDULERS, TIME_ATTR
+from orchestrator.schedulers import create_scheduler as _create_scheduler
+from orchestrator.searchers import SEARCHERS
+from orchestrator.searchers import create_searcher as _create_searcher
 from orchestrator.space import param_space, pbt_mutations, to_domain
 from orchestrator.spec import spec_from_mapping
 
@@ -30,6 +33,14 @@ def spec(**changes):
             "search_space": SPACE, "num_samples": 2}
     data.update(changes)
     return spec_from_mapping(data)
+
+
+def create_scheduler(s):
+    return _create_scheduler(s.scheduler, build_context(s))
+
+
+def create_searcher(s):
+    return _create_searcher(s.searcher, build_context(s))
 
 
 @pytest.mark.parametrize("kind, args", [("randint", [1, 3]), ("lograndint", [1, 4])])
@@ -116,3 +127,26 @@ def test_random_searcher_is_seeded_from_the_spec():
         return out
 
     assert samples(1) == samples(1) != samples(2)
+
+
+def test_asha_rungs_are_rebuilt_from_history_on_resume():
+    """Tune does not save the scheduler: replay_history gives ASHA back its rungs."""
+    from orchestrator.schedulers import replay_history
+
+    s = spec(scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    scheduler = create_scheduler(s)
+    scheduler.set_search_properties("val_acc", "max")
+    history = [(f"t{i}", epoch, 0.1 * i + 0.01 * epoch) for i in range(4)
+               for epoch in range(1, 5)]
+    assert replay_history(scheduler, history, "max")
+    rungs = {milestone: dict(recorded) for milestone, recorded in scheduler._brackets[0]._rungs}
+    assert set(rungs) == {1, 2, 4}  # grace 1, factor 2, max_t 7
+    for milestone, recorded in rungs.items():
+        assert recorded == {f"t{i}": 0.1 * i + 0.01 * milestone for i in range(4)}
+    # a minimised metric is recorded negated, as ASHA itself does
+    other = create_scheduler(s)
+    replay_history(other, [("a", 1, 0.5)], "min")
+    assert dict(other._brackets[0]._rungs[-1][1]) == {"a": -0.5}
+    # schedulers whose state cannot be rebuilt from ids say so
+    assert not replay_history(create_scheduler(spec(scheduler={"name": "median"})), history,
+                              "max")

@@ -76,7 +76,7 @@ def test_loss_metric_defaults_to_min():
     (with_(scheduler={"name": "asha", "reduction_factor": 1}),
      "SPEC: scheduler.reduction_factor: is 1, but must be >= 2"),
     (with_(scheduler={"name": "asha", "patience": 3}),
-     "SPEC: scheduler.patience: is not a known key (known: brackets, grace_period, max_t, "
+     "SPEC: scheduler.patience: is not a known key (known: brackets, grace_period, max_t, name, "
      "reduction_factor)"),
     (with_(scheduler={"name": "asha", "grace_period": 30}),
      "SPEC: scheduler.grace_period: is 30, but must be <= train.epochs (20)"),
@@ -218,3 +218,65 @@ def test_random_mappings_give_spec_or_spec_error(data):
     except SpecError as err:
         assert str(err).startswith("fuzz.yaml: ")
         assert "\n" not in str(err)
+
+
+# -- the three parsing defects of issue 6 --------------------------------------
+
+def test_only_plain_scalars_are_read_as_exponent_floats(tmp_path):
+    text = yaml.safe_dump(with_(train={"dataset": {"name": "table", "path": "x.csv",
+                                                   "label": "PLACEHOLDER"}}))
+    text = text.replace("PLACEHOLDER", '"2e3"').replace("name: t\n", 'name: "1e5"\n')
+    text += "search_space:\n  optimizer.lr: {loguniform: [1e-4, 3E-1]}\n"
+    spec = load_spec(write(tmp_path, text))
+    assert spec.name == "1e5"  # quoted: a string, not 100000.0
+    assert spec.train.dataset.label == "2e3"
+    assert spec.search_space["optimizer.lr"].args == (1e-4, 0.3)  # plain: numbers
+    assert yaml.safe_load("a: 1e-3") == {"a": "1e-3"}  # PyYAML's own loader is untouched
+
+
+def test_cross_field_rules_hold_for_every_way_in():
+    from pydantic import ValidationError
+
+    from orchestrator.spec import SweepSpec
+
+    for bad in ({"name": "t", "metric": "val_loss", "mode": "max"},
+                {"name": "t", "searcher": {"name": "grid"},
+                 "search_space": {"optimizer.lr": {"uniform": [0.1, 0.2]}}},
+                {"name": "t", "search_space": {"nope": {"choice": [1]}}},
+                {"name": "t", "scheduler": {"name": "asha", "grace_period": 50}}):
+        with pytest.raises(ValidationError):
+            SweepSpec.model_validate(bad)
+
+
+def test_scheduler_and_searcher_are_typed_by_name():
+    from orchestrator.schedulers import AshaOptions, PbtOptions
+    from orchestrator.searchers import OptunaOptions
+
+    spec = spec_from_mapping(with_(scheduler={"grace_period": 2},
+                                   searcher={"name": "optuna", "n_startup_trials": 3}))
+    assert isinstance(spec.scheduler, AshaOptions) and spec.scheduler.grace_period == 2
+    assert isinstance(spec.searcher, OptunaOptions) and spec.searcher.n_startup_trials == 3
+    pbt = spec_from_mapping(with_(scheduler={"name": "pbt"},
+                                  search_space={"optimizer.lr": {"uniform": [0.1, 0.2]}}))
+    assert isinstance(pbt.scheduler, PbtOptions)
+    # the resolved spec loads back into the same spec (sweep.json -> resume)
+    assert spec_from_mapping(spec.resolved()) == spec
+    assert spec_from_mapping(pbt.resolved()) == pbt
+
+
+def test_no_import_circle_and_no_ray_for_validation():
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import orchestrator
+
+    package = Path(orchestrator.__file__).parent
+    for module in ("schedulers", "searchers", "registry"):
+        tree = ast.parse((package / f"{module}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"orchestrator.spec", "orchestrator.space"}, module
+    code = ("import sys, orchestrator.spec; "
+            "assert 'orchestrator.space' not in sys.modules and 'ray' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

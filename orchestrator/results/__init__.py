@@ -1,7 +1,7 @@
-"""Sweep results: schema, the incremental Parquet sink, provenance and rebuild."""
+"""Sweep results: schema, rows, tables, provenance and rebuild (the live sink, a Ray
+Tune callback, is `orchestrator.results.sink`; importing this package needs no Ray)."""
 
 from orchestrator.results import schema
 from orchestrator.results.rebuild import rebuild_tables
-from orchestrator.results.sink import ResultsSink
 
-__all__ = ["ResultsSink", "rebuild_tables", "schema"]
+__all__ = ["rebuild_tables", "schema"]

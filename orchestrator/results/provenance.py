@@ -68,3 +68,38 @@ def write_sweep_json(results_dir: Path, spec: dict, **fields: Any) -> dict:
     )
     write_json_atomic(data, path)
     return data
+
+
+def read_sweep_json(results_dir: Path) -> dict:
+    path = results_dir / schema.SWEEP_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def begin_segment(results_dir: Path, spec: dict, command: str) -> None:
+    """Record that `command` (run or resume) starts driving the sweep. A segment left
+    open by an earlier driver means that driver died without a word: it is `killed`."""
+    segments = read_sweep_json(results_dir).get("segments", [])
+    for segment in segments:
+        if "ended_at" not in segment:
+            segment["status"] = "killed"
+    started = now()
+    segments.append({"command": command, "started_at": started, "host": platform.node()})
+    earlier = read_sweep_json(results_dir).get("started_at")
+    write_sweep_json(results_dir, spec, started_at=earlier or started, status="running",
+                     segments=segments)
+
+
+def end_segment(results_dir: Path, spec: dict, *, status: str, elapsed_s: float,
+                trials_ended: int, restarted_errored: list[str] | None = None,
+                **counts: Any) -> None:
+    """Close the open segment: when and how it ended, how many trials ended in it (and
+    which errored trials it restarted from scratch, under new ids)."""
+    segments = read_sweep_json(results_dir).get("segments", [])
+    ended = now()
+    if segments:
+        segments[-1].update(ended_at=ended, status=status, elapsed_s=round(elapsed_s, 3),
+                            trials_ended=trials_ended)
+        if restarted_errored:
+            segments[-1]["restarted_errored"] = restarted_errored
+    write_sweep_json(results_dir, spec, ended_at=ended, status=status, segments=segments,
+                     elapsed_s=round(sum(s.get("elapsed_s", 0) for s in segments), 3), **counts)

@@ -13,7 +13,35 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.results import rows, schema
-from orchestrator.results.sink import history_frame, trials_frame
+from orchestrator.results.tables import history_frame, trials_frame
+
+
+def epoch_results(trial_folder: Path) -> list[dict]:
+    """The per-epoch reports in a trial folder's result.json (a line cut short by a
+    killed writer is skipped)."""
+    result_file = trial_folder / "result.json"
+    if not result_file.is_file():
+        return []
+    results = []
+    for line in result_file.read_text().splitlines():
+        try:
+            result = json.loads(line) if line else {}
+        except json.JSONDecodeError:
+            continue
+        if "epoch" in result:
+            results.append(result)
+    return results
+
+
+def history_rows(experiment_dir: str | Path) -> dict[tuple, dict]:
+    """History rows from every trial folder, keyed by (trial_id, epoch); an epoch
+    reported twice (re-run after a restore) keeps its last row."""
+    history: dict[tuple, dict] = {}
+    for params in sorted(Path(experiment_dir).glob("*/params.json")):
+        for result in epoch_results(params.parent):
+            row = rows.history_row(result["trial_id"], result)
+            history[(row[schema.TRIAL_ID], row["epoch"])] = row
+    return history
 
 
 def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -23,19 +51,11 @@ def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFra
     metric = sweep["spec"]["metric"]
     budget_stopped = set(sweep.get("budget_stopped", []))
     trials: dict[str, dict] = {}
-    history: dict[tuple, dict] = {}
     for params in sorted(experiment_dir.glob("*/params.json")):
         folder = params.parent
         config = json.loads(params.read_text())
-        results = []
-        result_file = folder / "result.json"
-        if result_file.is_file():
-            results = [json.loads(line) for line in result_file.read_text().splitlines() if line]
-        results = [r for r in results if "epoch" in r]
+        results = epoch_results(folder)
         trial_id = results[-1]["trial_id"] if results else folder.name
-        for result in results:
-            row = rows.history_row(trial_id, result)
-            history[(trial_id, row["epoch"])] = row
         error_file = folder / "error.txt"
         last = results[-1] if results else None
         failed = error_file.is_file() and not (last and last.get("stop_reason"))
@@ -44,4 +64,4 @@ def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFra
             trial_id, config, "error" if failed else "terminated", last, metric, error,
             budget_hit=trial_id in budget_stopped,
         )
-    return trials_frame(trials, metric), history_frame(history)
+    return trials_frame(trials, metric), history_frame(history_rows(experiment_dir))

@@ -4,7 +4,13 @@
 one trial row per trial, and rewrites both files (temp file + rename, so a killed
 process never leaves a truncated file) when trials finish and at most every
 `min_interval_s` in between. On setup it reloads existing files, so a resumed
-sweep keeps the rows it already had.
+sweep keeps the rows it already had, and fills in epochs that Tune's trial folders
+recorded after the last write (a driver killed between two writes).
+
+On resume, `ended` names the trials the tables already record as ended: their rows
+are final, and reports Tune still makes for them (a trial whose end did not reach
+Tune's last snapshot) are ignored. `drop_errored` removes errored trials' rows
+because Tune reruns them from scratch under new ids (`--restart-errored`).
 """
 
 from __future__ import annotations
@@ -14,31 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from ray.tune import Callback
 
 from orchestrator.results import rows, schema
-from orchestrator.results.atomic import write_atomic
-
-
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def trials_frame(trials: dict[str, dict], metric: str) -> pd.DataFrame:
-    fixed = schema.trial_columns(metric)
-    frame = pd.DataFrame(list(trials.values()))
-    configs = sorted(c for c in frame.columns if c.startswith(schema.CONFIG_PREFIX))
-    frame = frame.reindex(columns=fixed[:3] + configs + fixed[3:])
-    return frame.sort_values(schema.TRIAL_ID, kind="stable").reset_index(drop=True)
-
-
-def history_frame(history: dict[tuple, dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(history.values()), columns=schema.HISTORY_COLUMNS)
-    frame = frame.astype({"epoch": "int64"})
-    return frame.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
+from orchestrator.results.rebuild import history_rows
+from orchestrator.results.tables import history_frame, trials_frame, write_parquet_atomic
 
 
 def _status(trial: Any) -> str:
@@ -54,8 +40,12 @@ def _error_text(trial: Any) -> str | None:
 
 class ResultsSink(Callback):
     def __init__(self, results_dir: str | Path, metric: str, time_budget_s: float | None = None,
-                 min_interval_s: float = 2.0):
+                 min_interval_s: float = 2.0, ended: frozenset[str] = frozenset(),
+                 drop_errored: bool = False):
         self.results_dir = Path(results_dir)
+        self.ended = frozenset(ended)
+        self.drop_errored = drop_errored
+        self.dropped: list[str] = []
         self.metric = metric
         self.time_budget_s = time_budget_s
         self.min_interval_s = min_interval_s
@@ -82,6 +72,17 @@ class ResultsSink(Callback):
         if self.trials_path.is_file():
             for row in pd.read_parquet(self.trials_path).to_dict("records"):
                 self.trials[row[schema.TRIAL_ID]] = row
+        # epochs Tune recorded after our last write (the driver died in between); the
+        # rows of ended trials were written when they ended and are final
+        for key, row in history_rows(self.results_dir.parent).items():
+            if key[0] not in self.ended:
+                self.history.setdefault(key, row)
+        if self.drop_errored:
+            self.dropped = sorted(t for t, row in self.trials.items()
+                                  if row[schema.STATUS] == "error")
+            for trial_id in self.dropped:
+                del self.trials[trial_id]
+            self.history = {k: v for k, v in self.history.items() if k[0] not in self.dropped}
 
     def _update_trial(self, trial: Any, status: str | None = None,
                       budget_hit: bool = False) -> None:
@@ -108,11 +109,12 @@ class ResultsSink(Callback):
 
     # -- Tune callback hooks ------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update_trial(trial, "running")
+        if trial.trial_id not in self.ended:
+            self._update_trial(trial, "running")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        if "epoch" not in result:
+        if "epoch" not in result or trial.trial_id in self.ended:
             return
         row = rows.history_row(trial.trial_id, result)
         self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
@@ -120,11 +122,13 @@ class ResultsSink(Callback):
         self.flush()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update_trial(trial, "terminated")
+        if trial.trial_id not in self.ended:
+            self._update_trial(trial, "terminated")
         self.flush(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update_trial(trial, "error")
+        if trial.trial_id not in self.ended:
+            self._update_trial(trial, "error")
         self.flush(force=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import tempfile
 import zlib
+from pathlib import Path
 
 import ray
 import torch
 from ray import tune
 
 from orchestrator.trainable.config import TrialConfig
-from orchestrator.trainable.trainer import Trainer
+from orchestrator.trainable.trainer import META_FILE, Trainer
 
 
 def trial_index(trial_id: str) -> int:
@@ -34,6 +35,27 @@ def _device_and_threads() -> tuple[str, int]:
     return ("cuda" if use_gpu else "cpu"), threads
 
 
+def _newest_checkpoint_on_disk() -> Path | None:
+    """The trial folder's newest complete checkpoint (a shared or local storage)."""
+    folder = Path(tune.get_context().get_trial_dir())
+    done = [c for c in folder.glob("checkpoint_*") if (c / META_FILE).is_file()]
+    return max(done, key=lambda c: c.name) if done else None
+
+
+def _restore(trainer: Trainer, checkpoint: tune.Checkpoint) -> None:
+    """Load the checkpoint Tune hands over. A restored experiment state can name one
+    that Tune has since deleted (it keeps the newest few, and its snapshot of which
+    ones exist lags): then the newest checkpoint left in the trial folder is used."""
+    try:
+        with checkpoint.as_directory() as folder:
+            trainer.load(folder)
+    except FileNotFoundError:
+        newest = _newest_checkpoint_on_disk()
+        if newest is None:
+            raise
+        trainer.load(newest)
+
+
 def train_trial(config: dict) -> None:
     """Train one trial, one `tune.report` per epoch (with a checkpoint every
     `checkpoint_every` epochs and at the last one)."""
@@ -44,8 +66,7 @@ def train_trial(config: dict) -> None:
     trainer = Trainer(cfg, trial_index(tune.get_context().get_trial_id()), device)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
-        with checkpoint.as_directory() as folder:
-            trainer.load(folder)
+        _restore(trainer, checkpoint)
     every = cfg.train.checkpoint_every
     while not trainer.finished:
         metrics = trainer.train_epoch()

@@ -1,0 +1,91 @@
+"""Start or join Ray for one command, and end what this command started.
+
+Token authentication is left to Ray: a new local instance turns it on by itself and
+writes `~/.ray/auth_token`; joining a cluster uses the token the user's environment
+carries (`RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`). Ray reads
+`RAY_AUTH_MODE` when it is imported, so nothing here sets it (see RAY-NOTES).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+
+from orchestrator.errors import OrchestratorError, RayUnavailable
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast with one line: Ray itself retries an unreachable address for minutes."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise OrchestratorError(f"--address: {address!r} is not HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise OrchestratorError(
+            f"--address: nothing answers at {address} ({exc.strerror or exc}); "
+            "is the Ray head running?"
+        ) from None
+
+
+def _logs_folder() -> str:
+    from ray._common.utils import get_default_ray_temp_dir
+
+    return os.path.join(get_default_ray_temp_dir(), "session_latest", "logs")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+
+
+def _unavailable(exc: Exception, address: str | None) -> RayUnavailable:
+    from ray.exceptions import AuthenticationError
+
+    if isinstance(exc, AuthenticationError):
+        return RayUnavailable(
+            f"Ray refused this client at {address or 'the local instance'} ({_first_line(exc)}); "
+            "put the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
+        )
+    what = f"could not join the Ray cluster at {address}" if address else "could not start Ray"
+    return RayUnavailable(
+        f"{what} ({_first_line(exc)}); Ray's logs are in {_logs_folder()}; "
+        "run again with --debug for the traceback"
+    )
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[bool]:
+    """Ray for the body of the `with`: joined at `address`, else an embedded local
+    instance (ended afterwards). Reuses a connection this process already has.
+    Yields True when this call started the connection."""
+    if address:
+        check_reachable(address)
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            # Ray announces that it turned token auth on (its default, which README
+            # documents) on every start: keep the newcomer's first screen clean
+            logging.getLogger("ray._private.authentication.authentication_token_setup"
+                              ).setLevel(logging.ERROR)
+            # address="local": never attach silently to another cluster recorded on this
+            # machine; no dashboard, so no Jobs API on an embedded instance
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False)
+    except Exception as exc:  # Ray raises many kinds here; each becomes one line
+        raise _unavailable(exc, address) from exc
+    try:
+        yield True
+    finally:
+        ray.shutdown()

@@ -1,0 +1,148 @@
+"""Fault helpers for tests of resume, node loss and cluster submit: start the console
+script or a Ray node in a process group of its own, wait for a state on disk, kill by
+process id. Every process started here is ended by its own process group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from orchestrator.results import schema
+from tests.conftest import REPO
+
+SWEEP = str(Path(sys.executable).with_name("sweep"))
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str,
+             every_s: float = 0.1) -> object:
+    """Poll `condition` until it returns something truthy; fail the test after
+    `timeout_s` saying what was awaited."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def start_sweep(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """The console script in a new process group (so a kill reaches all of it)."""
+    return subprocess.Popen([SWEEP, *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=env if env is not None else dict(os.environ))
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+@contextlib.contextmanager
+def ended_at_exit(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """Whatever the test does, the process group is gone afterwards."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            kill_group(proc)
+        proc.communicate(timeout=60)
+
+
+def read_trials(results_dir: Path) -> pd.DataFrame | None:
+    """trials.parquet as the sink last wrote it (atomically), or None before that."""
+    path = results_dir / schema.TRIALS_FILE
+    try:
+        return pd.read_parquet(path) if path.is_file() else None
+    except (OSError, ValueError):  # replaced between the check and the read
+        return None
+
+
+def ended_trials(results_dir: Path) -> int:
+    trials = read_trials(results_dir)
+    return 0 if trials is None else int(trials[schema.STOP_REASON].notna().sum())
+
+
+def reported_epochs(results_dir: Path) -> int:
+    path = results_dir / schema.HISTORY_FILE
+    try:
+        return len(pd.read_parquet(path)) if path.is_file() else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live process (zombies left out)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,stat="], capture_output=True,
+                         text=True).stdout
+    return {int(pid): int(ppid) for pid, ppid, stat in (line.split()[:3] for line in
+                                                         out.splitlines())
+            if not stat.startswith("Z")}
+
+
+@dataclass
+class RayNode:
+    """A Ray node started with `ray start --block` in its own process group: the
+    group holds the node's raylet, agents and (on a head) the GCS; Ray's worker
+    processes start sessions of their own, so they are found as the raylet's children."""
+
+    proc: subprocess.Popen
+    temp_dir: Path
+
+    @classmethod
+    def start(cls, temp_dir: Path, *args: str, env: dict | None = None) -> RayNode:
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(
+            [RAY, "start", "--block", f"--temp-dir={temp_dir}", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=env if env is not None else dict(os.environ),
+        )
+        return cls(proc, temp_dir)
+
+    def pids(self) -> set[int]:
+        """Live processes of this node: its process group and all their descendants."""
+        out = subprocess.run(["ps", "-e", "-o", "pid=,pgid=,stat="], capture_output=True,
+                             text=True).stdout
+        found = {int(pid) for pid, pgid, stat in (line.split()[:3] for line in
+                                                  out.splitlines())
+                 if int(pgid) == self.proc.pid and not stat.startswith("Z")}
+        parents = _parents()
+        grew = True
+        while grew:
+            more = {pid for pid, ppid in parents.items() if ppid in found} - found
+            found |= more
+            grew = bool(more)
+        return found
+
+    def raylet_pid(self) -> int | None:
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet":
+                    return pid
+        return None
+
+    def stop(self) -> None:
+        workers = self.pids()
+        kill_group(self.proc)
+        for pid in workers:  # worker processes live in sessions of their own
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)

@@ -165,7 +165,7 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
 
 def _finish(outcome, spec) -> None:
     """The leaderboard, where the results are, and the exit code of the sweep."""
-    from orchestrator.progress import leaderboard
+    from orchestrator.leaderboard import leaderboard
 
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
@@ -177,3 +177,88 @@ def _finish(outcome, spec) -> None:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
                    f"see the error column of {outcome.results_dir}/trials.parquet", err=True)
         sys.exit(EXIT_TRIALS_FAILED)
+
+
+def _sweep_folder(name_or_path: str, storage: str | None):
+    from orchestrator.sweep_folder import locate
+
+    return locate(name_or_path, storage)
+
+
+@main.command()
+@click.argument("name_or_path", metavar="NAME_OR_PATH")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="File to write (its suffix gives the format unless --format does).")
+@click.option("--table", type=click.Choice(["trials", "history"]), default="trials",
+              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]))
+@click.option("--storage", help="Folder that holds sweeps (NAME is looked up there).")
+@_user_errors
+def export(name_or_path: str, output: str, table: str, fmt: str | None,
+           storage: str | None) -> None:
+    """Write a sweep's trials or history table to a file (atomically)."""
+    from pathlib import Path
+
+    from orchestrator.results.export import declared_schema, export_table, format_of
+    from orchestrator.results.load import load_sweep
+
+    path = Path(output)
+    fmt = format_of(path, fmt)
+    tables = load_sweep(_sweep_folder(name_or_path, storage))
+    frame = tables.trials if table == "trials" else tables.history
+    export_table(frame, path, fmt, declared_schema(table, tables.metric))
+    if tables.rebuilt:
+        click.echo(f"rebuilt from Tune's trial folders: {', '.join(tables.rebuilt)} "
+                   "(the sweep did not finish writing its tables)", err=True)
+    click.echo(f"wrote {len(frame)} {table} rows to {path} ({fmt})", err=True)
+
+
+@main.command()
+@click.argument("name_or_path", metavar="NAME_OR_PATH")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for the figures and report.html (default: the sweep's "
+              "results/report).")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Trials in the leaderboard.")
+@click.option("--open", "open_page", is_flag=True, help="Open report.html in a browser.")
+@click.option("--storage", help="Folder that holds sweeps (NAME is looked up there).")
+@_user_errors
+def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
+           storage: str | None) -> None:
+    """Summarise a sweep: leaderboard, counts, compute saved, figures and report.html."""
+    from pathlib import Path
+
+    from orchestrator.results.load import load_sweep
+    from orchestrator.results.report import build_report, print_report
+
+    tables = load_sweep(_sweep_folder(name_or_path, storage))
+    out = Path(out_dir) if out_dir else tables.folder / "results" / "report"
+    built = build_report(tables, out, top)
+    print_report(out_console, tables, built, top)
+    if tables.rebuilt:
+        click.echo(f"rebuilt from Tune's trial folders: {', '.join(tables.rebuilt)}", err=True)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(built.html_path.resolve().as_uri())
+
+
+@main.command(name="ls")
+@click.option("--storage", default="./sweeps", show_default=True,
+              help="Folder that holds sweeps.")
+@_user_errors
+def list_command(storage: str) -> None:
+    """The sweeps in a storage folder, one line each."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from orchestrator.results.catalog import list_sweeps
+
+    frame = list_sweeps(Path(storage).expanduser())
+    table = Table(title=f"{len(frame)} sweeps in {storage}", title_justify="left")
+    for column in frame.columns:
+        table.add_column(column)
+    for row in frame.fillna("-").itertuples(index=False):
+        table.add_row(*map(str, row))
+    out_console.print(table)

@@ -7,7 +7,6 @@ ends and at most every `line_every_s` seconds.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -15,18 +14,10 @@ import pandas as pd
 from ray.tune import Callback
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
+from orchestrator.leaderboard import fmt as _fmt
 from orchestrator.results import schema
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 class ProgressView(Callback):
@@ -116,25 +107,3 @@ class ProgressView(Callback):
         if self._live:
             self._live.stop()
         self.console.print(self.render())
-
-
-def leaderboard(trials: pd.DataFrame, searched: list[str], metric: str, mode: str,
-                top: int = 10) -> Table:
-    """The best trials by their best epoch's metric, with the searched settings."""
-    best = schema.best_column(metric)
-    ranked = trials.dropna(subset=[best]).sort_values(best, ascending=mode == "min").head(top)
-    table = Table(title=f"Top {len(ranked)} of {len(trials)} trials by {best}")
-    columns = ["trial_id", best, "best_epoch", *[f"config.{k}" for k in searched],
-               "effective_lr", "stop_reason", "diagnosis"]
-    for column in columns:
-        justify = "left" if column == "trial_id" else "right"
-        table.add_column(column.removeprefix("config."), justify=justify)
-    for _, row in ranked.iterrows():
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            if isinstance(value, str) and value.startswith("["):
-                value = json.loads(value)
-            cells.append(_fmt(value))
-        table.add_row(*cells)
-    return table

@@ -150,8 +150,8 @@ def _drive(spec: SweepSpec, folder: Path, make_tuner: Callable[[list], Any], *, 
         if fresh and folder.exists():
             shutil.rmtree(folder)
         begin_segment(results_dir, resolved, command)
-        sink = ResultsSink(results_dir, spec.metric, spec.time_budget_s, ended=ended,
-                           drop_errored=drop_errored)
+        sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
+                           ended=ended, drop_errored=drop_errored)
         all_callbacks = [sink, *(callbacks or [])]
         if not quiet:
             all_callbacks.append(ProgressView(console, spec.trial_count, spec.metric,

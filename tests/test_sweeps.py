@@ -45,6 +45,32 @@ def test_every_scheduler_runs_a_sweep_to_valid_results(tmp_path, ray_address, na
     assert not history.duplicated(list(schema.HISTORY_KEY)).any()
     if name == "fifo":
         assert (trials["stop_reason"] == "completed").all()
+    # every trial's best is the best of its own history rows (PBT hands trials each
+    # other's checkpoints, with the donor's early-stopping state in them)
+    for _, trial in trials.iterrows():
+        own = history[history["trial_id"] == trial["trial_id"]]
+        best = own.loc[own["val_acc"].idxmax()]
+        assert trial["best_val_acc"] == best["val_acc"], trial["trial_id"]
+        assert trial["best_epoch"] == best["epoch"], trial["trial_id"]
+    if name != "pbt":
+        assert history["exploited_from"].isna().all()
+
+
+def test_pbt_history_says_where_exploited_weights_came_from(tmp_path, ray_address):
+    train = {**tiny_spec(tmp_path)["train"], "epochs": 6, "early_stopping": {"patience": None}}
+    outcome = sweep(tmp_path, num_samples=4, resources={"cpu": 0.5}, train=train,
+                    scheduler={"name": "pbt", "perturbation_interval": 1})
+    history, trials = outcome.history, outcome.trials
+    exploited = history.dropna(subset=["exploited_from"])
+    assert len(exploited), "no exploit in 4 trials x 6 epochs at interval 1"
+    ids = set(trials["trial_id"])
+    for _, row in exploited.iterrows():
+        donor, epoch = row["exploited_from"].rsplit("@", 1)
+        assert donor in ids and donor != row["trial_id"]
+        assert int(epoch) == row["epoch"] - 1  # the epoch after the donor's checkpoint
+    for _, trial in trials.iterrows():  # the best is the trial's own
+        own = history[history["trial_id"] == trial["trial_id"]]
+        assert trial["best_val_acc"] == own["val_acc"].max()
     # the files on disk are the same tables the sweep returned
     pdt.assert_frame_equal(pd.read_parquet(outcome.results_dir / schema.TRIALS_FILE), trials)
     pdt.assert_frame_equal(pd.read_parquet(outcome.results_dir / schema.HISTORY_FILE), history)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.results import rows, schema
-from orchestrator.results.tables import history_frame, trials_frame
+from orchestrator.results.tables import frames
 
 
 def epoch_results(trial_folder: Path) -> list[dict]:
@@ -50,6 +50,9 @@ def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFra
     sweep = json.loads((experiment_dir / schema.RESULTS_DIR / schema.SWEEP_FILE).read_text())
     metric = sweep["spec"]["metric"]
     budget_stopped = set(sweep.get("budget_stopped", []))
+    # in a sweep that did not finish, a trial that did not end itself may have been cut
+    # (not stopped by the scheduler): it is left unfinished, as an interrupt leaves it
+    finished = sweep.get("status") == "finished"
     trials: dict[str, dict] = {}
     for params in sorted(experiment_dir.glob("*/params.json")):
         folder = params.parent
@@ -60,8 +63,8 @@ def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFra
         last = results[-1] if results else None
         failed = error_file.is_file() and not (last and last.get("stop_reason"))
         error = error_file.read_text().strip()[-4000:] if failed else None
-        trials[trial_id] = rows.trial_row(
-            trial_id, config, "error" if failed else "terminated", last, metric, error,
-            budget_hit=trial_id in budget_stopped,
-        )
-    return trials_frame(trials, metric), history_frame(history_rows(experiment_dir))
+        ended = finished or bool(last and last.get("stop_reason"))
+        status = "error" if failed else "terminated" if ended else "paused"
+        trials[trial_id] = rows.trial_row(trial_id, config, status, last, metric, error,
+                                          budget_hit=trial_id in budget_stopped)
+    return frames(trials, history_rows(experiment_dir), metric, sweep["spec"]["mode"])

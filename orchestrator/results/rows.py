@@ -41,6 +41,7 @@ def history_row(trial_id: str, result: dict) -> dict[str, Any]:
         **{m: result.get(m) for m in schema.EPOCH_METRICS},
         "epoch_s": result.get("epoch_s"),
         "time_total_s": result.get("trial_time_s"),
+        "exploited_from": result.get("exploited_from"),
     }
 
 

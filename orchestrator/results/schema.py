@@ -36,5 +36,93 @@ def trial_columns(metric: str) -> list[str]:
 
 HISTORY_COLUMNS = [
     TRIAL_ID, "epoch", "lr", "batch_size", *EPOCH_METRICS, "epoch_s", "time_total_s",
+    "exploited_from",
 ]
 HISTORY_KEY = (TRIAL_ID, "epoch")
+
+
+# -- declared Arrow types: the tables are a public interface -------------------------
+# Types come from here, never from the values, so that a sweep with no errors (an `error`
+# column all null) or an unset setting writes the same schema as any other sweep, and
+# the files of many sweeps can be read as one data set.
+
+def _arrow():
+    import pyarrow as pa
+
+    return pa
+
+
+def system_trial_fields(metric: str) -> list[tuple[str, str]]:
+    """(column, type name) of the fixed trial columns, in order."""
+    return [
+        (TRIAL_ID, "string"), (STATUS, "string"), (STOP_REASON, "string"),
+        ("effective_lr", "float64"), ("epochs", "int64"), ("best_epoch", "int64"),
+        (best_column(metric), "float64"),
+        *[(m, "float64") for m in EPOCH_METRICS],
+        ("diagnosis", "string"), ("wall_s", "float64"), ("node_ip", "string"),
+        ("device", "string"), ("threads", "int64"), ("error", "string"),
+    ]
+
+
+HISTORY_FIELDS = [
+    (TRIAL_ID, "string"), ("epoch", "int64"), ("lr", "float64"), ("batch_size", "int64"),
+    *[(m, "float64") for m in EPOCH_METRICS],
+    ("epoch_s", "float64"), ("time_total_s", "float64"),
+    # PBT: "<trial_id>@<epoch>" whose checkpoint this epoch continued from, else null
+    ("exploited_from", "string"),
+]
+
+
+def _config_type(annotation) -> str:
+    """The Arrow type name of one setting of the trainable (lists are JSON text)."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _config_type(args[0])
+    if origin is typing.Literal:
+        kinds = {type(a) for a in typing.get_args(annotation)}
+        return "string" if kinds == {str} else "float64"
+    if annotation is bool:
+        return "bool_"
+    if annotation is int:
+        return "int64"
+    if annotation is float:
+        return "float64"
+    return "string"  # str, and tuples/lists written as JSON text
+
+
+def config_fields() -> list[tuple[str, str]]:
+    """(`config.<dotted key>`, type name) of every setting of the trainable, sorted:
+    taken from the settings model, so every sweep has the same config columns."""
+    from pydantic import BaseModel
+
+    from orchestrator.trainable.config import TrainConfig
+
+    fields: list[tuple[str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.")
+            else:
+                fields.append((f"{CONFIG_PREFIX}{prefix}{name}", _config_type(annotation)))
+
+    walk(TrainConfig, "")
+    return sorted(fields)
+
+
+def trials_schema(metric: str):
+    """The Arrow schema of trials.parquet: fixed columns, then every config column."""
+    pa = _arrow()
+    fixed = system_trial_fields(metric)
+    fields = [*fixed[:3], *config_fields(), *fixed[3:]]
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in fields])
+
+
+def history_schema():
+    pa = _arrow()
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind in HISTORY_FIELDS])

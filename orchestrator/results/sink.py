@@ -24,7 +24,7 @@ from ray.tune import Callback
 
 from orchestrator.results import rows, schema
 from orchestrator.results.rebuild import history_rows
-from orchestrator.results.tables import history_frame, trials_frame, write_parquet_atomic
+from orchestrator.results.tables import frames, write_history, write_trials
 
 
 def _status(trial: Any) -> str:
@@ -39,14 +39,15 @@ def _error_text(trial: Any) -> str | None:
 
 
 class ResultsSink(Callback):
-    def __init__(self, results_dir: str | Path, metric: str, time_budget_s: float | None = None,
+    def __init__(self, results_dir: str | Path, metric: str, mode: str,
+                 time_budget_s: float | None = None,
                  min_interval_s: float = 2.0, ended: frozenset[str] = frozenset(),
                  drop_errored: bool = False):
         self.results_dir = Path(results_dir)
         self.ended = frozenset(ended)
         self.drop_errored = drop_errored
         self.dropped: list[str] = []
-        self.metric = metric
+        self.metric, self.mode = metric, mode
         self.time_budget_s = time_budget_s
         self.min_interval_s = min_interval_s
         self.history: dict[tuple, dict] = {}
@@ -98,14 +99,15 @@ class ResultsSink(Callback):
         now = time.monotonic()
         if not force and now - self._written < self.min_interval_s:
             return
+        trials, history = self.frames()
         if self.trials:
-            write_parquet_atomic(trials_frame(self.trials, self.metric), self.trials_path)
+            write_trials(trials, self.trials_path, self.metric)
         if self.history or self.trials:
-            write_parquet_atomic(history_frame(self.history), self.history_path)
+            write_history(history, self.history_path)
         self._written = now
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return trials_frame(self.trials, self.metric), history_frame(self.history)
+        return frames(self.trials, self.history, self.metric, self.mode)
 
     # -- Tune callback hooks ------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -1,4 +1,5 @@
-"""The two result tables as data frames, and their atomic Parquet writes (no Ray here)."""
+"""The two result tables as data frames, and their atomic Parquet writes with the
+declared Arrow schema (no Ray here)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,80 @@ from orchestrator.results import schema
 from orchestrator.results.atomic import write_atomic
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+def to_arrow(frame: pd.DataFrame, declared: pa.Schema) -> pa.Table:
+    """`frame` with the declared types; columns it lacks are null, extra ones keep the
+    types of their values. A value the declared type cannot hold (a trial that failed
+    on an invalid setting) falls back to the value's own type for that write."""
+    columns = [f.name for f in declared] + [c for c in frame.columns if c not in declared.names]
+    frame = frame.reindex(columns=columns)
+    fields = [declared.field(c) if c in declared.names else
+              pa.field(c, pa.Table.from_pandas(frame[[c]], preserve_index=False).schema[0].type)
+              for c in columns]
+    try:
+        return pa.Table.from_pandas(frame, schema=pa.schema(fields), preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path,
+                         declared: pa.Schema | None = None) -> None:
+    table = (to_arrow(frame, declared) if declared is not None
+             else pa.Table.from_pandas(frame, preserve_index=False))
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def write_trials(frame: pd.DataFrame, path: Path, metric: str) -> None:
+    write_parquet_atomic(frame, path, schema.trials_schema(metric))
+
+
+def write_history(frame: pd.DataFrame, path: Path) -> None:
+    write_parquet_atomic(frame, path, schema.history_schema())
+
+
+def _as_read_back(frame: pd.DataFrame, declared: pa.Schema) -> pd.DataFrame:
+    """The frame as pandas reads it back from the Parquet file: one representation for
+    the live tables, the files, rebuilt and exported tables."""
+    return to_arrow(frame, declared).to_pandas()
+
+
 def trials_frame(trials: dict[str, dict], metric: str) -> pd.DataFrame:
-    fixed = schema.trial_columns(metric)
-    frame = pd.DataFrame(list(trials.values()))
-    configs = sorted(c for c in frame.columns if c.startswith(schema.CONFIG_PREFIX))
-    frame = frame.reindex(columns=fixed[:3] + configs + fixed[3:])
-    return frame.sort_values(schema.TRIAL_ID, kind="stable").reset_index(drop=True)
+    """One row per trial: the fixed columns, every config column, then any other."""
+    frame = pd.DataFrame(list(trials.values()), columns=[schema.TRIAL_ID] if not trials else None)
+    frame = frame.sort_values(schema.TRIAL_ID, kind="stable").reset_index(drop=True)
+    return _as_read_back(frame, schema.trials_schema(metric))
 
 
 def history_frame(history: dict[tuple, dict]) -> pd.DataFrame:
     frame = pd.DataFrame(list(history.values()), columns=schema.HISTORY_COLUMNS)
-    frame = frame.astype({"epoch": "int64"})
-    return frame.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
+    frame = frame.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
+    return _as_read_back(frame, schema.history_schema())
+
+
+def best_from_history(trials: pd.DataFrame, history: pd.DataFrame, metric: str,
+                      mode: str) -> pd.DataFrame:
+    """`best_<metric>` and `best_epoch` of each trial taken from its own history rows.
+
+    A trial's report carries its trainer's early-stopping state, which under PBT comes
+    with the checkpoint of the trial it exploited: the tables state what each trial's own
+    epochs reached. Ties go to the earliest epoch; trials with no scored epoch keep
+    what they reported."""
+    scored = history.dropna(subset=[metric])
+    if not len(trials) or not len(scored):
+        return trials
+    grouped = scored.groupby(schema.TRIAL_ID)[metric]
+    rows = scored.loc[grouped.idxmax() if mode == "max" else grouped.idxmin()]
+    rows = rows.set_index(schema.TRIAL_ID)
+    best = schema.best_column(metric)
+    trials = trials.copy()
+    for column, source in ((best, metric), ("best_epoch", "epoch")):
+        mapped = trials[schema.TRIAL_ID].map(rows[source])
+        trials[column] = mapped.where(mapped.notna(), trials[column])
+    return trials
+
+
+def frames(trials: dict[str, dict], history: dict[tuple, dict], metric: str,
+           mode: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables from their rows, the trials' best values taken from the history."""
+    history_df = history_frame(history)
+    trials_df = best_from_history(trials_frame(trials, metric), history_df, metric, mode)
+    return _as_read_back(trials_df, schema.trials_schema(metric)), history_df

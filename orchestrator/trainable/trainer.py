@@ -74,6 +74,7 @@ class Trainer:
         self.curves: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
         self.stop_reason: str | None = None
         self.restored_from_epoch = 0  # the checkpoint's epoch when resumed, else 0
+        self.checkpoint_owner: str | None = None  # the trial whose checkpoint was loaded
 
     # -- one epoch -------------------------------------------------------
     def lr_of_step(self, step: int) -> float:
@@ -181,7 +182,9 @@ class Trainer:
         return self.stop_reason is not None
 
     # -- exact checkpoints -------------------------------------------------
-    def save(self, folder: str | Path) -> None:
+    def save(self, folder: str | Path, owner: str | None = None) -> None:
+        """Write the whole state to `folder`; `owner` names the trial it belongs to (PBT
+        hands one trial's checkpoint to another)."""
         folder = Path(folder)
         np_state = np.random.get_state()
         torch.save(
@@ -196,6 +199,7 @@ class Trainer:
             folder / STATE_FILE,
         )
         meta = {
+            "owner": owner,
             "epoch": self.epoch,
             "step": self.step,
             "time_total_s": self.time_total_s,
@@ -225,6 +229,7 @@ class Trainer:
         random.setstate((version, tuple(internal), gauss))
         self.epoch, self.step = meta["epoch"], meta["step"]
         self.restored_from_epoch = self.epoch
+        self.checkpoint_owner = meta.get("owner")
         self.time_total_s = meta["time_total_s"]
         self.curves = meta["curves"]
         self.stop_reason = meta["stop_reason"]

@@ -63,17 +63,25 @@ def train_trial(config: dict) -> None:
     device, threads = _device_and_threads()
     # one thread per CPU granted, so concurrent trials do not oversubscribe the cores
     torch.set_num_threads(threads)
-    trainer = Trainer(cfg, trial_index(tune.get_context().get_trial_id()), device)
+    trial_id = tune.get_context().get_trial_id()
+    trainer = Trainer(cfg, trial_index(trial_id), device)
     checkpoint = tune.get_checkpoint()
+    # PBT's exploit hands this trial another trial's checkpoint: the first epoch after
+    # it says whose weights (and which epoch of them) it continued from
+    exploited_from = None
     if checkpoint:
         _restore(trainer, checkpoint)
+        owner = trainer.checkpoint_owner
+        if owner and owner != trial_id:
+            exploited_from = f"{owner}@{trainer.epoch}"
     every = cfg.train.checkpoint_every
     while not trainer.finished:
         metrics = trainer.train_epoch()
-        metrics.update(device=device, threads=threads)
+        metrics.update(device=device, threads=threads, exploited_from=exploited_from)
+        exploited_from = None
         if trainer.finished or trainer.epoch % every == 0:
             with tempfile.TemporaryDirectory() as folder:
-                trainer.save(folder)
+                trainer.save(folder, owner=trial_id)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)

@@ -1,0 +1,48 @@
+"""`sweep ls`: the sweeps in a storage folder, one line each, from their files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.results import schema
+from orchestrator.sweep_folder import read_sweep_json, read_table, sweep_json_path
+
+
+def _state(sweep: dict) -> str:
+    status = sweep.get("status", "?")
+    if status == "running":
+        return "running (or its driver died: sweep resume)"
+    return status
+
+
+def list_sweeps(storage: Path) -> pd.DataFrame:
+    """name, trials by status, best metric, started, state, of every sweep in `storage`
+    (folders without a sweep.json are not sweeps and are left out)."""
+    if not storage.is_dir():
+        raise OrchestratorError(f"--storage: {storage} is not a folder")
+    rows = []
+    for folder in sorted(p for p in storage.iterdir() if sweep_json_path(p).is_file()):
+        try:
+            sweep = read_sweep_json(folder)
+            trials = read_table(folder / schema.RESULTS_DIR / schema.TRIALS_FILE)
+        except OrchestratorError as exc:  # one damaged sweep does not hide the others
+            rows.append({"name": folder.name, "state": f"unreadable: {exc}"})
+            continue
+        spec = sweep["spec"]
+        best_col = schema.best_column(spec["metric"])
+        best = None
+        if trials is not None and best_col in trials and trials[best_col].notna().any():
+            values = trials[best_col].dropna()
+            best = values.max() if spec["mode"] == "max" else values.min()
+        counts = ("0" if trials is None else
+                  ", ".join(f"{n} {s}" for s, n in trials[schema.STATUS].value_counts().items()))
+        rows.append({
+            "name": spec["name"], "trials": counts,
+            "best": f"{spec['metric']} {best:.4g}" if best is not None else "-",
+            "started": sweep.get("started_at", "-"), "ended": sweep.get("ended_at", "-"),
+            "state": _state(sweep),
+        })
+    return pd.DataFrame(rows, columns=["name", "trials", "best", "started", "ended", "state"])

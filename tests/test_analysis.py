@@ -1,0 +1,199 @@
+"""Reading a sweep: export, report (figures, HTML in a real browser), ls, and the
+declared schema of the tables. These commands read files only: no Ray."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from orchestrator.results import schema
+from orchestrator.runner import run_sweep
+from orchestrator.spec import spec_from_mapping
+from tests.conftest import sweep_cli, tiny_spec, write_spec
+from tests.faults import ended_at_exit, ended_trials, start_sweep, wait_for
+
+pytestmark = pytest.mark.ray
+
+SPACE = {"optimizer.lr": {"loguniform": [0.003, 0.5]}, "batch_size": {"choice": [16, 32, 64]},
+         "model.depth": {"randint": [1, 2]}}
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory, ray_address) -> Path:
+    """A storage holding two finished sweeps with different search spaces and schedulers."""
+    tmp = tmp_path_factory.mktemp("analysis")
+    train = {**tiny_spec(tmp)["train"], "epochs": 6}
+    run_sweep(spec_from_mapping(tiny_spec(
+        tmp, name="asha", num_samples=10, search_space=SPACE, train=train,
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})), quiet=True)
+    run_sweep(spec_from_mapping(tiny_spec(
+        tmp, name="grid", num_samples=1, searcher={"name": "grid"},
+        search_space={"schedule.name": {"grid": ["step", "cosine"]}})), quiet=True)
+    return tmp / "sweeps"
+
+
+def not_blank(png: Path) -> bool:
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(png)
+    return png.stat().st_size > 5000 and float(np.std(pixels)) > 0.02
+
+
+def test_report_prints_the_summary_and_writes_figures_and_one_html(storage, tmp_path):
+    out = tmp_path / "report"
+    result = sweep_cli("report", "asha", "--storage", str(storage), "--out", str(out),
+                       "--top", "5")
+    assert result.returncode == 0, result.stderr
+    assert "Top 5 of 10 trials by best_val_acc" in result.stdout
+    assert re.search(r"early termination saved \d+% of the compute \(\d+ of 60 epochs run",
+                     result.stdout), result.stdout
+    for heading in ("trials by status", "trials by stop_reason", "trials by diagnosis",
+                    "compute by stop_reason", "compute by node"):
+        assert heading in result.stdout
+    pngs = ["learning_curves.png", "metric_vs_settings.png", "parallel_coordinates.png",
+            "lr_curves.png", "importance.png"]
+    for name in pngs:
+        assert not_blank(out / name), name
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(pngs)
+    assert "Leaderboard" in page and "early termination saved" in page
+    assert "Resolved spec" in page and "grace_period: 1" in page
+    # self-contained: nothing is fetched from anywhere
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    assert "<script" not in page and "@import" not in page
+
+
+def test_report_of_a_tiny_sweep_says_what_it_did_not_draw(storage, tmp_path):
+    result = sweep_cli("report", str(storage / "grid"), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "Not drawn:" in page and "importance.png" in page
+
+
+def test_html_report_renders_in_a_real_browser(storage, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("no chromium installed (Debian package `chromium`)")
+    out = tmp_path / "report"
+    assert sweep_cli("report", "asha", "--storage", str(storage), "--out", str(out)
+                     ).returncode == 0
+    shot = tmp_path / "screenshot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1366,3000", f"--screenshot={shot}",
+                    (out / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert not_blank(shot)
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(shot)[:, :, :3]
+    # the figures drew: a good share of the page is neither white nor text-grey
+    colourful = (pixels.max(axis=2) - pixels.min(axis=2)) > 0.25
+    assert colourful.mean() > 0.003
+
+
+@pytest.mark.parametrize("table", ["trials", "history"])
+def test_export_equals_the_live_tables_in_every_format(storage, tmp_path, table):
+    live = pd.read_parquet(storage / "asha" / "results" / f"{table}.parquet")
+    for fmt in ("parquet", "csv", "jsonl"):
+        out = tmp_path / f"{table}.{fmt}"
+        result = sweep_cli("export", "asha", "--storage", str(storage), "--table", table,
+                           "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        assert f"wrote {len(live)} {table} rows" in result.stderr
+        # text readers guess types; a trial id like 6e736_00000 must stay text
+        text = {c: str for c in live.columns if not pd.api.types.is_numeric_dtype(live[c])
+                and not pd.api.types.is_bool_dtype(live[c])}
+        back = {"parquet": pd.read_parquet, "csv": lambda p: pd.read_csv(p, dtype=text),
+                "jsonl": lambda p: pd.read_json(p, lines=True, dtype=False)}[fmt](out)
+        assert list(back.columns) == list(live.columns)
+        if fmt == "parquet":
+            pdt.assert_frame_equal(back, live)
+            assert pq.read_schema(out).equals(pq.read_schema(
+                storage / "asha" / "results" / f"{table}.parquet"), check_metadata=False)
+        else:  # text formats: the same values (types as the text reader infers them)
+            for column in live.columns:
+                a, b = live[column], back[column]
+                if pd.api.types.is_numeric_dtype(a) and a.notna().any():
+                    np.testing.assert_allclose(pd.to_numeric(b, errors="coerce"), a,
+                                               rtol=1e-12, err_msg=column)
+                else:
+                    assert a.isna().equals(b.isna()), column
+                    assert (a.dropna().astype(str).values == b.dropna().astype(str).values
+                            ).all() or a.dropna().empty, column
+    bad = sweep_cli("export", "asha", "--storage", str(storage), "-o", str(tmp_path / "x.txt"))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: -o: ")
+
+
+def test_export_and_ls_of_a_sweep_killed_mid_way(storage, tmp_path, ray_address):
+    from tests.test_resume import slow_spec
+
+    here = tmp_path / "sweeps"
+    shutil.copytree(storage / "asha", here / "asha")  # a finished sweep next to it
+    spec = slow_spec(tmp_path, "cut")
+    results = here / "cut" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(write_spec(tmp_path, spec)), "--address",
+                                   ray_address, "--quiet")) as proc:
+        wait_for(lambda: ended_trials(results) >= 2 or proc.poll() is not None, 120,
+                 "two trials to end")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    # Tune's trial folders hold every reported epoch; the tables may lag behind them
+    reported = {(json.loads(line)["trial_id"], json.loads(line)["epoch"])
+                for f in (here / "cut").glob("*/result.json")
+                for line in f.read_text().splitlines() if line.strip()}
+    (results / schema.HISTORY_FILE).unlink()  # and one of them is gone
+    out = tmp_path / "history.csv"
+    result = sweep_cli("export", "cut", "--storage", str(here), "--table", "history",
+                       "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "rebuilt from Tune's trial folders" in result.stderr
+    history = pd.read_csv(out)
+    assert not history.duplicated(["trial_id", "epoch"]).any()
+    assert set(zip(history["trial_id"], history["epoch"])) == reported
+
+    listed = sweep_cli("ls", "--storage", str(here))
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split()[1]: line for line in listed.stdout.splitlines()
+             if line.startswith("│")}
+    assert "finished" in lines["asha"] and "val_acc" in lines["asha"]
+    assert "running (or its driver died" in lines["cut"]
+
+
+def test_one_glob_query_reads_every_sweep_with_the_declared_schema(storage):
+    files = sorted(storage.glob("*/results/trials.parquet"))
+    assert len(files) == 2
+    declared = schema.trials_schema("val_acc")
+    for path in files:  # the declared types, whatever the values (no errors: still string)
+        assert pq.read_schema(path).equals(declared, check_metadata=False), path
+    table = ds.dataset(files, format="parquet").to_table()
+    assert table.num_rows == 12
+    assert str(table.schema.field("error").type) == "string"
+    assert str(table.schema.field("config.dataset.limit").type) == "int64"
+    history = ds.dataset(sorted(storage.glob("*/results/history.parquet"))).to_table()
+    assert history.schema.equals(schema.history_schema(), check_metadata=False)
+
+
+def test_reading_commands_do_not_import_ray_or_torch(storage, tmp_path):
+    import sys
+
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+            "assert 'ray' not in sys.modules and 'torch' not in sys.modules, "
+            "[m for m in ('ray', 'torch') if m in sys.modules]\nsys.exit(code)\n")
+    for args in (["ls", "--storage", str(storage)],
+                 ["export", "asha", "--storage", str(storage), "-o", str(tmp_path / "t.csv")],
+                 ["report", "grid", "--storage", str(storage), "--out", str(tmp_path / "r")]):
+        result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, (args, result.stderr[-2000:])

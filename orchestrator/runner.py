@@ -147,6 +147,8 @@ def _drive(spec: SweepSpec, folder: Path, make_tuner: Callable[[list], Any], *, 
     results_dir = folder / schema.RESULTS_DIR
     # Ray first: a cluster that cannot be joined leaves no folder behind
     with ray_session(address), sigterm_as_sigint() as received:
+        if address:
+            _warn_if_storage_is_not_shared(spec, console)
         if fresh and folder.exists():
             shutil.rmtree(folder)
         begin_segment(results_dir, resolved, command)
@@ -169,6 +171,17 @@ def _drive(spec: SweepSpec, folder: Path, make_tuner: Callable[[list], Any], *, 
         write_end["restarted_errored"] = sink.dropped
     end_segment(results_dir, resolved, **write_end)
     return outcome
+
+
+def _warn_if_storage_is_not_shared(spec: SweepSpec, console: Console) -> None:
+    import ray
+
+    from orchestrator.cluster import storage_warning
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    warning = storage_warning(spec.storage, nodes)
+    if warning:
+        console.print(warning, markup=False)
 
 
 def _ended_in_segment(before: pd.DataFrame | None, after: pd.DataFrame) -> int:

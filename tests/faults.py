@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -146,3 +149,59 @@ class RayNode:
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=30)
+
+
+def answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Cluster:
+    address: str  # the GCS, HOST:PORT
+    dashboard: str | None  # the Jobs API, http://127.0.0.1:PORT
+    head: RayNode
+    worker: RayNode
+    env: dict  # what a client of this cluster needs: token auth and its token
+
+
+@contextlib.contextmanager
+def ray_cluster(dashboard: bool = False) -> Iterator[Cluster]:
+    """A two-node Ray cluster on this machine: a head (its dashboard and Jobs API on
+    127.0.0.1 when asked) and a worker node with its own temp folder, one CPU each,
+    token auth with a fresh token. Ended by process ids, whatever happens.
+    Temp folders are short: Ray's socket paths inside them must fit in 107 bytes."""
+    short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    options = ["--include-dashboard=false"]
+    dashboard_port = None
+    if dashboard:
+        dashboard_port = free_port()
+        options = ["--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                   f"--dashboard-port={dashboard_port}"]
+    # ports Ray fixes by default (52365, 10001) may be taken by another Ray on the machine
+    head = RayNode.start(short / "head", "--head", f"--port={port}", "--num-cpus=1",
+                         f"--dashboard-agent-listen-port={free_port()}",
+                         f"--ray-client-server-port={free_port()}", *options, env=env)
+    worker = None
+    try:
+        wait_for(lambda: answers(port), 90, "the head's GCS")
+        if dashboard_port:
+            wait_for(lambda: answers(dashboard_port), 90, "the head's dashboard")
+        worker = RayNode.start(short / "worker", f"--address=127.0.0.1:{port}",
+                               "--num-cpus=1", f"--dashboard-agent-listen-port={free_port()}",
+                               env=env)
+        wait_for(worker.raylet_pid, 90, "the worker node's raylet")
+        yield Cluster(f"127.0.0.1:{port}",
+                      f"http://127.0.0.1:{dashboard_port}" if dashboard_port else None,
+                      head, worker, env)
+    finally:
+        if worker:
+            worker.stop()
+        head.stop()
+        shutil.rmtree(short, ignore_errors=True)

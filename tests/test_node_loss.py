@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
-import socket
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,43 +14,17 @@ import pytest
 
 from orchestrator.results import schema
 from tests.conftest import tiny_spec, write_spec
-from tests.faults import RayNode, ended_at_exit, free_port, start_sweep, wait_for
+from tests.faults import ended_at_exit, ray_cluster, start_sweep, wait_for
 
 pytestmark = pytest.mark.ray
 
 EPOCHS = 12
 
 
-def answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def two_nodes():
-    """(address, head, worker, env): one CPU on each node, one token for everything.
-    Temp folders are short: Ray's socket paths inside them must fit in 107 bytes."""
-    short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
-    head = RayNode.start(short / "head", "--head", f"--port={port}", "--num-cpus=1",
-                         "--include-dashboard=false", env=env)
-    worker = None
-    try:
-        wait_for(lambda: answers(port), 90, "the head's GCS")
-        worker = RayNode.start(short / "worker", f"--address=127.0.0.1:{port}",
-                               "--num-cpus=1", env=env)
-        wait_for(worker.raylet_pid, 90, "the worker node's raylet")
-        yield f"127.0.0.1:{port}", head, worker, env
-    finally:
-        if worker:
-            worker.stop()
-        head.stop()
-        shutil.rmtree(short, ignore_errors=True)
+    with ray_cluster() as cluster:
+        yield cluster.address, cluster.head, cluster.worker, cluster.env
 
 
 def reports(experiment: Path) -> list[dict]:
@@ -85,8 +55,11 @@ def test_trials_of_a_lost_node_resume_on_the_other_from_checkpoints(tmp_path, tw
         on_worker = [r for r in reports(experiment) if r.get("pid") in worker_pids]
         return [r["trial_id"] for r in on_worker if r["epoch"] >= 2]
 
+    # the driver carries only the token, as Ray documents it (RAY_AUTH_TOKEN): Ray turns
+    # token auth on by itself when it joins
+    driver_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
     with ended_at_exit(start_sweep("run", str(path), "--address", address, "--quiet",
-                                   env=env)) as proc:
+                                   env=driver_env)) as proc:
         moved = wait_for(worker_trial_with_checkpoint, 180, "a trial on the worker node to "
                          "checkpoint")
         killed_at = max(r["epoch"] for r in reports(experiment) if r["trial_id"] == moved[0])

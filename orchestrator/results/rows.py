@@ -82,6 +82,7 @@ def trial_row(
         "diagnosis": last.get("diagnosis"),
         "wall_s": last.get("time_total_s"),
         "node_ip": last.get("node_ip"),
+        "node_id": last.get("node_id"),
         "device": last.get("device"),
         "threads": last.get("threads"),
         "error": error,

@@ -29,7 +29,7 @@ def trial_columns(metric: str) -> list[str]:
     return [
         TRIAL_ID, STATUS, STOP_REASON,
         "effective_lr", "epochs", "best_epoch", best_column(metric),
-        *EPOCH_METRICS, "diagnosis", "wall_s", "node_ip", "device", "threads",
+        *EPOCH_METRICS, "diagnosis", "wall_s", "node_ip", "node_id", "device", "threads",
         "error",
     ]
 
@@ -60,6 +60,7 @@ def system_trial_fields(metric: str) -> list[tuple[str, str]]:
         (best_column(metric), "float64"),
         *[(m, "float64") for m in EPOCH_METRICS],
         ("diagnosis", "string"), ("wall_s", "float64"), ("node_ip", "string"),
+        ("node_id", "string"),
         ("device", "string"), ("threads", "int64"), ("error", "string"),
     ]
 

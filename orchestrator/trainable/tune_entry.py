@@ -64,6 +64,7 @@ def train_trial(config: dict) -> None:
     # one thread per CPU granted, so concurrent trials do not oversubscribe the cores
     torch.set_num_threads(threads)
     trial_id = tune.get_context().get_trial_id()
+    node_id = ray.get_runtime_context().get_node_id()  # tells nodes apart on one host
     trainer = Trainer(cfg, trial_index(trial_id), device)
     checkpoint = tune.get_checkpoint()
     # PBT's exploit hands this trial another trial's checkpoint: the first epoch after
@@ -77,7 +78,8 @@ def train_trial(config: dict) -> None:
     every = cfg.train.checkpoint_every
     while not trainer.finished:
         metrics = trainer.train_epoch()
-        metrics.update(device=device, threads=threads, exploited_from=exploited_from)
+        metrics.update(device=device, threads=threads, node_id=node_id,
+                       exploited_from=exploited_from)
         exploited_from = None
         if trainer.finished or trainer.epoch % every == 0:
             with tempfile.TemporaryDirectory() as folder:

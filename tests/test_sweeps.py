@@ -57,12 +57,17 @@ def test_every_scheduler_runs_a_sweep_to_valid_results(tmp_path, ray_address, na
 
 
 def test_pbt_history_says_where_exploited_weights_came_from(tmp_path, ray_address):
-    train = {**tiny_spec(tmp_path)["train"], "epochs": 6, "early_stopping": {"patience": None}}
+    train = {**tiny_spec(tmp_path)["train"], "epochs": 8, "early_stopping": {"patience": None},
+             "dataset": {"name": "synthetic", "n_samples": 8000, "n_features": 20}}
+    # epochs long enough that the four trials overlap, rates far apart and half the
+    # population exploiting: exploits are all but certain
     outcome = sweep(tmp_path, num_samples=4, resources={"cpu": 0.5}, train=train,
-                    scheduler={"name": "pbt", "perturbation_interval": 1})
+                    search_space={"optimizer.lr": {"loguniform": [1e-4, 0.5]}},
+                    scheduler={"name": "pbt", "perturbation_interval": 1,
+                               "quantile_fraction": 0.5})
     history, trials = outcome.history, outcome.trials
     exploited = history.dropna(subset=["exploited_from"])
-    assert len(exploited), "no exploit in 4 trials x 6 epochs at interval 1"
+    assert len(exploited), "no exploit in 4 trials x 8 epochs at interval 1"
     ids = set(trials["trial_id"])
     for _, row in exploited.iterrows():
         donor, epoch = row["exploited_from"].rsplit("@", 1)

@@ -387,3 +387,74 @@ def stop(job_id: str, address: str, insecure: bool) -> None:
         return
     info = cluster.wait_until_done(client, job_id, timeout_s=cluster.STOP_WAIT_S + 30)
     click.echo(f"job {job_id}: {info.status}", err=True)
+
+
+@main.command(name="lr-find")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
+@click.option("--min-lr", type=float, default=1e-7, show_default=True)
+@click.option("--max-lr", type=float, default=10.0, show_default=True)
+@click.option("--steps", type=int, default=100, show_default=True,
+              help="Mini-batches, the rate growing exponentially between them.")
+@click.option("--out", "out_dir", default="lr_find", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for lr_find.png and .parquet.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@_user_errors
+def lr_find(spec_path: str, sets: tuple[str, ...], min_lr: float, max_lr: float, steps: int,
+            out_dir: str, as_json: bool) -> None:
+    """The learning-rate range test on SPEC's fixed training settings: a suggested rate
+    and a search range for optimizer.lr. Runs here, without Ray."""
+    if min_lr <= 0 or min_lr >= max_lr:
+        raise OrchestratorError(f"--min-lr, --max-lr: are {min_lr:g} and {max_lr:g}, but must "
+                                "be 0 < min-lr < max-lr")
+    if steps < 20:
+        raise OrchestratorError(f"--steps: is {steps}, but must be >= 20")
+    spec = _load(spec_path, sets)
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+
+    from orchestrator.results.atomic import write_atomic
+    from orchestrator.results.plots import lr_find_plot
+    from orchestrator.trainable.config import TrialConfig
+    from orchestrator.trainable.lr_find import lr_range_test
+
+    config = TrialConfig(train=spec.train, objective={"metric": spec.metric, "mode": spec.mode},
+                         seed=spec.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = lr_range_test(config, min_lr, max_lr, steps, device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"step": range(1, len(result.lrs) + 1), "lr": result.lrs,
+                          "loss": result.raw_losses, "smoothed_loss": result.losses})
+    write_atomic(out / "lr_find.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    lr_find_plot(result.lrs, result.losses, result.suggested_lr, result.low, result.high, out)
+    summary = {
+        "suggested_lr": result.reference_lr, "range": [result.reference_low,
+                                                       result.reference_high],
+        "effective_lr": result.suggested_lr, "effective_range": [result.low, result.high],
+        "batch_size": spec.train.batch_size,
+        "batch_scaling": spec.train.batch_scaling.model_dump(),
+        "steps_run": len(result.lrs), "stopped_early": result.stopped_early,
+        "search_space": result.search_line(), "device": device,
+        "files": [str(out / "lr_find.png"), str(out / "lr_find.parquet")],
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    scaled = spec.train.batch_scaling.rule != "none"
+    click.echo(f"suggested optimizer.lr {result.reference_lr:.3g} (the steepest stable "
+               f"descent of the loss), search range [{result.reference_low:.3g}, "
+               f"{result.reference_high:.3g}]")
+    if scaled:
+        click.echo(f"  at batch size {spec.train.batch_size} with {spec.train.batch_scaling.rule} "
+                   f"scaling that is an effective rate of {result.suggested_lr:.3g} "
+                   f"(optimizer.lr is the rate at batch size "
+                   f"{spec.train.batch_scaling.reference_batch_size})")
+    click.echo(f"  search space:  {result.search_line()}")
+    click.echo(f"  {len(result.lrs)} steps on {device}"
+               + (" (stopped early: the loss blew up)" if result.stopped_early else "")
+               + f"; plot and data in {out}/")

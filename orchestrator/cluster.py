@@ -135,15 +135,21 @@ def package_job(spec: SweepSpec, storage: str, package: Path) -> dict[str, Any]:
     data = spec.resolved()
     data["storage"] = storage
     placed: dict[str, str] = {}
+    _map_data_paths(data, lambda value: _package_data(value, package, placed))
+    (package / SPEC_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
+    return data
+
+
+def _map_data_paths(data: dict, change) -> None:
+    """Apply `change` to every data file a resolved spec names: `dataset.path`, fixed or
+    searched (choice/grid)."""
     dataset = data["train"]["dataset"]
     if dataset.get("path"):
-        dataset["path"] = _package_data(dataset["path"], package, placed)
+        dataset["path"] = change(dataset["path"])
     searched = data["search_space"].get("dataset.path")
     if searched:
         (kind, values), = searched.items()
-        searched[kind] = [_package_data(v, package, placed) for v in values]
-    (package / SPEC_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
-    return data
+        searched[kind] = [change(v) for v in values]
 
 
 def call(what: str, fn, *args: Any, retry_s: float = 60.0, **kwargs: Any) -> Any:
@@ -270,12 +276,7 @@ def stage_data(spec: SweepSpec) -> SweepSpec:
         return str(staged)
 
     data = spec.resolved()
-    dataset = data["train"]["dataset"]
-    dataset["path"] = stage(dataset.get("path"))
-    searched = data["search_space"].get("dataset.path")
-    if searched:
-        (kind, values), = searched.items()
-        searched[kind] = [stage(v) for v in values]
+    _map_data_paths(data, stage)
     return spec_from_mapping(data, "<staged spec>")
 
 

@@ -209,3 +209,21 @@ SKIPPED = {
     "lr_curves.png": "no trial with a score",
     "importance.png": f"fewer than {MIN_TRIALS_FOR_IMPORTANCE} scored trials, or nothing searched",
 }
+
+
+def lr_find_plot(lrs, losses, suggested: float, low: float, high: float, out: Path) -> Path:
+    """The range test's smoothed loss against the rate, the suggestion and range marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(lrs, losses, color="#1971c2")
+    ax.axvspan(low, high, color="#74c0fc", alpha=0.25, label="search range")
+    ax.axvline(suggested, color="#e8590c", linestyle="--",
+               label=f"suggested {suggested:.3g} (steepest descent)")
+    ax.set_xscale("log")
+    finite = np.asarray(losses)[np.isfinite(losses)]
+    if len(finite):
+        ax.set_ylim(finite.min() * 0.9, min(finite.max(), finite[0] * 1.5) * 1.05)
+    ax.set(xlabel="learning rate (the optimiser's, after batch scaling)",
+           ylabel="training loss (smoothed)", title="learning-rate range test")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out / "lr_find.png")

@@ -119,6 +119,10 @@ def validate(spec_path: str, sets: tuple[str, ...]) -> None:
 def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: bool,
         overwrite: bool, quiet: bool, stage_data: bool, **shorthands: Any) -> None:
     """Run the sweep in SPEC to the end and write its results."""
+    if address and address != "auto":
+        from orchestrator.ray_session import use_token_to_join
+
+        use_token_to_join()
     spec = _load(spec_path, sets, **shorthands)
     if stage_data:
         from orchestrator.cluster import stage_data as stage
@@ -154,6 +158,10 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
     if resume_errored and restart_errored:
         raise OrchestratorError("--resume-errored, --restart-errored: give one or the other")
     errored = "resume" if resume_errored else "restart" if restart_errored else None
+    if address and address != "auto":
+        from orchestrator.ray_session import use_token_to_join
+
+        use_token_to_join()
     from orchestrator.runner import plan_resume, resume_sweep
     from orchestrator.sweep_folder import locate
 
@@ -173,8 +181,11 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
 def _finish(outcome, spec) -> None:
     """The leaderboard, where the results are, and the exit code of the sweep."""
     from orchestrator.leaderboard import leaderboard
+    from orchestrator.results.advice import advise
 
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
+    for sentence in advise(outcome.trials, spec.resolved()):
+        out_console.print(f"advice: {sentence}", markup=False)
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
     if outcome.unfinished:
         click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "

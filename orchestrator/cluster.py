@@ -12,7 +12,6 @@ every call and refuses to talk plain HTTP to another machine without one.
 from __future__ import annotations
 
 import ipaddress
-import os
 import shlex
 import shutil
 import time
@@ -24,6 +23,7 @@ from urllib.parse import urlparse
 import yaml
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.ray_session import auth_token
 from orchestrator.spec import SweepSpec
 
 # Tune snapshots on SIGINT; the job supervisor waits this long before it kills
@@ -33,19 +33,6 @@ JOB_ENV = {"RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": str(STOP
 MAX_UPLOAD_BYTES = 50 * 2**20
 SPEC_FILE = "spec.yaml"
 DATA_DIR = "data"
-
-
-def auth_token() -> str | None:
-    """Ray's token from where Ray documents it: RAY_AUTH_TOKEN, the file named by
-    RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token."""
-    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
-    if token:
-        return token
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
-    try:
-        return Path(path).expanduser().read_text().strip() or None
-    except OSError:
-        return None
 
 
 def _is_loopback(host: str) -> bool:

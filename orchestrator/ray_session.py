@@ -17,6 +17,34 @@ from collections.abc import Iterator
 from orchestrator.errors import OrchestratorError, RayUnavailable
 
 
+def auth_token() -> str | None:
+    """Ray's token from where Ray documents it: RAY_AUTH_TOKEN, the file named by
+    RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if token:
+        return token
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"),
+                                                                 ".ray", "auth_token")
+    try:
+        with open(os.path.expanduser(path)) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def use_token_to_join() -> None:
+    """Before joining a cluster (--address): when the environment carries a token but no
+    RAY_AUTH_MODE, say `token`. Ray's client does not switch token auth on by itself on
+    joining (measured with Ray 2.60: refused with InvalidAuthToken), and it reads the mode
+    once, when `ray` is imported: so this runs before anything imports it."""
+    import sys
+
+    if "RAY_AUTH_MODE" in os.environ or "ray" in sys.modules:
+        return
+    if auth_token() is not None:
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Fail fast with one line: Ray itself retries an unreachable address for minutes."""
     if address == "auto":
@@ -52,9 +80,14 @@ def _unavailable(exc: Exception, address: str | None) -> RayUnavailable:
             f"Ray refused this client at {address or 'the local instance'} ({_first_line(exc)}); "
             "put the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
         )
-    what = f"could not join the Ray cluster at {address}" if address else "could not start Ray"
+    if address:
+        return RayUnavailable(
+            f"could not join the Ray cluster at {address} ({_first_line(exc)}); if it uses "
+            "token authentication, check the token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+            "~/.ray/auth_token; run again with --debug for the traceback"
+        )
     return RayUnavailable(
-        f"{what} ({_first_line(exc)}); Ray's logs are in {_logs_folder()}; "
+        f"could not start Ray ({_first_line(exc)}); Ray's logs are in {_logs_folder()}; "
         "run again with --debug for the traceback"
     )
 

@@ -51,6 +51,8 @@ def test_trials_of_a_lost_node_resume_on_the_other_from_checkpoints(tmp_path, tw
     worker_pids = set()
 
     def worker_trial_with_checkpoint():
+        if proc.poll() is not None:
+            return ["ended"]  # the sweep ended first: the assertion below says so
         worker_pids.update(worker.pids())
         on_worker = [r for r in reports(experiment) if r.get("pid") in worker_pids]
         return [r["trial_id"] for r in on_worker if r["epoch"] >= 2]
@@ -62,6 +64,7 @@ def test_trials_of_a_lost_node_resume_on_the_other_from_checkpoints(tmp_path, tw
                                    env=driver_env)) as proc:
         moved = wait_for(worker_trial_with_checkpoint, 180, "a trial on the worker node to "
                          "checkpoint")
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
         killed_at = max(r["epoch"] for r in reports(experiment) if r["trial_id"] == moved[0])
         os.kill(worker.raylet_pid(), signal.SIGKILL)
         out, err = proc.communicate(timeout=300)

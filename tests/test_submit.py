@@ -138,3 +138,18 @@ def test_cluster_yaml_passes_rays_own_config_validation():
     assert "--dashboard-host=127.0.0.1" in start and "0.0.0.0" not in yaml.safe_dump(config)
     assert all("RAY_AUTH_MODE=token" in c for c in
                config["head_start_ray_commands"][1:] + config["worker_start_ray_commands"][1:])
+
+
+def test_joining_with_the_token_works_and_a_wrong_token_is_exit_3(cluster, tmp_path):
+    """`sweep run --address` with the token only in RAY_AUTH_TOKEN (no RAY_AUTH_MODE): the
+    CLI turns token auth on before Ray is imported; a wrong token gets one error line."""
+    path = write_spec(tmp_path, tiny_spec(tmp_path, name="joined", num_samples=1))
+    joined = sweep(cluster, "run", str(path), "--address", cluster.address, "--quiet")
+    assert joined.returncode == 0, joined.stderr[-2000:]
+    wrong = subprocess.run([SWEEP, "run", str(path), "--address", cluster.address, "--quiet",
+                            "--overwrite"], capture_output=True, text=True, timeout=300,
+                           env={**client_env(cluster), "RAY_AUTH_TOKEN": "not-the-token"})
+    assert wrong.returncode == 3
+    errors = [line for line in wrong.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "check the token in RAY_AUTH_TOKEN" in errors[0]
+    assert "Traceback" not in wrong.stderr

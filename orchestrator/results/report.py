@@ -16,6 +16,7 @@ from rich.table import Table
 from orchestrator.leaderboard import leaderboard, leaderboard_frame
 from orchestrator.results import plots, schema
 from orchestrator.results.account import ComputeAccount, compute_account
+from orchestrator.results.advice import advise
 from orchestrator.results.atomic import write_atomic
 from orchestrator.results.load import SweepTables
 
@@ -27,6 +28,7 @@ class Report:
     out: Path
     account: ComputeAccount
     counts: dict[str, pd.Series]
+    advice: list[str] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)  # title -> PNG
     skipped: dict[str, str] = field(default_factory=dict)  # file -> why
     importance: pd.Series | None = None
@@ -45,7 +47,8 @@ def build_report(tables: SweepTables, out: Path, top: int = 10) -> Report:
     """Write the figures and report.html into `out`; return what they hold."""
     out.mkdir(parents=True, exist_ok=True)
     trials, history, spec = tables.trials, tables.history, tables.spec
-    report = Report(out, compute_account(trials, history), _counts(trials))
+    report = Report(out, compute_account(trials, history), _counts(trials),
+                    advice=advise(trials, spec))
     figures = {
         "Learning curves": lambda: plots.learning_curves(trials, history, spec, out),
         "The metric against each searched setting":
@@ -97,6 +100,7 @@ def terminal_summary(tables: SweepTables, report: Report, top: int = 10) -> Grou
     parts.append(_series_table("compute by stop_reason",
                                account.by_stop_reason.rename_axis("stop_reason")))
     parts.append(_series_table("compute by node", account.by_node.rename_axis("node")))
+    parts.extend(f"advice: {sentence}" for sentence in report.advice)
     if report.importance is not None and len(report.importance):
         parts.append("importance: " + ", ".join(f"{k} {v:.3f}"
                                                 for k, v in report.importance.items()))
@@ -145,6 +149,8 @@ def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
         f"<div><h3>by {html.escape(name)}</h3>{_table(series.rename('trials').to_frame(), True)}"
         "</div>" for name, series in report.counts.items())
     account = report.account
+    advice = ("<h2>Advice</h2><ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in report.advice)
+              + "</ul>") if report.advice else ""
     figures = "".join(f"<h2>{html.escape(title)}</h2>{_img(path, title)}"
                       for title, path in report.figures.items())
     skipped = "".join(f"<li>{html.escape(name)}: {html.escape(why)}</li>"
@@ -165,7 +171,7 @@ def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
 <h1>Sweep {html.escape(spec['name'])}</h1>
 <p class="meta">{meta}</p>{rebuilt}
 <h2>Leaderboard</h2>{_table(board)}
-<h2>Compute account</h2>
+{advice}<h2>Compute account</h2>
 <p class="account">{html.escape(account.sentence())}</p>
 <div class="counts"><div><h3>by stop_reason</h3>{_table(account.by_stop_reason, True)}</div>
 <div><h3>by node</h3>{_table(account.by_node, True)}</div></div>

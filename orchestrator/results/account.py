@@ -49,7 +49,11 @@ def compute_account(trials: pd.DataFrame, history: pd.DataFrame) -> ComputeAccou
     per_epoch = (frame["seconds"] / frame["run"].where(frame["run"] > 0)).fillna(0.0)
     full_seconds = float((per_epoch * frame["budget"]).sum())
     reason = frame[schema.STOP_REASON].fillna("unfinished")
-    node = frame["node_ip"].fillna("unknown") if "node_ip" in frame else "unknown"
+    # nodes by address and Ray's node id (several nodes can share one host's address)
+    node = frame["node_ip"].fillna("unknown") if "node_ip" in frame else pd.Series(
+        "unknown", index=frame.index)
+    if "node_id" in frame and frame["node_id"].notna().any():
+        node = node + " " + frame["node_id"].fillna("").str[:8]
 
     def summary(key) -> pd.DataFrame:
         grouped = frame.groupby(key)

@@ -1,0 +1,137 @@
+"""`sweep export`, `sweep report`, `sweep ls` and `sweep lr-find`: they read files or
+train in-process, and start no Ray."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli_common import (
+    load_spec_with,
+    main,
+    out_console,
+    user_errors,
+)
+
+
+def _sweep_folder(name_or_path: str, storage: str | None):
+    from orchestrator.sweep_folder import locate
+
+    return locate(name_or_path, storage)
+
+
+@main.command()
+@click.argument("name_or_path", metavar="NAME_OR_PATH")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="File to write (its suffix gives the format unless --format does).")
+@click.option("--table", type=click.Choice(["trials", "history"]), default="trials",
+              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]))
+@click.option("--storage", help="Folder that holds sweeps (NAME is looked up there).")
+@user_errors
+def export(name_or_path: str, output: str, table: str, fmt: str | None,
+           storage: str | None) -> None:
+    """Write a sweep's trials or history table to a file (atomically)."""
+    from pathlib import Path
+
+    from orchestrator.results.export import declared_schema, export_table, format_of
+    from orchestrator.results.load import load_sweep
+
+    path = Path(output)
+    fmt = format_of(path, fmt)
+    tables = load_sweep(_sweep_folder(name_or_path, storage))
+    frame = tables.trials if table == "trials" else tables.history
+    export_table(frame, path, fmt, declared_schema(table, tables.metric))
+    if tables.rebuilt:
+        click.echo(f"rebuilt from Tune's trial folders: {', '.join(tables.rebuilt)} "
+                   "(the sweep did not finish writing its tables)", err=True)
+    click.echo(f"wrote {len(frame)} {table} rows to {path} ({fmt})", err=True)
+
+
+@main.command()
+@click.argument("name_or_path", metavar="NAME_OR_PATH")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for the figures and report.html (default: the sweep's "
+              "results/report).")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Trials in the leaderboard.")
+@click.option("--open", "open_page", is_flag=True, help="Open report.html in a browser.")
+@click.option("--storage", help="Folder that holds sweeps (NAME is looked up there).")
+@user_errors
+def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
+           storage: str | None) -> None:
+    """Summarise a sweep: leaderboard, counts, compute saved, figures and report.html."""
+    from pathlib import Path
+
+    from orchestrator.results.load import load_sweep
+    from orchestrator.results.report import build_report, print_report
+
+    tables = load_sweep(_sweep_folder(name_or_path, storage))
+    out = Path(out_dir) if out_dir else tables.folder / "results" / "report"
+    built = build_report(tables, out, top)
+    print_report(out_console, tables, built, top)
+    if tables.rebuilt:
+        click.echo(f"rebuilt from Tune's trial folders: {', '.join(tables.rebuilt)}", err=True)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(built.html_path.resolve().as_uri())
+
+
+@main.command(name="ls")
+@click.option("--storage", default="./sweeps", show_default=True,
+              help="Folder that holds sweeps.")
+@user_errors
+def list_command(storage: str) -> None:
+    """The sweeps in a storage folder, one line each."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from orchestrator.results.catalog import list_sweeps
+
+    frame = list_sweeps(Path(storage).expanduser())
+    table = Table(title=f"{len(frame)} sweeps in {storage}", title_justify="left")
+    for column in frame.columns:
+        table.add_column(column)
+    for row in frame.fillna("-").itertuples(index=False):
+        table.add_row(*map(str, row))
+    out_console.print(table)
+
+
+@main.command(name="lr-find")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
+@click.option("--min-lr", type=float, default=1e-7, show_default=True)
+@click.option("--max-lr", type=float, default=10.0, show_default=True)
+@click.option("--steps", type=int, default=100, show_default=True,
+              help="Mini-batches, the rate growing exponentially between them.")
+@click.option("--out", "out_dir", default="lr_find", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for lr_find.png and .parquet.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@user_errors
+def lr_find(spec_path: str, sets: tuple[str, ...], min_lr: float, max_lr: float, steps: int,
+            out_dir: str, as_json: bool) -> None:
+    """The learning-rate range test on SPEC's fixed training settings: a suggested rate
+    and a search range for optimizer.lr. Runs here, without Ray."""
+    from orchestrator.lr_finder import find_learning_rate
+
+    spec = load_spec_with(spec_path, sets)
+    found = find_learning_rate(spec, min_lr, max_lr, steps, out_dir)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(found))
+        return
+    scaling = spec.train.batch_scaling
+    low, high = found["range"]
+    click.echo(f"suggested optimizer.lr {found['suggested_lr']:.3g} (the steepest stable "
+               f"descent of the loss), search range [{low:.3g}, {high:.3g}]")
+    if scaling.rule != "none":
+        click.echo(f"  at batch size {spec.train.batch_size} with {scaling.rule} scaling that "
+                   f"is an effective rate of {found['effective_lr']:.3g} (optimizer.lr is the "
+                   f"rate at batch size {scaling.reference_batch_size})")
+    click.echo(f"  search space:  {found['search_space']}")
+    click.echo(f"  {found['steps_run']} steps on {found['device']}"
+               + (" (stopped early: the loss blew up)" if found["stopped_early"] else "")
+               + f"; plot and data in {out_dir}/")

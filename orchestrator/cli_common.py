@@ -1,0 +1,90 @@
+"""What every `sweep` subcommand shares: the command group, consoles, one-line errors
+and exit codes, spec loading and the printed plan.
+
+Exit codes: 0 every trial ended without error; 1 the sweep ran but some trials
+errored (results are still written); 2 bad input, reported as one line; 3 Ray could
+not be started or joined (one line; --debug shows the traceback); 130 the sweep was
+interrupted (Ctrl-C) before every trial ended, 143 the same after SIGTERM (what
+`ray job stop`, Kubernetes and Slurm send): Tune's state is kept for `sweep resume`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from rich.console import Console
+
+from orchestrator.errors import OrchestratorError
+
+EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_RAY_UNAVAILABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
+
+# output piped to a file or CI log keeps its lines and columns whole
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+out_console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn project errors into one line on stderr and their exit code (2 for bad
+    input); `--debug` lets them through with their traceback."""
+    @click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+    @wraps(fn)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:  # before or after Tune's own handling of Ctrl-C
+            if debug:
+                raise
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except OrchestratorError as exc:
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+    return wrapper
+
+
+def _overrides(spec_opts: dict) -> list[str]:
+    """--name/--storage/... are shorthands for --set KEY=VALUE."""
+    keys = {"name": "name", "storage": "storage", "num_samples": "num_samples",
+            "max_concurrent": "max_concurrent_trials", "seed": "seed"}
+    return [f"{keys[opt]}={value}" for opt, value in spec_opts.items() if value is not None]
+
+
+def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
+    from orchestrator.spec import load_spec
+
+    return load_spec(spec_path, [*_overrides(shorthands), *sets])
+
+
+def plan_text(spec) -> str:
+    from orchestrator.schedulers import SCHEDULERS
+
+    options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
+                        if v is not None)
+    lines = [
+        f"sweep {spec.name}: {spec.trial_count} trials "
+        f"({spec.num_samples} samples x grid of {spec.grid_size})",
+        f"  objective   {spec.mode} {spec.metric}",
+        f"  scheduler   {spec.scheduler.name} ({SCHEDULERS[spec.scheduler.name].summary})"
+        + (f": {options}" if options else ""),
+        f"  searcher    {spec.searcher.name}, seed {spec.seed}",
+        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU, "
+        f"up to {spec.max_epochs} epochs",
+        f"  concurrency {spec.max_concurrent_trials or 'as resources allow'}",
+        "  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
+                                        for k, d in spec.search_space.items()) or "(none)"),
+        f"  storage     {spec.storage}/{spec.name}",
+    ]
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ray-sweep-orchestrator")
+def main() -> None:
+    """Declarative hyperparameter sweeps of PyTorch models on Ray Tune."""

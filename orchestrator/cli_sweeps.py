@@ -1,0 +1,129 @@
+"""`sweep validate`, `sweep run` and `sweep resume`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from orchestrator.cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_TRIALS_FAILED,
+    err_console,
+    load_spec_with,
+    main,
+    out_console,
+    plan_text,
+    user_errors,
+)
+from orchestrator.errors import OrchestratorError
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
+@user_errors
+def validate(spec_path: str, sets: tuple[str, ...]) -> None:
+    """Validate SPEC and print the plan."""
+    click.echo(plan_text(load_spec_with(spec_path, sets)))
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--name", help="Sweep name (and results folder).")
+@click.option("--storage", help="Folder that holds sweeps.")
+@click.option("--num-samples", type=int, help="Samples to draw (grid: repeats of the grid).")
+@click.option("--max-concurrent", type=int, help="Most trials running at once.")
+@click.option("--seed", type=int, help="Seed of sampling and of every trial.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
+@click.option("--address", help="Join this Ray cluster instead of starting an embedded one.")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing sweep of the same name.")
+@click.option("--quiet", is_flag=True, help="No live progress view.")
+@click.option("--stage-data", is_flag=True,
+              help="Copy data files under this folder into the storage first (what a "
+              "submitted job does, so that every node reads them).")
+@user_errors
+def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: bool,
+        overwrite: bool, quiet: bool, stage_data: bool, **shorthands: Any) -> None:
+    """Run the sweep in SPEC to the end and write its results."""
+    if address and address != "auto":
+        from orchestrator.ray_session import use_token_to_join
+
+        use_token_to_join()
+    spec = load_spec_with(spec_path, sets, **shorthands)
+    if stage_data:
+        from orchestrator.cluster import stage_data as stage
+
+        spec = stage(spec)
+    if dry_run:
+        click.echo(plan_text(spec))
+        return
+    from orchestrator.runner import run_sweep
+
+    if not quiet:
+        err_console.print(plan_text(spec))
+    outcome = run_sweep(spec, address=address, overwrite=overwrite, console=err_console,
+                        quiet=quiet)
+    _finish(outcome, spec)
+
+
+@main.command()
+@click.argument("name_or_path", metavar="NAME_OR_PATH")
+@click.option("--storage", help="Folder that holds sweeps (NAME is looked up there; "
+              "default ./sweeps).")
+@click.option("--address", help="Join this Ray cluster instead of starting an embedded one.")
+@click.option("--resume-errored", is_flag=True,
+              help="Run errored trials again from their last checkpoint.")
+@click.option("--restart-errored", is_flag=True,
+              help="Run errored trials again from scratch.")
+@click.option("--quiet", is_flag=True, help="No live progress view.")
+@user_errors
+def resume(name_or_path: str, storage: str | None, address: str | None, resume_errored: bool,
+           restart_errored: bool, quiet: bool) -> None:
+    """Continue an interrupted sweep (a folder, or a NAME in --storage): finished trials
+    stay as they are, unfinished ones continue from their last checkpoint."""
+    if resume_errored and restart_errored:
+        raise OrchestratorError("--resume-errored, --restart-errored: give one or the other")
+    errored = "resume" if resume_errored else "restart" if restart_errored else None
+    if address and address != "auto":
+        from orchestrator.ray_session import use_token_to_join
+
+        use_token_to_join()
+    from orchestrator.runner import plan_resume, resume_sweep
+    from orchestrator.sweep_folder import locate
+
+    plan = plan_resume(locate(name_or_path, storage))
+    if plan.finished(errored):
+        count = 0 if plan.trials is None else len(plan.trials)
+        click.echo(f"sweep {plan.spec.name} already finished ({count} trials, {plan.errored} "
+                   f"errored): nothing to resume in {plan.folder}", err=True)
+        return
+    if not quiet:
+        err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec)}")
+    outcome = resume_sweep(plan, address=address, errored=errored, console=err_console,
+                           quiet=quiet)
+    _finish(outcome, plan.spec)
+
+
+def _finish(outcome, spec) -> None:
+    """The leaderboard, where the results are, and the exit code of the sweep."""
+    from orchestrator.leaderboard import leaderboard
+    from orchestrator.results.advice import advise
+
+    out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
+    for sentence in advise(outcome.trials, spec.resolved()):
+        out_console.print(f"advice: {sentence}", markup=False)
+    out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
+    if outcome.unfinished:
+        click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "
+                   f"finish; continue with `sweep resume {outcome.experiment_dir}`", err=True)
+        sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
+    if outcome.errored:
+        click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
+                   f"see the error column of {outcome.results_dir}/trials.parquet", err=True)
+        sys.exit(EXIT_TRIALS_FAILED)

@@ -66,7 +66,12 @@ def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
     from orchestrator.results.report import build_report, print_report
 
     tables = load_sweep(_sweep_folder(name_or_path, storage))
-    out = Path(out_dir) if out_dir else tables.folder / "results" / "report"
+    if out_dir:
+        out = Path(out_dir)
+    elif tables.folder.local:
+        out = tables.folder.local / "results" / "report"
+    else:  # an object store: the figures and the page are written here
+        out = Path(f"{tables.spec['name']}-report")
     built = build_report(tables, out, top)
     print_report(out_console, tables, built, top)
     if tables.rebuilt:
@@ -83,13 +88,12 @@ def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
 @user_errors
 def list_command(storage: str) -> None:
     """The sweeps in a storage folder, one line each."""
-    from pathlib import Path
 
     from rich.table import Table
 
     from orchestrator.results.catalog import list_sweeps
 
-    frame = list_sweeps(Path(storage).expanduser())
+    frame = list_sweeps(storage)
     table = Table(title=f"{len(frame)} sweeps in {storage}", title_justify="left")
     for column in frame.columns:
         table.add_column(column)

@@ -114,6 +114,7 @@ def _finish(outcome, spec) -> None:
     """The leaderboard, where the results are, and the exit code of the sweep."""
     from orchestrator.leaderboard import leaderboard
     from orchestrator.results.advice import advise
+    from orchestrator.runner import resume_command
 
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
     for sentence in advise(outcome.trials, spec.resolved()):
@@ -121,7 +122,7 @@ def _finish(outcome, spec) -> None:
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
     if outcome.unfinished:
         click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "
-                   f"finish; continue with `sweep resume {outcome.experiment_dir}`", err=True)
+                   f"finish; continue with `{resume_command(outcome.location, spec)}`", err=True)
         sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "

@@ -86,8 +86,7 @@ def cluster_storage(spec: SweepSpec, storage: str | None) -> str:
     as an absolute path. A relative one would land in the job's throw-away folder."""
     chosen = storage or spec.storage
     if _is_uri(chosen):
-        raise OrchestratorError(f"--storage: {chosen} is a URI; this version stores sweeps "
-                                "on a shared folder (an NFS-like mount every node sees)")
+        return chosen  # an object store: the same for every node
     if not Path(chosen).is_absolute():
         raise OrchestratorError(
             f"--storage: is {chosen!r}, a path relative to this machine; a submitted sweep "
@@ -251,10 +250,14 @@ def stage_data(spec: SweepSpec) -> SweepSpec:
 
     here = Path.cwd().resolve()
     target = Path(spec.storage).expanduser() / ".data"
+    carried = []
 
     def stage(value: Any) -> Any:
         path = Path(value) if isinstance(value, str) else None
         if path is None or not path.is_file() or not path.resolve().is_relative_to(here):
+            return value
+        if _is_uri(spec.storage):
+            carried.append(str(path.name))
             return value
         content = path.read_bytes()
         staged = target / f"{hashlib.sha256(content).hexdigest()[:12]}-{path.name}"
@@ -264,6 +267,11 @@ def stage_data(spec: SweepSpec) -> SweepSpec:
 
     data = spec.resolved()
     _map_data_paths(data, stage)
+    if carried:
+        raise OrchestratorError(
+            f"train.dataset.path: {', '.join(carried)} came with the job, but the storage is "
+            "an object store, which the trials cannot read data files from: put the file on "
+            "a path every node reads (a shared mount) and name it by that path")
     return spec_from_mapping(data, "<staged spec>")
 
 
@@ -288,8 +296,8 @@ def filesystem_type(path: Path) -> str | None:
 def storage_warning(storage: str, nodes: int) -> str | None:
     """A warning when several nodes would write a sweep to a folder that is local to
     each of them (their trials' checkpoints would not be found elsewhere)."""
-    if nodes < 2:
-        return None
+    if nodes < 2 or _is_uri(storage):
+        return None  # an object store is one store for every node
     kind = filesystem_type(Path(storage))
     if kind is None or kind.startswith(SHARED_FILESYSTEMS):
         return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from orchestrator.registry import BuildContext
 from orchestrator.results import schema
 from orchestrator.results.provenance import begin_segment, end_segment
 from orchestrator.spec import SweepSpec, spec_from_mapping
+from orchestrator.storage import Location, open_storage
 from orchestrator.sweep_folder import read_sweep_json, read_tables, sweep_json_path
 
 CHECKPOINTS_KEPT = 2
@@ -38,14 +38,19 @@ Errored = Literal["resume", "restart"] | None
 
 @dataclass
 class SweepOutcome:
-    experiment_dir: Path
+    location: Location
     trials: pd.DataFrame
     history: pd.DataFrame
     elapsed_s: float
     signal: str | None = None  # the stop signal the driver received ('SIGTERM'), if any
 
     @property
-    def results_dir(self) -> Path:
+    def experiment_dir(self) -> Path | Location:
+        """The sweep's folder: a local Path, or a Location on an object store."""
+        return self.location.local or self.location
+
+    @property
+    def results_dir(self) -> Path | Location:
         return self.experiment_dir / schema.RESULTS_DIR
 
     @property
@@ -58,8 +63,8 @@ class SweepOutcome:
         return int(self.trials[schema.STOP_REASON].isna().sum()) if len(self.trials) else 0
 
 
-def experiment_dir(spec: SweepSpec) -> Path:
-    return Path(spec.storage).expanduser().resolve() / spec.name
+def experiment_dir(spec: SweepSpec) -> Location:
+    return open_storage(spec.storage) / spec.name
 
 
 def build_context(spec: SweepSpec) -> BuildContext:
@@ -96,6 +101,7 @@ def build_tuner(spec: SweepSpec, callbacks: list):
 
     context = build_context(spec)
     search_alg = create_searcher(spec.searcher, context)
+    storage_path, storage_filesystem = open_storage(spec.storage).tune_storage()
     return tune.Tuner(
         _trainable(spec),
         param_space=param_space(spec),
@@ -115,7 +121,8 @@ def build_tuner(spec: SweepSpec, callbacks: list):
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=str(Path(spec.storage).expanduser().resolve()),
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=(
@@ -128,7 +135,7 @@ def build_tuner(spec: SweepSpec, callbacks: list):
     )
 
 
-def _drive(spec: SweepSpec, folder: Path, make_tuner: Callable[[list], Any], *, command: str,
+def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], *, command: str,
            address: str | None, console: Console | None, quiet: bool,
            callbacks: list | None, fresh: bool = False, ended: frozenset[str] = frozenset(),
            drop_errored: bool = False, before: pd.DataFrame | None = None) -> SweepOutcome:
@@ -149,8 +156,8 @@ def _drive(spec: SweepSpec, folder: Path, make_tuner: Callable[[list], Any], *, 
     with ray_session(address), sigterm_as_sigint() as received:
         if address:
             _warn_if_storage_is_not_shared(spec, console)
-        if fresh and folder.exists():
-            shutil.rmtree(folder)
+        if fresh:
+            folder.delete()
         begin_segment(results_dir, resolved, command)
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
                            ended=ended, drop_errored=drop_errored)
@@ -195,6 +202,14 @@ def _ended_in_segment(before: pd.DataFrame | None, after: pd.DataFrame) -> int:
     return sum(1 for trial_id, end in ends(after).items() if earlier.get(trial_id) != end)
 
 
+def resume_command(folder: Location, spec: SweepSpec) -> str:
+    """The command that continues this sweep (an object store by name and storage URI,
+    whose query the folder's own name would lose)."""
+    if folder.local:
+        return f"sweep resume {folder.local}"
+    return f"sweep resume {spec.name} --storage '{spec.storage}'"
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -210,7 +225,8 @@ def run_sweep(
     if folder.exists() and not overwrite:
         raise OrchestratorError(
             f"name: a sweep {spec.name!r} already exists in {folder.parent}; "
-            f"continue it with `sweep resume {folder}`, or pass --overwrite to start over"
+            f"continue it with `{resume_command(folder, spec)}`, or pass --overwrite to "
+            "start over"
         )
     return _drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",
                   address=address, console=console, quiet=quiet, callbacks=callbacks,
@@ -223,7 +239,7 @@ def run_sweep(
 class ResumePlan:
     """What `sweep resume` found in a sweep folder, read before Ray starts."""
 
-    folder: Path
+    folder: Location
     spec: SweepSpec
     status: str | None
     trials: pd.DataFrame | None
@@ -244,7 +260,7 @@ class ResumePlan:
         return self.status == "finished" and not (errored and self.errored)
 
 
-def plan_resume(folder: Path) -> ResumePlan:
+def plan_resume(folder: Location) -> ResumePlan:
     """Check a sweep folder for `resume` without starting Ray: its sweep.json (the spec
     comes from there), its tables and Tune's experiment state."""
     data = read_sweep_json(folder)
@@ -253,7 +269,8 @@ def plan_resume(folder: Path) -> ResumePlan:
     errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
     plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored)
     if plan.status != "finished" and not (
-        (folder / "tuner.pkl").is_file() and any(folder.glob("experiment_state-*.json"))
+        (folder / "tuner.pkl").is_file()
+        and any(c.name.startswith("experiment_state-") for c in folder.children())
     ):
         raise OrchestratorError(
             f"{folder}: has no Ray Tune experiment state (tuner.pkl and "
@@ -281,9 +298,11 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     from orchestrator.stoppers import StopEnded
 
     logging.getLogger("ray.tune.execution.tune_controller").addFilter(_DeletedCheckpointNoise())
+    path = str(plan.folder.local) if plan.folder.local else plan.folder.path
     tuner = tune.Tuner.restore(
-        str(plan.folder), trainable=_trainable(plan.spec), resume_unfinished=True,
+        path, trainable=_trainable(plan.spec), resume_unfinished=True,
         resume_errored=errored == "resume", restart_errored=errored == "restart",
+        storage_filesystem=None if plan.folder.local else plan.folder.fs,
     )
     # Tune restores the RunConfig pickled by the first run, callbacks included. This
     # driver's own (a sink that reloads the tables, a progress view on this console)

@@ -6,6 +6,7 @@ and read-only commands stay fast. Every problem is one `OrchestratorError` line.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,30 +15,37 @@ import pandas as pd
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
+from orchestrator.storage import Location, as_location, is_uri, open_storage
 
 DEFAULT_STORAGE = "./sweeps"
 
 
-def locate(name_or_path: str, storage: str | None = None) -> Path:
-    """The experiment folder of a sweep given by its folder, or by its name in `storage`
-    (the spec's default storage when not given)."""
+def locate(name_or_path: str, storage: str | None = None) -> Location:
+    """The experiment folder of a sweep given by its folder (or URI), or by its name in
+    `storage` (a folder or a URI; ./sweeps when not given)."""
+    if is_uri(name_or_path):
+        folder = open_storage(name_or_path)
+        if folder.is_dir():
+            return folder
+        raise OrchestratorError(f"no sweep at {name_or_path}")
     candidate = Path(name_or_path).expanduser()
     if storage is None and candidate.is_dir():
-        return candidate.resolve()
-    base = Path(storage or DEFAULT_STORAGE).expanduser()
-    folder = base / name_or_path
+        return as_location(candidate)
+    base = storage or DEFAULT_STORAGE
+    folder = open_storage(base) / name_or_path
     if folder.is_dir():
-        return folder.resolve()
+        return folder
     where = f"in {base}" if storage else f"in {base}, and it is not a folder"
     raise OrchestratorError(f"no sweep {name_or_path!r} {where}")
 
 
-def sweep_json_path(folder: Path) -> Path:
-    return folder / schema.RESULTS_DIR / schema.SWEEP_FILE
+def sweep_json_path(folder: Location | Path) -> Location:
+    return as_location(folder) / schema.RESULTS_DIR / schema.SWEEP_FILE
 
 
-def read_sweep_json(folder: Path) -> dict[str, Any]:
+def read_sweep_json(folder: Location | Path) -> dict[str, Any]:
     """sweep.json of the sweep in `folder`, checked to hold a spec."""
+    folder = as_location(folder)
     path = sweep_json_path(folder)
     if not path.is_file():
         raise OrchestratorError(f"{folder}: is not a sweep folder (it has no "
@@ -51,13 +59,14 @@ def read_sweep_json(folder: Path) -> dict[str, Any]:
     return data
 
 
-def read_table(path: Path) -> pd.DataFrame | None:
+def read_table(path: Location | Path) -> pd.DataFrame | None:
     """A result table, or None when it was never written; a damaged file is an error
     that says how to recover (the rows can be rebuilt from Tune's trial folders)."""
+    path = as_location(path)
     if not path.is_file():
         return None
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(io.BytesIO(path.read_bytes()))
     except Exception as exc:  # pyarrow raises several kinds for damaged files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OrchestratorError(
@@ -66,7 +75,7 @@ def read_table(path: Path) -> pd.DataFrame | None:
         ) from None
 
 
-def read_tables(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    results = folder / schema.RESULTS_DIR
+def read_tables(folder: Location | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    results = as_location(folder) / schema.RESULTS_DIR
     return (read_table(results / schema.TRIALS_FILE),
             read_table(results / schema.HISTORY_FILE))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
+from orchestrator.storage import open_storage
 from orchestrator.sweep_folder import read_sweep_json, read_table, sweep_json_path
 
 
@@ -18,13 +17,14 @@ def _state(sweep: dict) -> str:
     return status
 
 
-def list_sweeps(storage: Path) -> pd.DataFrame:
+def list_sweeps(storage: str) -> pd.DataFrame:
     """name, trials by status, best metric, started, state, of every sweep in `storage`
-    (folders without a sweep.json are not sweeps and are left out)."""
-    if not storage.is_dir():
+    (a folder or a URI; folders without a sweep.json are not sweeps and are left out)."""
+    where = open_storage(storage)
+    if not where.is_dir():
         raise OrchestratorError(f"--storage: {storage} is not a folder")
     rows = []
-    for folder in sorted(p for p in storage.iterdir() if sweep_json_path(p).is_file()):
+    for folder in (p for p in where.children() if sweep_json_path(p).is_file()):
         try:
             sweep = read_sweep_json(folder)
             trials = read_table(folder / schema.RESULTS_DIR / schema.TRIALS_FILE)

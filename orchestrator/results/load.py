@@ -4,7 +4,6 @@ what Tune's trial folders recorded after their last write. No Ray, no torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -12,12 +11,13 @@ import pandas as pd
 from orchestrator.results import schema
 from orchestrator.results.rebuild import history_rows, rebuild_tables
 from orchestrator.results.tables import frames
+from orchestrator.storage import Location
 from orchestrator.sweep_folder import read_sweep_json, read_tables
 
 
 @dataclass
 class SweepTables:
-    folder: Path
+    folder: Location
     sweep: dict[str, Any]  # sweep.json
     trials: pd.DataFrame
     history: pd.DataFrame
@@ -36,7 +36,7 @@ class SweepTables:
         return self.spec["mode"]
 
 
-def load_sweep(folder: Path) -> SweepTables:
+def load_sweep(folder: Location) -> SweepTables:
     """The tables of the sweep in `folder`. A sweep that finished or was interrupted
     wrote them whole; for one killed mid-way (or whose files are missing) the rows are
     completed from Tune's trial folders: (trial_id, epoch) once, the last report kept."""

@@ -50,13 +50,18 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_json_atomic(data: dict, path: Path) -> None:
+def write_json_atomic(data: dict, path) -> None:
+    """JSON to a local path or a storage Location, whole or not at all."""
     text = json.dumps(data, indent=2, default=str) + "\n"
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+    if isinstance(path, Path):
+        write_atomic(path, lambda tmp: tmp.write_text(text))
+    else:
+        path.write_text(text)
 
 
-def write_sweep_json(results_dir: Path, spec: dict, **fields: Any) -> dict:
-    """(Re)write sweep.json, keeping fields of an earlier write (e.g. `started_at`)."""
+def write_sweep_json(results_dir, spec: dict, **fields: Any) -> dict:
+    """(Re)write sweep.json, keeping fields of an earlier write (e.g. `started_at`).
+    `results_dir` is a local path or a storage Location."""
     path = results_dir / schema.SWEEP_FILE
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.update(
@@ -70,12 +75,12 @@ def write_sweep_json(results_dir: Path, spec: dict, **fields: Any) -> dict:
     return data
 
 
-def read_sweep_json(results_dir: Path) -> dict:
+def read_sweep_json(results_dir) -> dict:
     path = results_dir / schema.SWEEP_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def begin_segment(results_dir: Path, spec: dict, command: str) -> None:
+def begin_segment(results_dir, spec: dict, command: str) -> None:
     """Record that `command` (run or resume) starts driving the sweep. A segment left
     open by an earlier driver means that driver died without a word: it is `killed`."""
     segments = read_sweep_json(results_dir).get("segments", [])
@@ -89,7 +94,7 @@ def begin_segment(results_dir: Path, spec: dict, command: str) -> None:
                      segments=segments)
 
 
-def end_segment(results_dir: Path, spec: dict, *, status: str, elapsed_s: float,
+def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,
                 trials_ended: int, restarted_errored: list[str] | None = None,
                 **counts: Any) -> None:
     """Close the open segment: when and how it ended, how many trials ended in it (and

@@ -14,9 +14,16 @@ import pandas as pd
 
 from orchestrator.results import rows, schema
 from orchestrator.results.tables import frames
+from orchestrator.storage import Location, as_location
 
 
-def epoch_results(trial_folder: Path) -> list[dict]:
+def trial_folders(experiment_dir: Location | str | Path) -> list[Location]:
+    """The trial folders of an experiment (those with Tune's params.json)."""
+    return [child for child in as_location(experiment_dir).children()
+            if (child / "params.json").is_file()]
+
+
+def epoch_results(trial_folder: Location | Path) -> list[dict]:
     """The per-epoch reports in a trial folder's result.json (a line cut short by a
     killed writer is skipped)."""
     result_file = trial_folder / "result.json"
@@ -33,20 +40,20 @@ def epoch_results(trial_folder: Path) -> list[dict]:
     return results
 
 
-def history_rows(experiment_dir: str | Path) -> dict[tuple, dict]:
+def history_rows(experiment_dir: Location | str | Path) -> dict[tuple, dict]:
     """History rows from every trial folder, keyed by (trial_id, epoch); an epoch
     reported twice (re-run after a restore) keeps its last row."""
     history: dict[tuple, dict] = {}
-    for params in sorted(Path(experiment_dir).glob("*/params.json")):
-        for result in epoch_results(params.parent):
+    for folder in trial_folders(experiment_dir):
+        for result in epoch_results(folder):
             row = rows.history_row(result["trial_id"], result)
             history[(row[schema.TRIAL_ID], row["epoch"])] = row
     return history
 
 
-def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def rebuild_tables(experiment_dir: Location | str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(trials, history) frames rebuilt from `experiment_dir`."""
-    experiment_dir = Path(experiment_dir)
+    experiment_dir = as_location(experiment_dir)
     sweep = json.loads((experiment_dir / schema.RESULTS_DIR / schema.SWEEP_FILE).read_text())
     metric = sweep["spec"]["metric"]
     budget_stopped = set(sweep.get("budget_stopped", []))
@@ -54,9 +61,8 @@ def rebuild_tables(experiment_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFra
     # (not stopped by the scheduler): it is left unfinished, as an interrupt leaves it
     finished = sweep.get("status") == "finished"
     trials: dict[str, dict] = {}
-    for params in sorted(experiment_dir.glob("*/params.json")):
-        folder = params.parent
-        config = json.loads(params.read_text())
+    for folder in trial_folders(experiment_dir):
+        config = json.loads((folder / "params.json").read_text())
         results = epoch_results(folder)
         trial_id = results[-1]["trial_id"] if results else folder.name
         error_file = folder / "error.txt"

@@ -25,6 +25,8 @@ from ray.tune import Callback
 from orchestrator.results import rows, schema
 from orchestrator.results.rebuild import history_rows
 from orchestrator.results.tables import frames, write_history, write_trials
+from orchestrator.storage import Location, as_location
+from orchestrator.sweep_folder import read_table
 
 
 def _status(trial: Any) -> str:
@@ -39,11 +41,11 @@ def _error_text(trial: Any) -> str | None:
 
 
 class ResultsSink(Callback):
-    def __init__(self, results_dir: str | Path, metric: str, mode: str,
+    def __init__(self, results_dir: Location | str | Path, metric: str, mode: str,
                  time_budget_s: float | None = None,
                  min_interval_s: float = 2.0, ended: frozenset[str] = frozenset(),
                  drop_errored: bool = False):
-        self.results_dir = Path(results_dir)
+        self.results_dir = as_location(results_dir)
         self.ended = frozenset(ended)
         self.drop_errored = drop_errored
         self.dropped: list[str] = []
@@ -58,21 +60,20 @@ class ResultsSink(Callback):
 
     # -- state ----------------------------------------------------------
     @property
-    def trials_path(self) -> Path:
+    def trials_path(self) -> Location:
         return self.results_dir / schema.TRIALS_FILE
 
     @property
-    def history_path(self) -> Path:
+    def history_path(self) -> Location:
         return self.results_dir / schema.HISTORY_FILE
 
     def setup(self, **info: Any) -> None:
         self._started = time.monotonic()
-        if self.history_path.is_file():
-            for row in pd.read_parquet(self.history_path).to_dict("records"):
-                self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
-        if self.trials_path.is_file():
-            for row in pd.read_parquet(self.trials_path).to_dict("records"):
-                self.trials[row[schema.TRIAL_ID]] = row
+        history, trials = read_table(self.history_path), read_table(self.trials_path)
+        for row in [] if history is None else history.to_dict("records"):
+            self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
+        for row in [] if trials is None else trials.to_dict("records"):
+            self.trials[row[schema.TRIAL_ID]] = row
         # epochs Tune recorded after our last write (the driver died in between); the
         # rows of ended trials were written when they ended and are final
         for key, row in history_rows(self.results_dir.parent).items():

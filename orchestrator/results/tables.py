@@ -28,18 +28,23 @@ def to_arrow(frame: pd.DataFrame, declared: pa.Schema) -> pa.Table:
         return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path,
-                         declared: pa.Schema | None = None) -> None:
+def write_parquet_atomic(frame: pd.DataFrame, path, declared: pa.Schema | None = None) -> None:
+    """Write `frame` to a local path or a storage Location, whole or not at all."""
     table = (to_arrow(frame, declared) if declared is not None
              else pa.Table.from_pandas(frame, preserve_index=False))
-    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    if isinstance(path, Path):
+        write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+        return
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    path.write_bytes(buffer.getvalue().to_pybytes())
 
 
-def write_trials(frame: pd.DataFrame, path: Path, metric: str) -> None:
+def write_trials(frame: pd.DataFrame, path, metric: str) -> None:
     write_parquet_atomic(frame, path, schema.trials_schema(metric))
 
 
-def write_history(frame: pd.DataFrame, path: Path) -> None:
+def write_history(frame: pd.DataFrame, path) -> None:
     write_parquet_atomic(frame, path, schema.history_schema())
 
 

@@ -1,0 +1,124 @@
+"""Where sweeps are kept: a local (or NFS-like) folder, or an object store URI such as
+`s3://bucket/sweeps?endpoint_override=127.0.0.1:9000&scheme=http` (pyarrow's
+filesystems, the same that Ray Tune's `storage_filesystem` takes).
+
+`Location` is a path on one filesystem with the few operations the tool needs. Writes
+are whole-file and atomic: a temp file and a rename on a local filesystem, one PUT on
+an object store (an object is never seen half-written).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from orchestrator.errors import OrchestratorError
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+@dataclass(frozen=True)
+class Location:
+    fs: pafs.FileSystem
+    path: str  # the path on `fs` (for an object store: bucket/key, no scheme)
+    scheme: str = ""  # "s3", "gs", ... for display; "" on the local filesystem
+
+    # -- naming ----------------------------------------------------------------------
+    @property
+    def local(self) -> Path | None:
+        """The local path, or None on an object store."""
+        return Path(self.path) if isinstance(self.fs, pafs.LocalFileSystem) else None
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> Location:
+        return Location(self.fs, self.path.rstrip("/").rsplit("/", 1)[0], self.scheme)
+
+    def __truediv__(self, part: str) -> Location:
+        return Location(self.fs, f"{self.path.rstrip('/')}/{part}", self.scheme)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.path}" if self.scheme else self.path
+
+    # -- reading -----------------------------------------------------------------------
+    def _info(self) -> pafs.FileInfo:
+        return self.fs.get_file_info(self.path)
+
+    def exists(self) -> bool:
+        return self._info().type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._info().type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self._info().type == pafs.FileType.Directory
+
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.path) as stream:
+            return stream.readall()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode()
+
+    def children(self) -> list[Location]:
+        """What the folder holds (one level), sorted by name; nothing if it is absent."""
+        if not self.is_dir():
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        return sorted((Location(self.fs, i.path, self.scheme) for i in infos),
+                      key=lambda loc: loc.name)
+
+    # -- writing -----------------------------------------------------------------------
+    def write_bytes(self, data: bytes) -> None:
+        if self.local is not None:
+            from orchestrator.results.atomic import write_atomic
+
+            write_atomic(self.local, lambda tmp: tmp.write_bytes(data))
+            return
+        try:
+            with self.fs.open_output_stream(self.path) as stream:  # one PUT: whole or absent
+                stream.write(data)
+        except OSError as exc:  # no such bucket, no permission, no network...
+            first = str(exc).strip().splitlines()[0]
+            raise OrchestratorError(f"storage: cannot write {self} ({first})") from None
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode())
+
+    def delete(self) -> None:
+        if self.is_dir():
+            self.fs.delete_dir(self.path)
+
+    def tune_storage(self) -> tuple[str, pafs.FileSystem | None]:
+        """(storage_path, storage_filesystem) for Ray Tune's RunConfig / Tuner.restore."""
+        if self.local is not None:
+            return str(self.local), None
+        return self.path, self.fs
+
+
+def open_storage(storage: str) -> Location:
+    """The storage a spec or an option names: a folder (made absolute) or a URI."""
+    if not is_uri(storage):
+        return Location(pafs.LocalFileSystem(), str(Path(storage).expanduser().resolve()))
+    try:
+        fs, path = pafs.FileSystem.from_uri(storage)
+    except (pafs.ArrowInvalid, ValueError, OSError) as exc:  # pyarrow's kinds for bad URIs
+        raise OrchestratorError(f"storage: {storage!r} is not a storage URI pyarrow can "
+                                f"open ({exc})") from None
+    return Location(fs, path.rstrip("/"), storage.split("://", 1)[0])
+
+
+def as_location(where: Location | str | Path) -> Location:
+    """A Location as is; a local path (str or Path) as a Location on the local disk."""
+    if isinstance(where, Location):
+        return where
+    if isinstance(where, str) and is_uri(where):
+        return open_storage(where)
+    return Location(pafs.LocalFileSystem(), str(Path(where).expanduser().resolve()))

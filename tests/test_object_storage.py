@@ -1,0 +1,111 @@
+"""A sweep whose storage is an `s3://` URI on a real S3-compatible server (moto's server
+mode, on 127.0.0.1, started and ended by the test): run, interrupt, resume, and read
+the tables back with export and ls."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pyarrow.fs as pafs
+import pytest
+
+from orchestrator.results import schema
+from tests.conftest import REPO, tiny_spec, write_spec
+from tests.faults import SWEEP, answers, ended_at_exit, free_port, wait_for
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """(storage URI, environment with credentials) of a moto S3 server on 127.0.0.1."""
+    server = shutil.which("moto_server")
+    if server is None:
+        pytest.skip("moto's server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: answers(port), 60, "the S3 server")
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        uri = (f"s3://sweeps-test/runs?endpoint_override=127.0.0.1:{port}&scheme=http"
+               "&region=us-east-1&allow_bucket_creation=true")
+        create = ("import pyarrow.fs as f, sys; fs, p = f.FileSystem.from_uri(sys.argv[1]); "
+                  "fs.create_dir(p.split('/')[0])")
+        subprocess.run([sys.executable, "-c", create, uri], env=env, check=True, timeout=60)
+        yield uri, env
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def objects(uri: str, env: dict, key: str) -> bytes:
+    """One object of the store, read with pyarrow as any client would."""
+    old = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update({k: env[k] for k in old})
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        with fs.open_input_stream(f"{path}/{key}") as stream:
+            return stream.readall()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_run_interrupt_resume_and_read_back_on_s3(s3, tmp_path):
+    uri, env = s3
+    spec = tiny_spec(tmp_path, name="on-s3", num_samples=6, max_concurrent_trials=2)
+    spec["train"].update(dataset={"name": "synthetic", "n_samples": 20000, "n_features": 20},
+                         model={"name": "mlp", "hidden": 64, "depth": 2}, epochs=6,
+                         batch_size=64, early_stopping={"patience": None})
+    path = write_spec(tmp_path, spec)
+
+    # an embedded Ray: its workers inherit the credentials of the command
+    proc = subprocess.Popen([SWEEP, "run", str(path), "--storage", uri, "--quiet"], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    with ended_at_exit(proc):
+        def two_ended():
+            try:
+                trials = pd.read_parquet(io.BytesIO(objects(
+                    uri, env, f"on-s3/results/{schema.TRIALS_FILE}")))
+            except (OSError, ValueError):
+                return proc.poll() is not None
+            return int(trials[schema.STOP_REASON].notna().sum()) >= 2 or proc.poll() is not None
+        wait_for(two_ended, 180, "two trials to end, on S3", every_s=0.5)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err[-3000:]  # four trials were still to run
+
+    resumed = subprocess.run([SWEEP, "resume", "on-s3", "--storage", uri, "--quiet"], cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    for table in ("trials", "history"):
+        out = tmp_path / f"{table}.parquet"
+        exported = subprocess.run([SWEEP, "export", "on-s3", "--storage", uri, "--table", table,
+                                   "-o", str(out)], env=env, capture_output=True, text=True,
+                                  timeout=120)
+        assert exported.returncode == 0, exported.stderr
+    trials, history = (pd.read_parquet(tmp_path / "trials.parquet"),
+                       pd.read_parquet(tmp_path / "history.parquet"))
+    assert len(trials) == 6 and (trials[schema.STOP_REASON] == "completed").all()
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any() and len(history) == 36
+    listed = subprocess.run([SWEEP, "ls", "--storage", uri], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0 and "on-s3" in listed.stdout and "finished" in listed.stdout
+    # Tune's experiment state is in the store next to the results
+    assert objects(uri, env, "on-s3/tuner.pkl")

@@ -129,8 +129,9 @@ def lr_find(spec_path: str, sets: tuple[str, ...], min_lr: float, max_lr: float,
         return
     scaling = spec.train.batch_scaling
     low, high = found["range"]
-    click.echo(f"suggested optimizer.lr {found['suggested_lr']:.3g} (the steepest stable "
-               f"descent of the loss), search range [{low:.3g}, {high:.3g}]")
+    click.echo(f"suggested optimizer.lr {found['suggested_lr']:.3g} (the loss's steepest "
+               f"descent, at least 3x under its minimum), search range [{low:.3g}, "
+               f"{high:.3g}]")
     if scaling.rule != "none":
         click.echo(f"  at batch size {spec.train.batch_size} with {scaling.rule} scaling that "
                    f"is an effective rate of {found['effective_lr']:.3g} (optimizer.lr is the "

@@ -217,7 +217,7 @@ def lr_find_plot(lrs, losses, suggested: float, low: float, high: float, out: Pa
     ax.plot(lrs, losses, color="#1971c2")
     ax.axvspan(low, high, color="#74c0fc", alpha=0.25, label="search range")
     ax.axvline(suggested, color="#e8590c", linestyle="--",
-               label=f"suggested {suggested:.3g} (steepest descent)")
+               label=f"suggested {suggested:.3g}")
     ax.set_xscale("log")
     finite = np.asarray(losses)[np.isfinite(losses)]
     if len(finite):

@@ -144,6 +144,11 @@ def test_export_and_ls_of_a_sweep_killed_mid_way(storage, tmp_path, ray_address)
 
     here = tmp_path / "sweeps"
     shutil.copytree(storage / "asha", here / "asha")  # a finished sweep next to it
+    # and one stopped gracefully (what Ctrl-C leaves: tables whole, status interrupted)
+    shutil.copytree(storage / "grid", here / "grid")
+    sweep_json = here / "grid" / "results" / schema.SWEEP_FILE
+    sweep_json.write_text(json.dumps({**json.loads(sweep_json.read_text()),
+                                      "status": "interrupted"}))
     spec = slow_spec(tmp_path, "cut")
     results = here / "cut" / schema.RESULTS_DIR
     with ended_at_exit(start_sweep("run", str(write_spec(tmp_path, spec)), "--address",
@@ -171,6 +176,7 @@ def test_export_and_ls_of_a_sweep_killed_mid_way(storage, tmp_path, ray_address)
     lines = {line.split()[1]: line for line in listed.stdout.splitlines()
              if line.startswith("│")}
     assert "finished" in lines["asha"] and "val_acc" in lines["asha"]
+    assert "interrupted" in lines["grid"]
     assert "running (or its driver died" in lines["cut"]
 
 

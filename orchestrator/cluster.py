@@ -25,6 +25,7 @@ import yaml
 from orchestrator.errors import OrchestratorError
 from orchestrator.ray_session import auth_token
 from orchestrator.spec import SweepSpec
+from orchestrator.storage import is_uri
 
 # Tune snapshots on SIGINT; the job supervisor waits this long before it kills
 STOP_WAIT_S = 120
@@ -77,15 +78,11 @@ def connect(address: str, insecure: bool = False):
                              "dashboard cluster.yaml` forwards it)?") from exc
 
 
-def _is_uri(path: str) -> bool:
-    return "://" in path
-
-
 def cluster_storage(spec: SweepSpec, storage: str | None) -> str:
     """Where the job keeps the sweep: a folder every node sees (an NFS-like mount), given
     as an absolute path. A relative one would land in the job's throw-away folder."""
     chosen = storage or spec.storage
-    if _is_uri(chosen):
+    if is_uri(chosen):
         return chosen  # an object store: the same for every node
     if not Path(chosen).is_absolute():
         raise OrchestratorError(
@@ -256,7 +253,7 @@ def stage_data(spec: SweepSpec) -> SweepSpec:
         path = Path(value) if isinstance(value, str) else None
         if path is None or not path.is_file() or not path.resolve().is_relative_to(here):
             return value
-        if _is_uri(spec.storage):
+        if is_uri(spec.storage):
             carried.append(str(path.name))
             return value
         content = path.read_bytes()
@@ -296,7 +293,7 @@ def filesystem_type(path: Path) -> str | None:
 def storage_warning(storage: str, nodes: int) -> str | None:
     """A warning when several nodes would write a sweep to a folder that is local to
     each of them (their trials' checkpoints would not be found elsewhere)."""
-    if nodes < 2 or _is_uri(storage):
+    if nodes < 2 or is_uri(storage):
         return None  # an object store is one store for every node
     kind = filesystem_type(Path(storage))
     if kind is None or kind.startswith(SHARED_FILESYSTEMS):

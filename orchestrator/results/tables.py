@@ -54,11 +54,14 @@ def _as_read_back(frame: pd.DataFrame, declared: pa.Schema) -> pd.DataFrame:
     return to_arrow(frame, declared).to_pandas()
 
 
+def _trial_rows(trials: dict[str, dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(trials.values()), columns=[schema.TRIAL_ID] if not trials else None)
+    return frame.sort_values(schema.TRIAL_ID, kind="stable").reset_index(drop=True)
+
+
 def trials_frame(trials: dict[str, dict], metric: str) -> pd.DataFrame:
     """One row per trial: the fixed columns, every config column, then any other."""
-    frame = pd.DataFrame(list(trials.values()), columns=[schema.TRIAL_ID] if not trials else None)
-    frame = frame.sort_values(schema.TRIAL_ID, kind="stable").reset_index(drop=True)
-    return _as_read_back(frame, schema.trials_schema(metric))
+    return _as_read_back(_trial_rows(trials), schema.trials_schema(metric))
 
 
 def history_frame(history: dict[tuple, dict]) -> pd.DataFrame:
@@ -85,7 +88,8 @@ def best_from_history(trials: pd.DataFrame, history: pd.DataFrame, metric: str,
     trials = trials.copy()
     for column, source in ((best, metric), ("best_epoch", "epoch")):
         mapped = trials[schema.TRIAL_ID].map(rows[source])
-        trials[column] = mapped.where(mapped.notna(), trials[column])
+        reported = trials[column] if column in trials else None
+        trials[column] = mapped if reported is None else mapped.where(mapped.notna(), reported)
     return trials
 
 
@@ -93,5 +97,5 @@ def frames(trials: dict[str, dict], history: dict[tuple, dict], metric: str,
            mode: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both tables from their rows, the trials' best values taken from the history."""
     history_df = history_frame(history)
-    trials_df = best_from_history(trials_frame(trials, metric), history_df, metric, mode)
+    trials_df = best_from_history(_trial_rows(trials), history_df, metric, mode)
     return _as_read_back(trials_df, schema.trials_schema(metric)), history_df

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from orchestrator.results import schema
-from orchestrator.results.rebuild import history_rows, rebuild_tables
+from orchestrator.results.rebuild import rebuild_tables
 from orchestrator.results.tables import frames
 from orchestrator.storage import Location
 from orchestrator.sweep_folder import read_sweep_json, read_tables
@@ -47,9 +47,12 @@ def load_sweep(folder: Location) -> SweepTables:
     if trials is not None and history is not None and sweep.get("status") != "running":
         return SweepTables(folder, sweep, trials, history, rebuilt)
 
+    # Tune's trial folders, read once: their trial rows and every reported epoch
+    folder_trials, folder_history = rebuild_tables(folder)
     live_history = {} if history is None else {
         (r[schema.TRIAL_ID], r["epoch"]): r for r in history.to_dict("records")}
-    from_folders = history_rows(folder)
+    from_folders = {(r[schema.TRIAL_ID], r["epoch"]): r
+                    for r in folder_history.to_dict("records")}
     added = {k: v for k, v in from_folders.items() if k not in live_history}
     if added or history is None:
         rebuilt.append(f"{len(added)} history rows")
@@ -57,7 +60,6 @@ def load_sweep(folder: Location) -> SweepTables:
 
     live_trials = {} if trials is None else {
         r[schema.TRIAL_ID]: r for r in trials.to_dict("records")}
-    folder_trials, _ = rebuild_tables(folder)
     missing = {r[schema.TRIAL_ID]: r for r in folder_trials.to_dict("records")
                if r[schema.TRIAL_ID] not in live_trials}
     if missing or trials is None:

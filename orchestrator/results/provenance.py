@@ -83,15 +83,15 @@ def read_sweep_json(results_dir) -> dict:
 def begin_segment(results_dir, spec: dict, command: str) -> None:
     """Record that `command` (run or resume) starts driving the sweep. A segment left
     open by an earlier driver means that driver died without a word: it is `killed`."""
-    segments = read_sweep_json(results_dir).get("segments", [])
+    earlier = read_sweep_json(results_dir)
+    segments = earlier.get("segments", [])
     for segment in segments:
         if "ended_at" not in segment:
             segment["status"] = "killed"
     started = now()
     segments.append({"command": command, "started_at": started, "host": platform.node()})
-    earlier = read_sweep_json(results_dir).get("started_at")
-    write_sweep_json(results_dir, spec, started_at=earlier or started, status="running",
-                     segments=segments)
+    write_sweep_json(results_dir, spec, started_at=earlier.get("started_at") or started,
+                     status="running", segments=segments)
 
 
 def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,

@@ -63,9 +63,9 @@ def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
     from pathlib import Path
 
     from orchestrator.results.load import load_sweep
-    from orchestrator.results.report import build_report, print_report
+    from orchestrator.results.report import build_report, print_report, rediagnosed
 
-    tables = load_sweep(_sweep_folder(name_or_path, storage))
+    tables = rediagnosed(load_sweep(_sweep_folder(name_or_path, storage)))
     if out_dir:
         out = Path(out_dir)
     elif tables.folder.local:

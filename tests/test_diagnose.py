@@ -1,62 +1,131 @@
+"""Rules of the curve diagnosis on hand-made curves: each rule, and the traps the issue
+named (tail noise, warm restarts, warmup, short ASHA-stopped curves, geometric falls)."""
+
 import math
 
-import pytest
+from orchestrator.diagnosis import LABELS, diagnose
 
-from orchestrator.trainable.diagnose import LABELS, diagnose
-
-
-def healthy():
-    train = [2.3 * math.exp(-0.5 * e) + 0.1 for e in range(20)]
-    val = [t + 0.05 for t in train]
-    return train, val
+TRIAL = {"stop_reason": "completed", "initial_val_loss": 2.3, "initial_val_acc": 0.1,
+         "chance_val_loss": 2.3, "chance_val_acc": 0.1, "config.epochs": 20}
 
 
-def test_tuning_md_lr_too_high_example():
-    # TUNING.md: training loss 3.2 -> 1.8 over 5 epochs, then 2.5 at epoch 6
-    train = [3.2, 2.8, 2.4, 2.1, 1.8, 2.5]
-    val = [3.3, 2.9, 2.5, 2.2, 1.9, 2.6]
-    assert diagnose(train, val) == "lr_too_high"
+def rows(train, val=None, acc=None, lr=None):
+    n = len(train)
+    val = val or [t * 1.05 for t in train]
+    acc = acc or [min(0.99, 1 - t / 2.5) for t in train]
+    lr = lr or [0.1] * n
+    return [{"epoch": e + 1, "train_loss": train[e], "val_loss": val[e], "val_acc": acc[e],
+             "lr": lr[e]} for e in range(n)]
 
 
-def test_healthy_curve():
-    assert diagnose(*healthy()) == "healthy"
+def label(history, **trial):
+    return diagnose(history, {**TRIAL, **trial}).label
 
 
-def test_diverged_on_nan_or_inf():
-    train, val = healthy()
-    assert diagnose(train[:5] + [float("nan")], val[:6]) == "diverged"
-    assert diagnose(train[:6], val[:5] + [float("inf")]) == "diverged"
+def geometric(n=20, floor=0.01):
+    return [2.3 * 0.6 ** (e + 1) + floor for e in range(n)]
 
 
-def test_oscillating_loss_is_lr_too_high():
-    train = [2.0, 1.5, 1.6, 1.4, 1.45, 1.3, 1.36, 1.25, 1.3, 1.2]
-    assert diagnose(train, train) == "lr_too_high"
+def test_fast_geometric_fall_is_healthy_not_lr_too_low():
+    assert label(rows(geometric())) == "healthy"
 
 
-def test_slow_steady_fall_is_lr_too_low():
-    train = [2.30 - 0.01 * e for e in range(20)]  # still falling at the same pace
-    assert diagnose(train, train) == "lr_too_low"
+def test_converged_tail_noise_is_not_a_rebound():
+    train = geometric(20, floor=0.01)
+    train[-4:] = [0.010, 0.015, 0.011, 0.016]  # +50% of its level, 0.3% of its fall
+    val = [max(t, 0.1) for t in train]
+    val[-4:] = [0.1, 0.104, 0.098, 0.103]  # a validation loss that has converged
+    assert label(rows(train, val)) == "healthy"
 
 
-def test_overfitting_needs_patience_epochs_of_rising_validation():
-    train = [2.0 * 0.8**e for e in range(20)]
-    val = [2.0 * 0.8**e for e in range(10)] + [0.27 * 1.06**e for e in range(1, 11)]
-    assert diagnose(train, val, patience=5) == "overfitting"
-    # rising for fewer than `patience` epochs is not overfitting yet
-    short_val = val[:10] + [0.27 * 1.06**e for e in range(1, 4)]
-    assert diagnose(train[:13], short_val, patience=5) != "overfitting"
+def test_tuning_md_example_reads_lr_too_high():
+    # TUNING.md: 3.2 -> 1.8 over 5 epochs, then 2.5 at epoch 6 (constant rate)
+    found = diagnose(rows([3.2, 2.8, 2.4, 2.1, 1.8, 2.5]),
+                     {**TRIAL, "initial_val_loss": 3.3, "chance_val_loss": 3.3})
+    assert found.label == "lr_too_high"
+    assert "1.8" in found.reason and "2.5" in found.reason
 
 
-def test_flat_loss_is_plateau():
-    train = [2.30, 2.29, 2.30, 2.29, 2.295, 2.29, 2.30, 2.29, 2.29, 2.295]
-    assert diagnose(train, train) == "plateau"
+def test_lasting_rise_at_constant_rate_is_lr_too_high_but_not_under_a_warm_restart():
+    train = geometric(12) + [0.3, 0.5, 0.6, 0.55, 0.6, 0.58, 0.6, 0.62]
+    assert label(rows(train)) == "lr_too_high"
+    restart = [0.1] * 12 + [0.1 * 3] * 8  # the rate jumps at epoch 13
+    assert label(rows(train, lr=restart)) != "lr_too_high"
 
 
-def test_too_few_epochs_say_nothing_but_divergence():
-    assert diagnose([2.0, 3.0], [2.0, 3.0]) == "healthy"
+def test_a_rise_during_warmup_is_no_evidence():
+    warmup = [0.01, 0.1] + [0.3] * 18
+    train = [2.0, 2.35] + geometric(18)  # above the untrained loss while the rate rises
+    assert label(rows(train, lr=warmup)) == "healthy"
 
 
-@pytest.mark.parametrize("n", range(1, 8))
-def test_labels_are_known(n):
-    train = [1.0 + 0.1 * ((-1) ** e) for e in range(n)]
-    assert diagnose(train, train) in LABELS
+def test_nan_and_blow_up():
+    assert label(rows(geometric(5)[:4] + [math.nan])) == "diverged"
+    stuck = rows([400.0, 90.0, 50.0, 13.0, 2.5] + [2.3] * 7, acc=[0.09] * 12)
+    found = diagnose(stuck, TRIAL)
+    assert found.label == "diverged" and "chance" in found.reason
+    learned = rows([400.0, 90.0, 1.0, 0.5] + geometric(8), acc=[0.09, 0.2] + [0.9] * 10)
+    assert label(learned) == "lr_too_high"
+
+
+def test_a_first_epoch_spike_recovered_within_the_epoch_is_not_a_blow_up():
+    train = [9.0] + geometric(19)
+    val = [1.0] + [t * 1.05 for t in geometric(19)]  # the model after epoch 1 is fine
+    assert label(rows(train, val)) == "healthy"
+
+
+def test_unstable_validation_loss_is_lr_too_high():
+    train = geometric(20, floor=0.1)
+    val = [t * 1.05 for t in train[:12]] + [0.2, 0.6, 0.25, 0.55, 0.2, 0.5, 0.22, 0.6]
+    assert label(rows(train, val)) == "lr_too_high"
+
+
+def test_overfitting_by_the_objective_not_by_its_loss():
+    train = geometric(20, floor=0.001)
+    val = [2.0, 1.0, 0.5, 0.3, 0.25] + [0.25 + 0.05 * e for e in range(15)]
+    assert diagnose(rows(train, val), TRIAL, "val_loss", "min").label == "overfitting"
+    # the same val loss, but the objective is accuracy and accuracy holds
+    acc = [0.5, 0.8, 0.9, 0.95] + [0.96] * 16
+    assert diagnose(rows(train, val, acc), TRIAL, "val_acc", "max").label == "healthy"
+
+
+def test_short_curves_cut_by_the_scheduler_are_too_short():
+    for n in (2, 3, 6):
+        found = diagnose(rows(geometric(n)), {**TRIAL, "stop_reason": "scheduler"})
+        assert found.label == "too_short"
+        assert f"after {n} of 20 epochs" in found.reason
+    # a completed 4-epoch run that fell fast is judged, and fine
+    assert label(rows(geometric(4)), **{"config.epochs": 4}) == "healthy"
+
+
+def test_lr_too_low_barely_moves_or_still_falls():
+    assert label(rows([2.3 - 0.002 * e for e in range(20)])) == "lr_too_low"
+    slow = [2.3 - 0.09 * e for e in range(20)]  # a straight fall to 0.59, still going
+    assert label(rows(slow)) == "lr_too_low"
+
+
+def test_stall_after_the_rate_decayed_is_lr_too_low_else_underfitting():
+    stall = [2.2, 1.9, 1.7, 1.6, 1.55] + [1.5] * 15
+    decayed = [0.03 * 0.3 ** e for e in range(20)]
+    assert label(rows(stall, lr=decayed)) == "lr_too_low"
+    assert label(rows(stall, lr=[0.003] * 20)) == "underfitting"
+
+
+def test_unknown_baselines_fall_back_to_the_curve():
+    # sweeps from before the untrained model was evaluated
+    found = diagnose(rows(geometric()), {"stop_reason": "completed"})
+    assert found.label in LABELS and found.reason
+    assert diagnose([], {}).label == "too_short"
+
+
+def test_tables_of_an_old_sweep_are_diagnosed_again():
+    import pandas as pd
+
+    from orchestrator.results.tables import diagnosed
+
+    history = pd.DataFrame(rows(geometric())).assign(trial_id="t1")
+    trials = pd.DataFrame([{"trial_id": "t1", "stop_reason": "completed",
+                            "diagnosis": "plateau"}])  # written before the baselines existed
+    again = diagnosed(trials, history, "val_acc", "max")
+    assert again.loc[0, "diagnosis"] == "healthy"
+    assert "val_acc best" in again.loc[0, "diagnosis_reason"]

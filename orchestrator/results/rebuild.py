@@ -71,6 +71,9 @@ def rebuild_tables(experiment_dir: Location | str | Path) -> tuple[pd.DataFrame,
         error = error_file.read_text().strip()[-4000:] if failed else None
         ended = finished or bool(last and last.get("stop_reason"))
         status = "error" if failed else "terminated" if ended else "paused"
+        by_epoch = {r["epoch"]: rows.history_row(trial_id, r) for r in results}
         trials[trial_id] = rows.trial_row(trial_id, config, status, last, metric, error,
-                                          budget_hit=trial_id in budget_stopped)
+                                          budget_hit=trial_id in budget_stopped,
+                                          history=[by_epoch[e] for e in sorted(by_epoch)],
+                                          mode=sweep["spec"]["mode"])
     return frames(trials, history_rows(experiment_dir), metric, sweep["spec"]["mode"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,7 @@ from orchestrator.results.account import ComputeAccount, compute_account
 from orchestrator.results.advice import advise
 from orchestrator.results.atomic import write_atomic
 from orchestrator.results.load import SweepTables
+from orchestrator.results.tables import diagnosed
 
 HTML_FILE = "report.html"
 
@@ -41,6 +42,13 @@ class Report:
 def _counts(trials: pd.DataFrame) -> dict[str, pd.Series]:
     return {column: trials[column].fillna("-").value_counts()
             for column in (schema.STATUS, schema.STOP_REASON, "diagnosis")}
+
+
+def rediagnosed(tables: SweepTables) -> SweepTables:
+    """The sweep's tables with every trial diagnosed again by today's rules (a sweep
+    written by an older version reads like a new one)."""
+    return replace(tables, trials=diagnosed(tables.trials, tables.history, tables.metric,
+                                            tables.mode))
 
 
 def build_report(tables: SweepTables, out: Path, top: int = 10) -> Report:
@@ -141,6 +149,14 @@ def _table(frame: pd.DataFrame, index: bool = False) -> str:
     return f'<div class="wide">{frame.to_html(index=index, escape=True, border=0)}</div>'
 
 
+def _diagnoses(tables: SweepTables) -> pd.DataFrame:
+    """Trial, its best value, label and reason, best trial first."""
+    best = schema.best_column(tables.metric)
+    columns = [schema.TRIAL_ID, best, schema.STOP_REASON, "diagnosis", "diagnosis_reason"]
+    frame = tables.trials.reindex(columns=columns)
+    return frame.sort_values(best, ascending=tables.mode == "min", na_position="last")
+
+
 def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
     spec, sweep = tables.spec, tables.sweep
     searched = list(spec.get("search_space", {}))
@@ -177,6 +193,7 @@ def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
 <div><h3>by node</h3>{_table(account.by_node, True)}</div></div>
 <h2>Trials</h2><div class="counts">{counts}</div>
 {figures}
+<h2>Diagnosis of each trial</h2>{_table(_diagnoses(tables))}
 {f'<p class="skipped">Not drawn:</p><ul class="skipped">{skipped}</ul>' if skipped else ''}
 <h2>Resolved spec</h2><pre>{html.escape(yaml.safe_dump(spec, sort_keys=False))}</pre>
 </body></html>

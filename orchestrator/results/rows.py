@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orchestrator.diagnosis import diagnose
 from orchestrator.results import schema
 
 
@@ -67,7 +68,11 @@ def trial_row(
     metric: str,
     error: str | None = None,
     budget_hit: bool = False,
+    history: list[dict] | None = None,
+    mode: str = "max",
 ) -> dict[str, Any]:
+    """The trial's row. With its `history` rows the diagnosis is made again here, now
+    that the trial's end (stopped by the scheduler, the budget) is known."""
     last = last or {}
     best = schema.best_column(metric)
     row = {
@@ -79,7 +84,9 @@ def trial_row(
         "best_epoch": last.get("best_epoch"),
         best: last.get(best),
         **{m: last.get(m) for m in schema.EPOCH_METRICS},
+        **{c: last.get(c) for c in schema.BASELINE_COLUMNS},
         "diagnosis": last.get("diagnosis"),
+        "diagnosis_reason": last.get("diagnosis_reason"),
         "wall_s": last.get("time_total_s"),
         "node_ip": last.get("node_ip"),
         "node_id": last.get("node_id"),
@@ -88,4 +95,7 @@ def trial_row(
         "error": error,
     }
     row.update(config_columns(config))
+    if history:
+        found = diagnose(history, row, metric, mode)
+        row["diagnosis"], row["diagnosis_reason"] = found.label, found.reason
     return row

@@ -18,6 +18,9 @@ STOP_REASONS = ("completed", "scheduler", "early_stopping", "diverged", "error",
 
 # The metrics the trainable reports every epoch (keys of its `tune.report`).
 EPOCH_METRICS = ("train_loss", "val_loss", "val_acc")
+# What the diagnosis measures training against: the untrained model (one evaluation
+# before the first step) and always predicting the training split's class frequencies.
+BASELINE_COLUMNS = ("initial_val_loss", "initial_val_acc", "chance_val_loss", "chance_val_acc")
 
 
 def best_column(metric: str) -> str:
@@ -29,8 +32,8 @@ def trial_columns(metric: str) -> list[str]:
     return [
         TRIAL_ID, STATUS, STOP_REASON,
         "effective_lr", "epochs", "best_epoch", best_column(metric),
-        *EPOCH_METRICS, "diagnosis", "wall_s", "node_ip", "node_id", "device", "threads",
-        "error",
+        *EPOCH_METRICS, *BASELINE_COLUMNS, "diagnosis", "diagnosis_reason",
+        "wall_s", "node_ip", "node_id", "device", "threads", "error",
     ]
 
 
@@ -59,7 +62,9 @@ def system_trial_fields(metric: str) -> list[tuple[str, str]]:
         ("effective_lr", "float64"), ("epochs", "int64"), ("best_epoch", "int64"),
         (best_column(metric), "float64"),
         *[(m, "float64") for m in EPOCH_METRICS],
-        ("diagnosis", "string"), ("wall_s", "float64"), ("node_ip", "string"),
+        *[(c, "float64") for c in BASELINE_COLUMNS],
+        ("diagnosis", "string"), ("diagnosis_reason", "string"),
+        ("wall_s", "float64"), ("node_ip", "string"),
         ("node_id", "string"),
         ("device", "string"), ("threads", "int64"), ("error", "string"),
     ]

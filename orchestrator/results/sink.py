@@ -53,6 +53,7 @@ class ResultsSink(Callback):
         self.time_budget_s = time_budget_s
         self.min_interval_s = min_interval_s
         self.history: dict[tuple, dict] = {}
+        self.by_trial: dict[str, dict[int, dict]] = {}  # the same rows, per trial
         self.trials: dict[str, dict] = {}
         self.budget_stopped: list[str] = []
         self._written = 0.0
@@ -85,6 +86,12 @@ class ResultsSink(Callback):
             for trial_id in self.dropped:
                 del self.trials[trial_id]
             self.history = {k: v for k, v in self.history.items() if k[0] not in self.dropped}
+        for (trial_id, epoch), row in self.history.items():
+            self.by_trial.setdefault(trial_id, {})[epoch] = row
+
+    def _add_history(self, row: dict) -> None:
+        self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
+        self.by_trial.setdefault(row[schema.TRIAL_ID], {})[row["epoch"]] = row
 
     def _update_trial(self, trial: Any, status: str | None = None,
                       budget_hit: bool = False) -> None:
@@ -92,8 +99,10 @@ class ResultsSink(Callback):
         # Tune updates last_result before it calls the callbacks
         last = trial.last_result if "epoch" in (trial.last_result or {}) else None
         error = _error_text(trial) if status == "error" else None
+        epochs = self.by_trial.get(trial.trial_id, {})
         self.trials[trial.trial_id] = rows.trial_row(
-            trial.trial_id, trial.config, status, last, self.metric, error, budget_hit
+            trial.trial_id, trial.config, status, last, self.metric, error, budget_hit,
+            history=[epochs[e] for e in sorted(epochs)], mode=self.mode,
         )
 
     def flush(self, force: bool = False) -> None:
@@ -119,8 +128,7 @@ class ResultsSink(Callback):
                         **info: Any) -> None:
         if "epoch" not in result or trial.trial_id in self.ended:
             return
-        row = rows.history_row(trial.trial_id, result)
-        self.history[(row[schema.TRIAL_ID], row["epoch"])] = row
+        self._add_history(rows.history_row(trial.trial_id, result))
         self._update_trial(trial, "running")
         self.flush()
 

@@ -99,3 +99,18 @@ def frames(trials: dict[str, dict], history: dict[tuple, dict], metric: str,
     history_df = history_frame(history)
     trials_df = best_from_history(_trial_rows(trials), history_df, metric, mode)
     return _as_read_back(trials_df, schema.trials_schema(metric)), history_df
+
+
+def diagnosed(trials: pd.DataFrame, history: pd.DataFrame, metric: str,
+              mode: str) -> pd.DataFrame:
+    """`trials` with `diagnosis` and `diagnosis_reason` made again from the history rows
+    by today's rules: a sweep written by an older version reads like a new one."""
+    from orchestrator.diagnosis import diagnose
+
+    if not len(trials) or not len(history):
+        return trials
+    by_trial = {t: rows.to_dict("records") for t, rows in history.groupby(schema.TRIAL_ID)}
+    found = [diagnose(by_trial.get(row[schema.TRIAL_ID], []), row, metric, mode)
+             for row in trials.to_dict("records")]
+    return trials.assign(diagnosis=[d.label for d in found],
+                         diagnosis_reason=[d.reason for d in found])

@@ -13,7 +13,6 @@ from orchestrator.trainable.config import TrainConfig, TrialConfig
 
 _LAZY = {
     "Trainer": "orchestrator.trainable.trainer",
-    "diagnose": "orchestrator.trainable.diagnose",
     "effective_lr": "orchestrator.trainable.scaling",
     "lr_at": "orchestrator.trainable.schedules",
 }

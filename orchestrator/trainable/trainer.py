@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from orchestrator.diagnosis import diagnose
 from orchestrator.trainable.config import TrialConfig
 from orchestrator.trainable.data import load_dataset
-from orchestrator.trainable.diagnose import diagnose
 from orchestrator.trainable.early_stopping import EarlyStopping
 from orchestrator.trainable.models import build_model
 from orchestrator.trainable.optim import build_optimizer
@@ -42,6 +42,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def chance_level(y_train: torch.Tensor, y_val: torch.Tensor, num_classes: int) -> dict:
+    """Validation loss and accuracy of always predicting the training split's class
+    frequencies (ln K for K balanced classes; the majority class's share)."""
+    counts = torch.bincount(y_train.cpu(), minlength=num_classes).double()
+    p = (counts + 1) / (counts.sum() + num_classes)  # +1: a class absent from train
+    y_val = y_val.cpu()
+    return {"chance_val_loss": float(-p.log()[y_val].mean()),
+            "chance_val_acc": float((y_val == p.argmax()).double().mean())}
 
 
 class Trainer:
@@ -71,7 +81,12 @@ class Trainer:
         )
         self.epoch = self.step = 0
         self.time_total_s = 0.0
-        self.curves: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
+        self.curves: dict[str, list[float]] = {
+            "train_loss": [], "val_loss": [], "val_acc": [], "lr": []}
+        # the untrained model's validation loss and accuracy (one evaluation before the
+        # first step) and the chance level: what the diagnosis measures training against
+        self.initial: dict[str, float] = {}
+        self.chance = chance_level(self.data.y_train, self.data.y_val, self.data.num_classes)
         self.stop_reason: str | None = None
         self.restored_from_epoch = 0  # the checkpoint's epoch when resumed, else 0
         self.checkpoint_owner: str | None = None  # the trial whose checkpoint was loaded
@@ -128,6 +143,9 @@ class Trainer:
 
     def train_epoch(self) -> dict:
         """Run the next epoch; returns its metrics (the row reported to Tune)."""
+        if self.epoch == 0 and not self.initial:
+            loss, acc = self.evaluate()
+            self.initial = {"initial_val_loss": loss, "initial_val_acc": acc}
         started = time.perf_counter()
         self.epoch += 1
         lr = self.lr_of_step(self.step)
@@ -138,6 +156,7 @@ class Trainer:
         self.curves["train_loss"].append(train_loss)
         self.curves["val_loss"].append(val_loss)
         self.curves["val_acc"].append(val_acc)
+        self.curves["lr"].append(lr)
 
         metric = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}[
             self.cfg.objective.metric
@@ -168,14 +187,27 @@ class Trainer:
             "best_epoch": self.early.best_epoch,
             f"best_{name}": self.early.best,
             "stop_reason": self.stop_reason,
-            "diagnosis": self.diagnosis(),
+            **self.initial,
+            **self.chance,
+            **self.diagnosis(),
             "trial_seed": self.seed,
             "restored_from_epoch": self.restored_from_epoch,
         }
 
-    def diagnosis(self) -> str:
-        patience = self.train_cfg.early_stopping.patience or 5
-        return diagnose(self.curves["train_loss"], self.curves["val_loss"], patience)
+    def diagnosis(self) -> dict[str, str]:
+        """The diagnosis of the curves so far, as the trial knows them (the results
+        tables diagnose again once they know why the trial ended)."""
+        curves = self.curves
+        history = [
+            {"epoch": i + 1, "train_loss": t, "val_loss": v, "val_acc": a, "lr": lr}
+            for i, (t, v, a, lr) in enumerate(zip(curves["train_loss"], curves["val_loss"],
+                                                  curves["val_acc"], curves.get("lr", [])))
+        ]
+        trial = {"stop_reason": self.stop_reason, "config.epochs": self.train_cfg.epochs,
+                 **self.initial, **self.chance}
+        objective = self.cfg.objective
+        found = diagnose(history, trial, objective.metric, objective.mode)
+        return {"diagnosis": found.label, "diagnosis_reason": found.reason}
 
     @property
     def finished(self) -> bool:
@@ -204,6 +236,7 @@ class Trainer:
             "step": self.step,
             "time_total_s": self.time_total_s,
             "curves": self.curves,
+            "initial": self.initial,
             "stop_reason": self.stop_reason,
             "early_stopping": self.early.state_dict(),
             "plateau": self.plateau.state_dict() if self.plateau else None,
@@ -232,6 +265,8 @@ class Trainer:
         self.checkpoint_owner = meta.get("owner")
         self.time_total_s = meta["time_total_s"]
         self.curves = meta["curves"]
+        self.curves.setdefault("lr", [])
+        self.initial = meta.get("initial") or {}
         self.stop_reason = meta["stop_reason"]
         self.early.load_state_dict(meta["early_stopping"])
         if self.plateau and meta["plateau"]:

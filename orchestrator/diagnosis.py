@@ -269,7 +269,7 @@ def _lasting_rise(c: _Curves) -> Diagnosis | None:
 def _unstable(c: _Curves) -> Diagnosis | None:
     """The validation loss swings from epoch to epoch over the last third of the run
     while the rate is not rising: steps too large to settle."""
-    window = c.val[-c.third - 1:]
+    window = c.val[-max(3, c.third) - 1:]  # three changes at least
     if c.n < MIN_JUDGE or c.lr_rose(c.n - len(window), c.n - 1) or min(window) <= 0:
         return None
     changes = [math.log(b / a) for a, b in zip(window, window[1:])]

@@ -33,12 +33,29 @@ def export(name_or_path: str, output: str, table: str, fmt: str | None,
     """Write a sweep's trials or history table to a file (atomically)."""
     from pathlib import Path
 
-    from orchestrator.results.export import declared_schema, export_table, format_of
+    from orchestrator.results import schema
+    from orchestrator.results.export import (
+        copy_parquet,
+        declared_schema,
+        export_table,
+        format_of,
+    )
     from orchestrator.results.load import load_sweep
+    from orchestrator.sweep_folder import read_sweep_json
 
     path = Path(output)
     fmt = format_of(path, fmt)
-    tables = load_sweep(_sweep_folder(name_or_path, storage))
+    folder = _sweep_folder(name_or_path, storage)
+    sweep = read_sweep_json(folder)
+    stored = folder / schema.RESULTS_DIR / (
+        schema.TRIALS_FILE if table == "trials" else schema.HISTORY_FILE)
+    if fmt == "parquet" and sweep.get("status") != "running" and stored.is_file():
+        # a sweep that wrote its tables whole: Arrow to Arrow, no data frame in between
+        rows = copy_parquet(stored, path, declared_schema(table, sweep["spec"]["metric"]))
+        if rows is not None:
+            click.echo(f"wrote {rows} {table} rows to {path} ({fmt})", err=True)
+            return
+    tables = load_sweep(folder)
     frame = tables.trials if table == "trials" else tables.history
     export_table(frame, path, fmt, declared_schema(table, tables.metric))
     if tables.rebuilt:

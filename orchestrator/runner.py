@@ -168,12 +168,15 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
         started = time.monotonic()
         make_tuner(all_callbacks).fit()
         elapsed = time.monotonic() - started
+        sink.write_whole_history()  # Tune may end without calling on_experiment_end
     trials, history = sink.frames()
     outcome = SweepOutcome(folder, trials, history, elapsed, received.name)
     write_end = dict(status="interrupted" if outcome.unfinished else "finished",
                      elapsed_s=elapsed, trials_ended=_ended_in_segment(before, trials),
                      trials=len(trials), errored=outcome.errored,
-                     budget_stopped=sink.budget_stopped)
+                     budget_stopped=sink.budget_stopped,
+                     results_write_s=round(sink.write_s, 3),
+                     history_write_s=round(sink.history_write_s, 3))
     if sink.dropped:
         write_end["restarted_errored"] = sink.dropped
     end_segment(results_dir, resolved, **write_end)

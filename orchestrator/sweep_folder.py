@@ -75,7 +75,26 @@ def read_table(path: Location | Path) -> pd.DataFrame | None:
         ) from None
 
 
+def history_parts(results_dir: Location | Path) -> list[Location]:
+    """The history parts written since history.parquet was last rewritten, in order."""
+    folder = as_location(results_dir) / schema.HISTORY_PARTS_DIR
+    return [part for part in folder.children() if part.name.endswith(".parquet")]
+
+
+def read_history(results_dir: Location | Path) -> pd.DataFrame | None:
+    """history.parquet with the parts written after it: one row per (trial_id, epoch),
+    the latest write of a row winning; None when nothing was ever written."""
+    results_dir = as_location(results_dir)
+    main = read_table(results_dir / schema.HISTORY_FILE)
+    parts = [read_table(part) for part in history_parts(results_dir)]
+    frames = [f for f in (main, *parts) if f is not None]
+    if not parts or not frames:
+        return main
+    combined = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+    combined = combined.drop_duplicates(list(schema.HISTORY_KEY), keep="last")
+    return combined.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
+
+
 def read_tables(folder: Location | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     results = as_location(folder) / schema.RESULTS_DIR
-    return (read_table(results / schema.TRIALS_FILE),
-            read_table(results / schema.HISTORY_FILE))
+    return read_table(results / schema.TRIALS_FILE), read_history(results)

@@ -78,11 +78,14 @@ def ended_trials(results_dir: Path) -> int:
 
 
 def reported_epochs(results_dir: Path) -> int:
-    path = results_dir / schema.HISTORY_FILE
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.sweep_folder import read_history
+
     try:
-        return len(pd.read_parquet(path)) if path.is_file() else 0
-    except (OSError, ValueError):
+        history = read_history(results_dir)  # history.parquet and its parts
+    except (OSError, ValueError, OrchestratorError):  # replaced while being read
         return 0
+    return 0 if history is None else len(history)
 
 
 def free_port() -> int:

@@ -40,5 +40,31 @@ def export_table(frame: pd.DataFrame, path: Path, fmt: str, declared=None) -> No
         raise OrchestratorError(f"--format: is {fmt!r}, but must be one of {', '.join(FORMATS)}")
 
 
+def copy_parquet(source, path: Path, declared) -> int | None:
+    """Parquet to Parquet without pandas. A stored file of exactly the declared schema is
+    copied as it is (its bytes are a valid export); one whose types differ is cast and
+    written. Returns the rows, or None when the stored columns are not the declared ones
+    (an older sweep): the caller then goes through the data frame. Atomic either way."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = source.read_bytes()
+    metadata = pq.read_metadata(io.BytesIO(data))
+    stored = metadata.schema.to_arrow_schema()
+    if stored.names != declared.names:
+        return None
+    if stored.equals(declared):
+        write_atomic(path, lambda tmp: tmp.write_bytes(data))
+        return metadata.num_rows
+    try:
+        table = pq.read_table(io.BytesIO(data)).cast(declared)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    return table.num_rows
+
+
 def declared_schema(table: str, metric: str):
     return schema.trials_schema(metric) if table == "trials" else schema.history_schema()

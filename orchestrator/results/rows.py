@@ -46,6 +46,17 @@ def history_row(trial_id: str, result: dict) -> dict[str, Any]:
     }
 
 
+def best_of(history: list[dict], metric: str, mode: str) -> dict[str, Any]:
+    """`best_<metric>` and `best_epoch` from the trial's own history rows (ties: the
+    earliest epoch); nothing when no epoch has a value."""
+    scored = [r for r in history if r.get(metric) is not None and r[metric] == r[metric]]
+    if not scored:
+        return {}
+    sign = 1 if mode == "max" else -1
+    best = max(scored, key=lambda r: (sign * r[metric], -r["epoch"]))
+    return {schema.best_column(metric): best[metric], "best_epoch": best["epoch"]}
+
+
 def stop_reason(status: str, last: dict | None, budget_hit: bool) -> str | None:
     """Why the trial ended: its own word (completed, early_stopping, diverged) when it
     ended itself; else error, the time budget, or the scheduler's early termination;
@@ -96,6 +107,7 @@ def trial_row(
     }
     row.update(config_columns(config))
     if history:
+        row.update(best_of(history, metric, mode))
         found = diagnose(history, row, metric, mode)
         row["diagnosis"], row["diagnosis_reason"] = found.label, found.reason
     return row

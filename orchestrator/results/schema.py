@@ -5,6 +5,9 @@ from __future__ import annotations
 RESULTS_DIR = "results"
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
+# Rows the sink wrote since it last rewrote history.parquet, one Parquet file per write:
+# readers take history.parquet plus these (a later row of a (trial_id, epoch) wins).
+HISTORY_PARTS_DIR = "history.parts"
 SWEEP_FILE = "sweep.json"
 
 # Settings of the trainable appear as `config.<dotted key>`: the prefix keeps

@@ -28,16 +28,47 @@ def to_arrow(frame: pd.DataFrame, declared: pa.Schema) -> pa.Table:
         return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path, declared: pa.Schema | None = None) -> None:
-    """Write `frame` to a local path or a storage Location, whole or not at all."""
-    table = (to_arrow(frame, declared) if declared is not None
-             else pa.Table.from_pandas(frame, preserve_index=False))
+def arrow_from_rows(rows: list[dict], declared: pa.Schema) -> pa.Table:
+    """The table `to_arrow(pd.DataFrame(rows), declared)` makes, built from the rows
+    without pandas (its per-column set-up costs milliseconds a write, whatever the rows):
+    the sink writes after every few results. NaN is null, as pandas writes it."""
+    names = set(declared.names)  # a list built anew at each access: once, as a set
+    if any(not names.issuperset(row) for row in rows):
+        return to_arrow(pd.DataFrame(rows), declared)  # undeclared columns: rare, typed so
+    try:
+        arrays = [pa.array([row.get(f.name) for row in rows], type=f.type, from_pandas=True)
+                  for f in declared]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return to_arrow(pd.DataFrame(rows), declared)  # a value the type cannot hold
+    return pa.Table.from_arrays(arrays, schema=declared)
+
+
+def write_arrow_atomic(table: pa.Table, path) -> None:
+    """Write `table` to a local path or a storage Location, whole or not at all."""
     if isinstance(path, Path):
         write_atomic(path, lambda tmp: pq.write_table(table, tmp))
         return
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer)
     path.write_bytes(buffer.getvalue().to_pybytes())
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path, declared: pa.Schema | None = None) -> None:
+    """Write `frame` to a local path or a storage Location, whole or not at all."""
+    write_arrow_atomic(to_arrow(frame, declared) if declared is not None
+                       else pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+def write_trial_rows(trials: dict[str, dict], path, metric: str) -> None:
+    """trials.parquet from the sink's rows (sorted by trial id), without pandas."""
+    rows = [trials[t] for t in sorted(trials)]
+    write_arrow_atomic(arrow_from_rows(rows, schema.trials_schema(metric)), path)
+
+
+def write_history_rows(history: dict[tuple, dict], path) -> None:
+    """History rows (sorted by trial id, epoch) to `path`, without pandas."""
+    rows = [history[key] for key in sorted(history)]
+    write_arrow_atomic(arrow_from_rows(rows, schema.history_schema()), path)
 
 
 def write_trials(frame: pd.DataFrame, path, metric: str) -> None:

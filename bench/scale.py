@@ -10,7 +10,7 @@
    history writing per row reported, as the sweep grows: flat when a write costs what
    is new. (The trials table, one row per trial, is rewritten at each write either way.)
 
-    python -m bench.scale [--sizes 32 128 500] [--sink-trials 100 300 1000]
+    python -m bench.scale [--sizes 32 128 500] [--sink-trials 100 200 400]
 
 Goal (issue 11): per-trial overhead at 500 trials within 5% of 32.
 """
@@ -106,8 +106,8 @@ def sink_alone(trials: int, epochs: int, max_parts: int | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 500])
-    parser.add_argument("--sink-trials", type=int, nargs="+", default=[100, 300, 1000])
-    parser.add_argument("--sink-epochs", type=int, default=10)
+    parser.add_argument("--sink-trials", type=int, nargs="+", default=[100, 200, 400])
+    parser.add_argument("--sink-epochs", type=int, default=5)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in-process
     parser.add_argument("--storage", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"),

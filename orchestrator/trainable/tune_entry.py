@@ -10,13 +10,18 @@ from __future__ import annotations
 import tempfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
-import torch
 from ray import tune
 
 from orchestrator.trainable.config import TrialConfig
-from orchestrator.trainable.trainer import META_FILE, Trainer
+
+if TYPE_CHECKING:
+    from orchestrator.trainable.trainer import Trainer
+
+# torch is imported by the trial's worker, in the functions below: the driver only
+# registers `train_trial` with Tune and need not pay a second for torch at start-up.
 
 
 def trial_index(trial_id: str) -> int:
@@ -28,6 +33,8 @@ def trial_index(trial_id: str) -> int:
 
 
 def _device_and_threads() -> tuple[str, int]:
+    import torch
+
     context = tune.get_context()
     resources = context.get_trial_resources().required_resources
     threads = max(1, int(resources.get("CPU", 1)))
@@ -37,6 +44,8 @@ def _device_and_threads() -> tuple[str, int]:
 
 def _newest_checkpoint_on_disk() -> Path | None:
     """The trial folder's newest complete checkpoint (a shared or local storage)."""
+    from orchestrator.trainable.trainer import META_FILE
+
     folder = Path(tune.get_context().get_trial_dir())
     done = [c for c in folder.glob("checkpoint_*") if (c / META_FILE).is_file()]
     return max(done, key=lambda c: c.name) if done else None
@@ -59,6 +68,10 @@ def _restore(trainer: Trainer, checkpoint: tune.Checkpoint) -> None:
 def train_trial(config: dict) -> None:
     """Train one trial, one `tune.report` per epoch (with a checkpoint every
     `checkpoint_every` epochs and at the last one)."""
+    import torch
+
+    from orchestrator.trainable.trainer import Trainer
+
     cfg = TrialConfig.model_validate(config)
     device, threads = _device_and_threads()
     # one thread per CPU granted, so concurrent trials do not oversubscribe the cores

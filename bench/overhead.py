@@ -1,30 +1,45 @@
 """Overhead of the orchestrator against a bare Ray Tune script.
 
 Runs the same 32 trials (an MLP on the synthetic data set, about 2 s of training
-each) through `sweep run`'s library path and through a hand-written Ray Tune script
-(reuse_actors on), each in a fresh process with an embedded 2-CPU Ray, and prints
-wall time / ideal for both, where ideal = sum of per-trial work / concurrency and
-a trial's work is the time its own training loop measured.
+each), each variant in a fresh process with an embedded 2-CPU Ray:
+
+  bare                  a hand-written Ray Tune script (reuse_actors on, no checkpoints)
+  orchestrator/every    `sweep run`'s library path, a checkpoint every epoch (the old
+                        default), FIFO
+  orchestrator          the same with the default checkpoint policy, FIFO
+  orchestrator+asha     the default policy under ASHA (grace 2, factor 3), as users run it
+
+and prints wall time / ideal for each, where ideal = sum of per-trial work / concurrency
+and a trial's work is the time its own training loop measured (ASHA does less work, so
+compare its ratio, not its wall time). Writes the numbers to bench/results/overhead-*.json.
 
     python -m bench.overhead [--trials 32] [--epochs 10]
+
+Goal (issue 11): the orchestrator ahead of bare Ray Tune in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from orchestrator.results.provenance import versions
+
+REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
 DATASET = {"name": "synthetic", "n_samples": 25000, "n_features": 32, "n_classes": 4}
 MODEL = {"name": "mlp", "hidden": 128, "depth": 2}
 
 
-def run_orchestrator(trials: int, epochs: int, storage: str, checkpoint_every: int = 1) -> dict:
+def run_orchestrator(trials: int, epochs: int, storage: str, checkpoint_every: int | None,
+                     scheduler: str = "fifo") -> dict:
     from orchestrator.runner import run_sweep
     from orchestrator.spec import spec_from_mapping
 
@@ -33,7 +48,9 @@ def run_orchestrator(trials: int, epochs: int, storage: str, checkpoint_every: i
         "train": {"dataset": DATASET, "model": MODEL, "epochs": epochs, "batch_size": 64,
                   "early_stopping": {"patience": None}, "checkpoint_every": checkpoint_every},
         "search_space": {"optimizer.lr": {"loguniform": [0.01, 0.1]}},
-        "scheduler": {"name": "fifo"}, "resources": {"cpu": 1}, "storage": storage,
+        "scheduler": ({"name": "fifo"} if scheduler == "fifo" else
+                      {"name": "asha", "grace_period": 2, "reduction_factor": 3}),
+        "resources": {"cpu": 1}, "storage": storage,
     })
     import ray
 
@@ -78,7 +95,7 @@ def _bare_trainable(config: dict) -> None:
         tune.report({"epoch": epoch + 1, "val_loss": val_loss, "work_s": work})
 
 
-def run_bare(trials: int, epochs: int, storage: str, checkpoint_every: int = 1) -> dict:
+def run_bare(trials: int, epochs: int, storage: str) -> dict:
     import ray
     from ray import tune
 
@@ -98,39 +115,59 @@ def run_bare(trials: int, epochs: int, storage: str, checkpoint_every: int = 1) 
     return {"wall_s": wall, "work_s": work, "trials": len(grid)}
 
 
+VARIANTS = {  # name: (mode, checkpoint_every, scheduler)
+    "bare": ("bare", None, "fifo"),
+    "orchestrator/every": ("orchestrator", 1, "fifo"),
+    "orchestrator": ("orchestrator", None, "fifo"),
+    "orchestrator+asha": ("orchestrator", None, "asha"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--checkpoint-every", type=int, default=1,
-                        help="the trainable's checkpoint interval in epochs (default 1)")
-    parser.add_argument("--mode", choices=["orchestrator", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"),
+                        help="folder for the JSON record")
     args = parser.parse_args()
-    if args.mode:
+    if args.variant:
+        mode, every, scheduler = VARIANTS[args.variant]
         with tempfile.TemporaryDirectory() as storage:
-            run = run_orchestrator if args.mode == "orchestrator" else run_bare
-            row = run(args.trials, args.epochs, storage, args.checkpoint_every)
+            row = (run_bare(args.trials, args.epochs, storage) if mode == "bare" else
+                   run_orchestrator(args.trials, args.epochs, storage, every, scheduler))
             print("RESULT " + json.dumps(row), flush=True)
         return
 
     rows = {}
-    for mode in ("bare", "orchestrator"):
+    for name in VARIANTS:
         out = subprocess.run(
-            [sys.executable, "-m", "bench.overhead", "--mode", mode, "--trials", str(args.trials),
-             "--epochs", str(args.epochs), "--checkpoint-every", str(args.checkpoint_every)],
-            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+            [sys.executable, "-m", "bench.overhead", "--variant", name, "--trials",
+             str(args.trials), "--epochs", str(args.epochs)],
+            capture_output=True, text=True, cwd=REPO,
         )
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
-            sys.exit(f"{mode} run failed:\n{out.stderr[-3000:]}")
-        rows[mode] = json.loads(line.removeprefix("RESULT "))
-    print(f"{args.trials} trials x {args.epochs} epochs, {CONCURRENCY} concurrent, 1 CPU each, "
-          f"orchestrator checkpoints every {args.checkpoint_every} epoch(s)")
-    print(f"{'':14}{'wall s':>9}{'work s':>9}{'ideal s':>9}{'wall/ideal':>12}{'s/trial':>9}")
-    for mode, row in rows.items():
-        ideal = row["work_s"] / CONCURRENCY
-        print(f"{mode:14}{row['wall_s']:9.1f}{row['work_s']:9.1f}{ideal:9.1f}"
-              f"{row['wall_s'] / ideal:12.2f}x{row['work_s'] / row['trials']:9.2f}")
+            sys.exit(f"{name} run failed:\n{out.stderr[-3000:]}")
+        rows[name] = json.loads(line.removeprefix("RESULT "))
+        rows[name]["ratio"] = rows[name]["wall_s"] / (rows[name]["work_s"] / CONCURRENCY)
+    print(f"{args.trials} trials x {args.epochs} epochs, {CONCURRENCY} concurrent, 1 CPU each")
+    print(f"{'':20}{'wall s':>9}{'work s':>9}{'ideal s':>9}{'wall/ideal':>12}")
+    for name, row in rows.items():
+        print(f"{name:20}{row['wall_s']:9.1f}{row['work_s']:9.1f}"
+              f"{row['work_s'] / CONCURRENCY:9.1f}{row['ratio']:11.2f}x")
+    bare, ours = rows["bare"]["ratio"], rows["orchestrator"]["ratio"]
+    print(f"the orchestrator (default policy) is {ours:.2f}x the ideal against bare Ray Tune's "
+          f"{bare:.2f}x (goal: ahead: {'met' if ours < bare else 'missed'})")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": "overhead", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "machine": {"host": platform.node(), "cpus": os.cpu_count(),
+                          "processor": platform.processor()},
+              "versions": versions(), "args": vars(args), "rows": rows}
+    path = out_dir / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"record: {path}")
 
 
 if __name__ == "__main__":

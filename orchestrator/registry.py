@@ -41,3 +41,6 @@ class Registered:
     options: type[Options]
     factory: Callable[[Any, BuildContext], Any]
     summary: str
+    # schedulers that pause trials or hand one trial's weights to another continue them
+    # from a checkpoint: their trials checkpoint every epoch unless the spec says otherwise
+    needs_checkpoints: bool = False

@@ -98,9 +98,11 @@ def _fifo(options: FifoOptions, context: BuildContext):
 
 SCHEDULERS: dict[str, Registered] = {
     "asha": Registered(AshaOptions, _asha, "ASHA: asynchronous successive halving (default)"),
-    "hyperband": Registered(HyperbandOptions, _hyperband, "synchronous HyperBand"),
+    "hyperband": Registered(HyperbandOptions, _hyperband, "synchronous HyperBand",
+                            needs_checkpoints=True),
     "median": Registered(MedianOptions, _median, "median stopping rule"),
-    "pbt": Registered(PbtOptions, _pbt, "population-based training of continuous keys"),
+    "pbt": Registered(PbtOptions, _pbt, "population-based training of continuous keys",
+                      needs_checkpoints=True),
     "fifo": Registered(FifoOptions, _fifo, "no early termination"),
 }
 

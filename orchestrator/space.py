@@ -48,9 +48,14 @@ def _merge(base: dict, overlay: dict) -> dict:
 def param_space(spec: SweepSpec) -> dict:
     """The Tuner's param_space: every `train` setting (searched ones as domains),
     the objective and the spec seed, in the shape `TrialConfig` validates."""
+    from orchestrator.schedulers import SCHEDULERS
+
     domains = {key: to_domain(dist) for key, dist in spec.search_space.items()}
+    train = spec.train.model_dump(mode="json")
+    if train["checkpoint_every"] is None and SCHEDULERS[spec.scheduler.name].needs_checkpoints:
+        train["checkpoint_every"] = 1  # the scheduler continues trials from checkpoints
     return {
-        "train": _merge(spec.train.model_dump(mode="json"), _nest(domains)),
+        "train": _merge(train, _nest(domains)),
         "objective": {"metric": spec.metric, "mode": spec.mode},
         "seed": spec.seed,
     }

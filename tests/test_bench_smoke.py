@@ -63,3 +63,27 @@ def test_scale_benchmark_runs_and_records(tmp_path):
     data = json.loads(record.read_text())
     assert [s["trials"] for s in data["sweeps"]] == [2, 3]
     assert {s["mode"] for s in data["sink"]} == {"history parts", "rewrite every write"}
+
+
+def test_overhead_benchmark_runs_and_records(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench.overhead", "--trials", "2",
+                             "--epochs", "2", "--out", str(tmp_path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "against bare Ray Tune" in result.stdout
+    (record,) = tmp_path.glob("overhead-*.json")
+    rows = json.loads(record.read_text())["rows"]
+    assert set(rows) == {"bare", "orchestrator/every", "orchestrator", "orchestrator+asha"}
+    assert all(row["trials"] == 2 and row["work_s"] > 0 for row in rows.values())
+
+
+def test_gpu_benchmark_logic_runs_without_a_gpu(tmp_path):
+    # the packing benchmark proper needs a GPU (the device machine); --cpu runs its logic
+    result = subprocess.run([sys.executable, "-m", "bench.gpu", "--cpu", "--trials", "2",
+                             "--epochs", "1", "--packings", "1", "2", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (record,) = tmp_path.glob("gpu-*.json")
+    rows = json.loads(record.read_text())["rows"]
+    assert [row["per_gpu"] for row in rows] == [1, 2]
+    assert all(row["trials"] == 2 and row["devices"] == ["cpu"] for row in rows)

@@ -45,7 +45,8 @@ def test_trials_of_a_lost_node_resume_on_the_other_from_checkpoints(tmp_path, tw
                      failure={"max_failures": 3})
     spec["train"].update(dataset={"name": "synthetic", "n_samples": 20000, "n_features": 20},
                          model={"name": "mlp", "hidden": 64, "depth": 2}, epochs=EPOCHS,
-                         batch_size=64, early_stopping={"patience": None})
+                         batch_size=64, early_stopping={"patience": None},
+                         checkpoint_every=1)  # the restore from checkpoints is the point
     path = write_spec(tmp_path, spec)
     experiment = tmp_path / "sweeps" / "nodeloss"
     worker_pids = set()

@@ -192,7 +192,7 @@ class KillWorkerOnce(Callback):
 
 def test_trial_restored_by_tune_after_a_crash_matches_an_uninterrupted_one(tmp_path,
                                                                             ray_address):
-    train = {**tiny_spec(tmp_path)["train"], "epochs": 6,
+    train = {**tiny_spec(tmp_path)["train"], "epochs": 6, "checkpoint_every": 1,
              "model": {"name": "mlp", "hidden": 16, "depth": 2, "dropout": 0.3}}
     spec = dict(num_samples=1, train=train, failure={"max_failures": 1})
     straight = sweep(tmp_path / "straight", **spec)

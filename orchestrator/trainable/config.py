@@ -116,7 +116,13 @@ class TrainConfig(_Strict):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     precision: Literal["fp32", "bf16"] = "fp32"
     eval_batch_size: int = Field(4096, ge=1)
-    checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="epochs between checkpoints; null: every "
+        "checkpoint_interval_s of the trial's time, at its last epoch, and every epoch "
+        "under a scheduler that pauses or copies trials (hyperband, pbt)")
+    checkpoint_interval_s: float = Field(
+        30.0, gt=0, description="with checkpoint_every null: the most time a trial loses "
+        "when its process dies")
 
     @model_validator(mode="after")
     def _image_models_need_images(self) -> TrainConfig:

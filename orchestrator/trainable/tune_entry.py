@@ -8,7 +8,9 @@ one row per epoch with a checkpoint of the trainer's full state.
 from __future__ import annotations
 
 import tempfile
+import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,9 +67,29 @@ def _restore(trainer: Trainer, checkpoint: tune.Checkpoint) -> None:
         trainer.load(newest)
 
 
+def checkpoint_policy(every: int | None, interval_s: float) -> Callable[[int], bool]:
+    """Is a checkpoint due after this epoch? Every `every` epochs; with `every` None,
+    once `interval_s` has passed since the last one (or since the trial started here).
+    A checkpoint costs a save and a copy into the trial folder at each epoch, a few
+    percent of a sweep of short epochs; ASHA, median stopping and FIFO never resume a
+    trial they stopped, so only a crash needs one, and it costs at most `interval_s`."""
+    if every is not None:
+        return lambda epoch: epoch % every == 0
+    last = time.monotonic()
+
+    def due(epoch: int) -> bool:
+        nonlocal last
+        if time.monotonic() - last < interval_s:
+            return False
+        last = time.monotonic()
+        return True
+
+    return due
+
+
 def train_trial(config: dict) -> None:
-    """Train one trial, one `tune.report` per epoch (with a checkpoint every
-    `checkpoint_every` epochs and at the last one)."""
+    """Train one trial, one `tune.report` per epoch, with a checkpoint when
+    `checkpoint_policy` says one is due and at the last epoch."""
     import torch
 
     from orchestrator.trainable.trainer import Trainer
@@ -88,13 +110,13 @@ def train_trial(config: dict) -> None:
         owner = trainer.checkpoint_owner
         if owner and owner != trial_id:
             exploited_from = f"{owner}@{trainer.epoch}"
-    every = cfg.train.checkpoint_every
+    due = checkpoint_policy(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)
     while not trainer.finished:
         metrics = trainer.train_epoch()
         metrics.update(device=device, threads=threads, node_id=node_id,
                        exploited_from=exploited_from)
         exploited_from = None
-        if trainer.finished or trainer.epoch % every == 0:
+        if trainer.finished or due(trainer.epoch):
             with tempfile.TemporaryDirectory() as folder:
                 trainer.save(folder, owner=trial_id)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

@@ -88,7 +88,8 @@ def test_loss_metric_defaults_to_min():
      "beta1, beta2, grad_clip, lr, momentum, name, nesterov, weight_decay)"),
     (with_(search_space={"learning_rate": {"uniform": [0.1, 0.2]}}),
      "SPEC: search_space.learning_rate: names no setting of the trainable (train has: "
-     "batch_scaling, batch_size, checkpoint_every, dataset, early_stopping, epochs, "
+     "batch_scaling, batch_size, checkpoint_every, checkpoint_interval_s, dataset, "
+     "early_stopping, epochs, "
      "eval_batch_size, model, optimizer, precision, schedule)"),
     (with_(search_space={"model": {"choice": [1]}}),
      "SPEC: search_space.model: names a section, not a setting; search one of its keys "

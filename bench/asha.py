@@ -14,14 +14,10 @@ of the full search's.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
-import time
 from pathlib import Path
 
-from orchestrator.results.provenance import versions
+from bench.record import write_record
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "digits_mlp_asha.yaml"
@@ -69,17 +65,9 @@ def main() -> None:
     print(f"ASHA ran {share:.0%} of the full search's epochs (goal <= 35%: "
           f"{'met' if share <= 0.35 else 'missed'}); its best is {gap * 100:+.2f} points "
           f"below (goal <= 1: {'met' if gap <= 0.01 else 'missed'})")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "asha", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "machine": {"host": platform.node(), "cpus": os.cpu_count(),
-                          "processor": platform.processor()},
-              "versions": versions(), "args": vars(args),
-              "rows": [{k: v for k, v in r.items() if k != "configs"} for r in rows],
-              "asha_share_of_epochs": share, "best_gap_points": gap * 100}
-    path = out / f"asha-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"record: {path}")
+    write_record("asha", args.out, args,
+                 rows=[{k: v for k, v in r.items() if k != "configs"} for r in rows],
+                 asha_share_of_epochs=share, best_gap_points=gap * 100)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,8 +34,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from bench.record import write_record
 from orchestrator.results import schema
-from orchestrator.results.provenance import versions
 from orchestrator.results.tables import write_history, write_trials
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,16 +144,8 @@ def main() -> None:
         print(f"  {name:11s}{value:8.3f} s{value / medians['pyarrow']:8.2f}x")
     print(f"export is {ratio:.2f}x the pyarrow write (goal <= 1.5x: "
           f"{'met' if ratio <= 1.5 else 'missed'})")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "export", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "machine": {"host": platform.node(), "cpus": os.cpu_count(),
-                          "processor": platform.processor()},
-              "versions": versions(), "args": vars(args), "times_s": times,
-              "median_s": medians, "export_over_pyarrow": ratio}
-    path = out / f"export-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"record: {path}")
+    write_record("export", args.out, args, times_s=times, median_s=medians,
+                 export_over_pyarrow=ratio)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
-from orchestrator.results.provenance import versions
+from bench.record import write_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,15 +122,7 @@ def main() -> None:
         gain = by[4] / by[1]
         print(f"4 per GPU: {gain:.2f}x the trials per hour of 1 (goal >= 3: "
               f"{'met' if gain >= 3 else 'missed'})")
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "gpu", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "machine": {"host": platform.node(), "cpus": os.cpu_count(),
-                          "processor": platform.processor()},
-              "versions": versions(), "args": vars(args), "rows": rows}
-    path = out_dir / f"gpu-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"record: {path}")
+    write_record("gpu", args.out, args, rows=rows)
 
 
 if __name__ == "__main__":

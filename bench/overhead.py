@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.results.provenance import versions
+from bench.record import write_record
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
@@ -159,15 +157,7 @@ def main() -> None:
     bare, ours = rows["bare"]["ratio"], rows["orchestrator"]["ratio"]
     print(f"the orchestrator (default policy) is {ours:.2f}x the ideal against bare Ray Tune's "
           f"{bare:.2f}x (goal: ahead: {'met' if ours < bare else 'missed'})")
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "overhead", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "machine": {"host": platform.node(), "cpus": os.cpu_count(),
-                          "processor": platform.processor()},
-              "versions": versions(), "args": vars(args), "rows": rows}
-    path = out_dir / f"overhead-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"record: {path}")
+    write_record("overhead", args.out, args, rows=rows)
 
 
 if __name__ == "__main__":

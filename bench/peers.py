@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.results.provenance import versions
+from bench.record import write_record
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "digits_mlp_asha.yaml"
@@ -206,19 +203,8 @@ def main() -> None:
           f"{'met' if command_s <= 1.5 * optuna_s else 'missed'}); best val_acc "
           f"{best_gap * 100:+.2f} points against Optuna's (goal >= 0: "
           f"{'met' if best_gap >= 0 else 'missed'})")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "peers", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "machine": {"host": platform.node(), "cpus": os.cpu_count(),
-                          "processor": platform.processor()},
-              "versions": versions(), "args": vars(args), "runs": runs,
-              "sweep_over_optuna": sweep_s / optuna_s,
-              "command_over_optuna": command_s / optuna_s,
-              "best_gap_points": best_gap * 100}
-    path = out / f"peers-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2, default=lambda v: None if (
-        isinstance(v, float) and math.isnan(v)) else v) + "\n")
-    print(f"record: {path}")
+    write_record("peers", args.out, args, runs=runs, sweep_over_optuna=sweep_s / optuna_s,
+                 command_over_optuna=command_s / optuna_s, best_gap_points=best_gap * 100)
 
 
 if __name__ == "__main__":

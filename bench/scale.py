@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,7 +27,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from orchestrator.results.provenance import versions
+from bench.record import write_record
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
@@ -149,16 +147,8 @@ def main() -> None:
     for parts, whole in zip(sink[::2], sink[1::2]):
         print(f"{parts['trials']:7d}{parts['rows']:8d}{parts['history_ms_per_row']:23.3f}"
               f"{whole['history_ms_per_row']:21.3f}{parts['trials_write_s']:16.2f}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"benchmark": "scale", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "machine": {"host": platform.node(), "cpus": os.cpu_count(),
-                          "processor": platform.processor()},
-              "versions": versions(), "args": vars(args), "sweeps": sweeps, "sink": sink,
-              "overhead_growth": growth, "marginal_s_per_trial": marginal}
-    path = out / f"scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"record: {path}")
+    write_record("scale", args.out, args, sweeps=sweeps, sink=sink, overhead_growth=growth,
+                 marginal_s_per_trial=marginal)
 
 
 if __name__ == "__main__":

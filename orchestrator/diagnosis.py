@@ -242,7 +242,6 @@ def _thrown_above_start(c: _Curves) -> Diagnosis | None:
 def _lasting_rise(c: _Curves) -> Diagnosis | None:
     """A fall, then a rise of the train loss beyond its noise that lasts to the end,
     while the rate did not rise."""
-    best_i = min(range(c.n), key=c.train.__getitem__)
     # the last epochs above (best so far + tolerance), counted back from the end
     noise = noise_scale(c.train)
     run, top = 0, 0.0

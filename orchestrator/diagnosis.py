@@ -184,6 +184,13 @@ class _Curves:
         floor = max(self.chance_acc, self.initial_acc or 0.0)
         return max(accs) > floor + CHANCE_MARGIN * (1 - self.chance_acc)
 
+    def objective(self, metric: str) -> tuple[bool, list[float], str]:
+        """(is it accuracy, its values, its name): val_acc, or the val loss for a loss
+        metric (the train loss can neither overfit nor tell generalisation apart)."""
+        if metric == "val_acc":
+            return True, self.acc, "val_acc"
+        return False, self.val, "val loss"
+
     def fall(self) -> float:
         return self.start - min(self.train)
 
@@ -283,9 +290,7 @@ def _unstable(c: _Curves) -> Diagnosis | None:
 
 
 def _overfitting(c: _Curves, metric: str) -> Diagnosis | None:
-    use_acc = metric == "val_acc"
-    values = c.acc if use_acc else c.val  # the train loss cannot overfit: use val loss
-    name = "val_acc" if use_acc else "val loss"
+    use_acc, values, name = c.objective(metric)
     if c.n < MIN_JUDGE or not all(math.isfinite(v) for v in values) or c.learned() is False:
         return None  # a model that never beat chance has nothing to overfit with
     badness = [-v for v in values] if use_acc else list(values)
@@ -370,8 +375,7 @@ def _lr_too_low(c: _Curves, completed: bool, metric: str) -> Diagnosis | None:
 def _objective_still_improving(c: _Curves, metric: str) -> Diagnosis | None:
     """The objective's best is its last epoch (or the one before) and the last third of
     the run improved it beyond what counts as overfitting the other way."""
-    use_acc = metric == "val_acc"
-    values = c.acc if use_acc else c.val
+    use_acc, values, name = c.objective(metric)
     goodness = list(values) if use_acc else [-v for v in values]
     if not all(math.isfinite(v) for v in goodness):
         return None
@@ -381,7 +385,6 @@ def _objective_still_improving(c: _Curves, metric: str) -> Diagnosis | None:
     needed = OVERFIT_ACC_DROP if use_acc else OVERFIT_LOSS_RISE * abs(before)
     if best_i < c.n - 2 or gain <= max(needed, NOISE_K * noise_scale(values)):
         return None
-    name = "val_acc" if use_acc else "val loss"
     return Diagnosis("lr_too_low", (
         f"{name} still improving at the end: {_g(values[-c.third - 1])} -> "
         f"{_g(values[best_i])} over the last {c.third} epochs, best at epoch "

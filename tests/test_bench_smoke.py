@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,39 +14,36 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.ray
 
 
-def test_asha_benchmark_runs_and_records(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.asha", "--samples", "3", "--epochs",
-                             "3", "--out", str(tmp_path)], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
+def run_bench(name: str, tmp_path: Path, *args: str, says: str) -> dict:
+    """Run `python -m bench.NAME ARGS --out tmp_path`; check it exits 0 and prints
+    `says`; return its one JSON record, checked to say where and with what it ran."""
+    result = subprocess.run([sys.executable, "-m", f"bench.{name}", *args, "--out",
+                             str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "ASHA ran" in result.stdout
-    (record,) = tmp_path.glob("asha-*.json")
+    assert says in result.stdout
+    (record,) = tmp_path.glob(f"{name}-*.json")
     data = json.loads(record.read_text())
+    assert data["benchmark"] == name
+    assert data["versions"]["ray"] and data["machine"]["cpus"]
+    return data
+
+
+def test_asha_benchmark_runs_and_records(tmp_path):
+    data = run_bench("asha", tmp_path, "--samples", "3", "--epochs", "3", says="ASHA ran")
     assert [row["scheduler"] for row in data["rows"]] == ["fifo", "asha"]
     assert data["rows"][1]["epochs_run"] <= data["rows"][0]["epochs_run"]
-    assert data["versions"]["ray"] and data["machine"]["cpus"]
 
 
 def test_export_benchmark_runs_and_records(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.export", "--trials", "5", "--epochs",
-                             "4", "--repeats", "1", "--out", str(tmp_path)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "the pyarrow write" in result.stdout
-    (record,) = tmp_path.glob("export-*.json")
-    data = json.loads(record.read_text())
+    data = run_bench("export", tmp_path, "--trials", "5", "--epochs", "4", "--repeats", "1",
+                     says="the pyarrow write")
     assert set(data["median_s"]) == {"pyarrow", "export", "export+cli", "frame path"}
     assert data["args"]["trials"] * data["args"]["epochs"] == 20
 
 
 def test_peers_benchmark_runs_and_records(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.peers", "--seeds", "0", "--trials",
-                             "2", "--out", str(tmp_path)], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "x Optuna" in result.stdout
-    (record,) = tmp_path.glob("peers-*.json")
-    data = json.loads(record.read_text())
+    data = run_bench("peers", tmp_path, "--seeds", "0", "--trials", "2", says="x Optuna")
     assert set(data["runs"]) == {"sweep", "sweep command", "optuna", "random"}
     for name in ("sweep", "optuna", "random"):
         (run,) = data["runs"][name]
@@ -53,37 +51,24 @@ def test_peers_benchmark_runs_and_records(tmp_path):
 
 
 def test_scale_benchmark_runs_and_records(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.scale", "--sizes", "2", "3",
-                             "--sink-trials", "3", "--sink-epochs", "2", "--out",
-                             str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "overhead per trial at 3" in result.stdout
-    (record,) = tmp_path.glob("scale-*.json")
-    data = json.loads(record.read_text())
+    data = run_bench("scale", tmp_path, "--sizes", "2", "3", "--sink-trials", "3",
+                     "--sink-epochs", "2", says="overhead per trial at 3")
     assert [s["trials"] for s in data["sweeps"]] == [2, 3]
     assert {s["mode"] for s in data["sink"]} == {"history parts", "rewrite every write"}
 
 
 def test_overhead_benchmark_runs_and_records(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.overhead", "--trials", "2",
-                             "--epochs", "2", "--out", str(tmp_path)], cwd=REPO,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "against bare Ray Tune" in result.stdout
-    (record,) = tmp_path.glob("overhead-*.json")
-    rows = json.loads(record.read_text())["rows"]
+    data = run_bench("overhead", tmp_path, "--trials", "2", "--epochs", "2",
+                     says="against bare Ray Tune")
+    rows = data["rows"]
     assert set(rows) == {"bare", "orchestrator/every", "orchestrator", "orchestrator+asha"}
     assert all(row["trials"] == 2 and row["work_s"] > 0 for row in rows.values())
 
 
 def test_gpu_benchmark_logic_runs_without_a_gpu(tmp_path):
     # the packing benchmark proper needs a GPU (the device machine); --cpu runs its logic
-    result = subprocess.run([sys.executable, "-m", "bench.gpu", "--cpu", "--trials", "2",
-                             "--epochs", "1", "--packings", "1", "2", "--out", str(tmp_path)],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (record,) = tmp_path.glob("gpu-*.json")
-    rows = json.loads(record.read_text())["rows"]
+    data = run_bench("gpu", tmp_path, "--cpu", "--trials", "2", "--epochs", "1",
+                     "--packings", "1", "2", says="per GPU")
+    rows = data["rows"]
     assert [row["per_gpu"] for row in rows] == [1, 2]
     assert all(row["trials"] == 2 and row["devices"] == ["cpu"] for row in rows)

@@ -48,7 +48,7 @@ def test_writes_go_to_parts_and_end_whole(tmp_path):
     sink.setup()
     drive(sink, range(6), 5, end=False)
     assert history_parts(results), "later writes are parts, not rewrites"
-    assert sink.parts_rows < sink.main_rows + 5  # folded in once they match the file
+    assert 0 < sink.parts_rows < sink.main_rows  # folded in once they match the file
     pdt.assert_frame_equal(read_history(results), expected_history(sink))
     sink.on_experiment_end([])
     assert not (results / schema.HISTORY_PARTS_DIR).exists()

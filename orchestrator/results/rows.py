@@ -48,7 +48,11 @@ def history_row(trial_id: str, result: dict) -> dict[str, Any]:
 
 def best_of(history: list[dict], metric: str, mode: str) -> dict[str, Any]:
     """`best_<metric>` and `best_epoch` from the trial's own history rows (ties: the
-    earliest epoch); nothing when no epoch has a value."""
+    earliest epoch); nothing when no epoch has a value, so the reported ones stand.
+
+    A trial's report carries its trainer's early-stopping state, which under PBT comes
+    with the checkpoint of the trial it exploited: the tables state what each trial's own
+    epochs reached."""
     scored = [r for r in history if r.get(metric) is not None and r[metric] == r[metric]]
     if not scored:
         return {}
@@ -82,8 +86,8 @@ def trial_row(
     history: list[dict] | None = None,
     mode: str = "max",
 ) -> dict[str, Any]:
-    """The trial's row. With its `history` rows the diagnosis is made again here, now
-    that the trial's end (stopped by the scheduler, the budget) is known."""
+    """The trial's row. With its `history` rows, its best values come from them and,
+    once it is no longer running, its diagnosis is made again with its end known."""
     last = last or {}
     best = schema.best_column(metric)
     row = {
@@ -108,6 +112,9 @@ def trial_row(
     row.update(config_columns(config))
     if history:
         row.update(best_of(history, metric, mode))
+    if history and status != "running":
+        # the trainer diagnoses as it goes; once the trial stopped, its end is known here
+        # (the scheduler, the budget) and the curve is judged again, once
         found = diagnose(history, row, metric, mode)
         row["diagnosis"], row["diagnosis_reason"] = found.label, found.reason
     return row

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from orchestrator.results import schema
 from orchestrator.results.atomic import write_atomic
+from orchestrator.results.rows import best_of
 
 
 def to_arrow(frame: pd.DataFrame, declared: pa.Schema) -> pa.Table:
@@ -90,46 +91,23 @@ def _trial_rows(trials: dict[str, dict]) -> pd.DataFrame:
     return frame.sort_values(schema.TRIAL_ID, kind="stable").reset_index(drop=True)
 
 
-def trials_frame(trials: dict[str, dict], metric: str) -> pd.DataFrame:
-    """One row per trial: the fixed columns, every config column, then any other."""
-    return _as_read_back(_trial_rows(trials), schema.trials_schema(metric))
-
-
 def history_frame(history: dict[tuple, dict]) -> pd.DataFrame:
     frame = pd.DataFrame(list(history.values()), columns=schema.HISTORY_COLUMNS)
     frame = frame.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
     return _as_read_back(frame, schema.history_schema())
 
 
-def best_from_history(trials: pd.DataFrame, history: pd.DataFrame, metric: str,
-                      mode: str) -> pd.DataFrame:
-    """`best_<metric>` and `best_epoch` of each trial taken from its own history rows.
-
-    A trial's report carries its trainer's early-stopping state, which under PBT comes
-    with the checkpoint of the trial it exploited: the tables state what each trial's own
-    epochs reached. Ties go to the earliest epoch; trials with no scored epoch keep
-    what they reported."""
-    scored = history.dropna(subset=[metric])
-    if not len(trials) or not len(scored):
-        return trials
-    grouped = scored.groupby(schema.TRIAL_ID)[metric]
-    rows = scored.loc[grouped.idxmax() if mode == "max" else grouped.idxmin()]
-    rows = rows.set_index(schema.TRIAL_ID)
-    best = schema.best_column(metric)
-    trials = trials.copy()
-    for column, source in ((best, metric), ("best_epoch", "epoch")):
-        mapped = trials[schema.TRIAL_ID].map(rows[source])
-        reported = trials[column] if column in trials else None
-        trials[column] = mapped if reported is None else mapped.where(mapped.notna(), reported)
-    return trials
-
-
 def frames(trials: dict[str, dict], history: dict[tuple, dict], metric: str,
            mode: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both tables from their rows, the trials' best values taken from the history."""
-    history_df = history_frame(history)
-    trials_df = best_from_history(_trial_rows(trials), history_df, metric, mode)
-    return _as_read_back(trials_df, schema.trials_schema(metric)), history_df
+    """Both tables from their rows, each trial's best values taken from its own history
+    rows (`rows.best_of`), also for rows written before their last epochs were known."""
+    by_trial: dict[str, list[dict]] = {}
+    for key in sorted(history):
+        by_trial.setdefault(key[0], []).append(history[key])
+    trials = {t: {**row, **best_of(by_trial.get(t, []), metric, mode)}
+              for t, row in trials.items()}
+    return (_as_read_back(_trial_rows(trials), schema.trials_schema(metric)),
+            history_frame(history))
 
 
 def diagnosed(trials: pd.DataFrame, history: pd.DataFrame, metric: str,

@@ -41,15 +41,18 @@ def export(name_or_path: str, output: str, table: str, fmt: str | None,
         format_of,
     )
     from orchestrator.results.load import load_sweep
-    from orchestrator.sweep_folder import read_sweep_json
+    from orchestrator.sweep_folder import parts_of, read_sweep_json
 
     path = Path(output)
     fmt = format_of(path, fmt)
     folder = _sweep_folder(name_or_path, storage)
     sweep = read_sweep_json(folder)
-    stored = folder / schema.RESULTS_DIR / (
-        schema.TRIALS_FILE if table == "trials" else schema.HISTORY_FILE)
-    if fmt == "parquet" and sweep.get("status") != "running" and stored.is_file():
+    results = folder / schema.RESULTS_DIR
+    file, parts_dir = ((schema.TRIALS_FILE, schema.TRIALS_PARTS_DIR) if table == "trials"
+                       else (schema.HISTORY_FILE, schema.HISTORY_PARTS_DIR))
+    stored = results / file
+    if (fmt == "parquet" and sweep.get("status") != "running" and stored.is_file()
+            and not parts_of(results / parts_dir)):
         # a sweep that wrote its tables whole: Arrow to Arrow, no data frame in between
         rows = copy_parquet(stored, path, declared_schema(table, sweep["spec"]["metric"]))
         if rows is not None:

@@ -168,7 +168,7 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
         started = time.monotonic()
         make_tuner(all_callbacks).fit()
         elapsed = time.monotonic() - started
-        sink.write_whole_history()  # Tune may end without calling on_experiment_end
+        sink.write_whole()  # Tune may end without calling on_experiment_end
     trials, history = sink.frames()
     outcome = SweepOutcome(folder, trials, history, elapsed, received.name)
     write_end = dict(status="interrupted" if outcome.unfinished else "finished",

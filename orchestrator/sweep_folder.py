@@ -75,26 +75,40 @@ def read_table(path: Location | Path) -> pd.DataFrame | None:
         ) from None
 
 
-def history_parts(results_dir: Location | Path) -> list[Location]:
-    """The history parts written since history.parquet was last rewritten, in order."""
-    folder = as_location(results_dir) / schema.HISTORY_PARTS_DIR
+def parts_of(parts_dir: Location | Path) -> list[Location]:
+    """The parts a table's writer left in `parts_dir` since it last rewrote the main
+    file, oldest first (`results.parted`)."""
+    folder = as_location(parts_dir)
     return [part for part in folder.children() if part.name.endswith(".parquet")]
 
 
-def read_history(results_dir: Location | Path) -> pd.DataFrame | None:
-    """history.parquet with the parts written after it: one row per (trial_id, epoch),
-    the latest write of a row winning; None when nothing was ever written."""
+def read_parted(results_dir: Location | Path, file: str, parts_dir: str,
+                key: tuple[str, ...]) -> pd.DataFrame | None:
+    """A table's main file with the parts written after it: one row per `key`, the
+    latest write of a row winning; None when nothing was ever written."""
     results_dir = as_location(results_dir)
-    main = read_table(results_dir / schema.HISTORY_FILE)
-    parts = [read_table(part) for part in history_parts(results_dir)]
+    main = read_table(results_dir / file)
+    parts = [read_table(part) for part in parts_of(results_dir / parts_dir)]
     frames = [f for f in (main, *parts) if f is not None]
     if not parts or not frames:
         return main
     combined = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
-    combined = combined.drop_duplicates(list(schema.HISTORY_KEY), keep="last")
-    return combined.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
+    combined = combined.drop_duplicates(list(key), keep="last")
+    return combined.sort_values(list(key)).reset_index(drop=True)
+
+
+def read_history(results_dir: Location | Path) -> pd.DataFrame | None:
+    """history.parquet with its parts: one row per (trial_id, epoch)."""
+    return read_parted(results_dir, schema.HISTORY_FILE, schema.HISTORY_PARTS_DIR,
+                       schema.HISTORY_KEY)
+
+
+def read_trials(results_dir: Location | Path) -> pd.DataFrame | None:
+    """trials.parquet with its parts: one row per trial."""
+    return read_parted(results_dir, schema.TRIALS_FILE, schema.TRIALS_PARTS_DIR,
+                       schema.TRIALS_KEY)
 
 
 def read_tables(folder: Location | Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     results = as_location(folder) / schema.RESULTS_DIR
-    return read_table(results / schema.TRIALS_FILE), read_history(results)
+    return read_trials(results), read_history(results)

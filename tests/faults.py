@@ -64,11 +64,14 @@ def ended_at_exit(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
 
 
 def read_trials(results_dir: Path) -> pd.DataFrame | None:
-    """trials.parquet as the sink last wrote it (atomically), or None before that."""
-    path = results_dir / schema.TRIALS_FILE
+    """The trials table as the sink last wrote it (trials.parquet and its parts), or None
+    before that."""
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.sweep_folder import read_trials as read
+
     try:
-        return pd.read_parquet(path) if path.is_file() else None
-    except (OSError, ValueError):  # replaced between the check and the read
+        return read(results_dir)
+    except (OSError, ValueError, OrchestratorError):  # replaced while being read
         return None
 
 

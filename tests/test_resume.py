@@ -18,7 +18,7 @@ import pytest
 from orchestrator.results import schema
 from orchestrator.runner import run_sweep
 from orchestrator.spec import spec_from_mapping
-from orchestrator.sweep_folder import read_history
+from orchestrator.sweep_folder import read_history, read_trials
 from tests.conftest import sweep_cli, tiny_spec, write_spec
 from tests.faults import ended_at_exit, ended_trials, reported_epochs, start_sweep, wait_for
 
@@ -46,8 +46,8 @@ def by_index(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The tables as written; a killed driver's last history rows are in its parts."""
-    return pd.read_parquet(results / schema.TRIALS_FILE), read_history(results)
+    """The tables as written; a killed driver's last rows are in their parts."""
+    return read_trials(results), read_history(results)
 
 
 def assert_complete(trials: pd.DataFrame, history: pd.DataFrame) -> None:

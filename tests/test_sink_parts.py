@@ -1,6 +1,6 @@
-"""The results sink writes what is new: history parts, folded into history.parquet
-once they hold as many rows (and at the end). Driven without Ray: the sink is a Tune
-callback and these are the calls Tune makes."""
+"""The results sink writes what changed: parts of each table, folded into
+trials.parquet / history.parquet once they hold as many rows (and at the end). Driven
+without Ray: the sink is a Tune callback and these are the calls Tune makes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pyarrow as pa
 from orchestrator.results import rows, schema
 from orchestrator.results.sink import ResultsSink
 from orchestrator.results.tables import arrow_from_rows, to_arrow
-from orchestrator.sweep_folder import history_parts, read_history
+from orchestrator.sweep_folder import parts_of, read_history, read_trials
 from orchestrator.trainable.config import TrainConfig
 
 
@@ -47,11 +47,15 @@ def test_writes_go_to_parts_and_end_whole(tmp_path):
     sink = ResultsSink(results, "val_acc", "max", min_interval_s=0.0)
     sink.setup()
     drive(sink, range(6), 5, end=False)
-    assert history_parts(results), "later writes are parts, not rewrites"
-    assert 0 < sink.parts_rows < sink.main_rows  # folded in once they match the file
+    for table, parts_dir in ((sink.history_table, schema.HISTORY_PARTS_DIR),
+                             (sink.trials_table, schema.TRIALS_PARTS_DIR)):
+        assert parts_of(results / parts_dir), "later writes are parts, not rewrites"
+        assert 0 < table.parts_rows < table.main_rows  # folded in once they match the file
     pdt.assert_frame_equal(read_history(results), expected_history(sink))
+    pdt.assert_frame_equal(read_trials(results), sink.frames()[0])
     sink.on_experiment_end([])
     assert not (results / schema.HISTORY_PARTS_DIR).exists()
+    assert not (results / schema.TRIALS_PARTS_DIR).exists()
     pdt.assert_frame_equal(pd.read_parquet(results / schema.HISTORY_FILE),
                            expected_history(sink))
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
@@ -64,18 +68,24 @@ def test_a_killed_driver_leaves_parts_that_readers_and_a_resumed_sink_take(tmp_p
     first = ResultsSink(results, "val_acc", "max", min_interval_s=0.0)
     first.setup()
     drive(first, range(5), 4, end=False)  # killed: no on_experiment_end
-    parts = history_parts(results)
-    assert parts
-    written = expected_history(first)
+    assert parts_of(results / schema.HISTORY_PARTS_DIR)
+    assert parts_of(results / schema.TRIALS_PARTS_DIR)
+    written_trials, written = first.frames()
     pdt.assert_frame_equal(read_history(results), written)
+    pdt.assert_frame_equal(read_trials(results), written_trials)
+    assert (written_trials[schema.STATUS] == "terminated").all()  # every end is written
 
     resumed = ResultsSink(results, "val_acc", "max", min_interval_s=0.0)
     resumed.setup()
     pdt.assert_frame_equal(resumed.frames()[1], written)
+    pdt.assert_frame_equal(resumed.frames()[0], written_trials)
     drive(resumed, range(5, 7), 4)
     assert not (results / schema.HISTORY_PARTS_DIR).exists()
+    assert not (results / schema.TRIALS_PARTS_DIR).exists()
     history = pd.read_parquet(results / schema.HISTORY_FILE)
     assert len(history) == 7 * 4 and not history.duplicated(list(schema.HISTORY_KEY)).any()
+    trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    assert len(trials) == 7 and (trials[schema.STATUS] == "terminated").all()
 
 
 def test_rows_convert_to_arrow_as_pandas_converts_them():

@@ -7,7 +7,7 @@ import pandas as pd
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
 from orchestrator.storage import open_storage
-from orchestrator.sweep_folder import read_sweep_json, read_table, sweep_json_path
+from orchestrator.sweep_folder import read_sweep_json, read_trials, sweep_json_path
 
 
 def _state(sweep: dict) -> str:
@@ -27,7 +27,7 @@ def list_sweeps(storage: str) -> pd.DataFrame:
     for folder in (p for p in where.children() if sweep_json_path(p).is_file()):
         try:
             sweep = read_sweep_json(folder)
-            trials = read_table(folder / schema.RESULTS_DIR / schema.TRIALS_FILE)
+            trials = read_trials(folder / schema.RESULTS_DIR)  # its file and parts
         except OrchestratorError as exc:  # one damaged sweep does not hide the others
             rows.append({"name": folder.name, "state": f"unreadable: {exc}"})
             continue

@@ -5,8 +5,9 @@ from __future__ import annotations
 RESULTS_DIR = "results"
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
-# Rows the sink wrote since it last rewrote history.parquet, one Parquet file per write:
-# readers take history.parquet plus these (a later row of a (trial_id, epoch) wins).
+# Rows the sink wrote since it last rewrote trials.parquet / history.parquet, one Parquet
+# file per write: readers take the table's file plus these (a later row of a key wins).
+TRIALS_PARTS_DIR = "trials.parts"
 HISTORY_PARTS_DIR = "history.parts"
 SWEEP_FILE = "sweep.json"
 
@@ -45,6 +46,7 @@ HISTORY_COLUMNS = [
     "exploited_from",
 ]
 HISTORY_KEY = (TRIAL_ID, "epoch")
+TRIALS_KEY = (TRIAL_ID,)
 
 
 # -- declared Arrow types: the tables are a public interface -------------------------

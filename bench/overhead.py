@@ -13,7 +13,10 @@ and prints wall time / ideal for each, where ideal = sum of per-trial work / con
 and a trial's work is the time its own training loop measured (ASHA does less work, so
 compare its ratio, not its wall time). Writes the numbers to bench/results/overhead-*.json.
 
-    python -m bench.overhead [--trials 32] [--epochs 10]
+    python -m bench.overhead [--trials 32] [--epochs 10] [--repeats 3]
+
+Each round runs every variant once; the table shows each number's median over the
+rounds and the range of wall / ideal.
 
 Goal (issue 11): the orchestrator ahead of bare Ray Tune in the same run.
 """
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +39,12 @@ REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
 DATASET = {"name": "synthetic", "n_samples": 25000, "n_features": 32, "n_classes": 4}
 MODEL = {"name": "mlp", "hidden": 128, "depth": 2}
+
+
+def driver_cpu_s() -> float:
+    """CPU seconds of this process (the driver): on 2 cores, taken from the trials."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_orchestrator(trials: int, epochs: int, storage: str, checkpoint_every: int | None,
@@ -54,9 +65,12 @@ def run_orchestrator(trials: int, epochs: int, storage: str, checkpoint_every: i
 
     ray.init(address="local", num_cpus=CONCURRENCY, include_dashboard=False,
              log_to_driver=False)
+    cpu = driver_cpu_s()
     outcome = run_sweep(spec, quiet=True)
+    cpu = driver_cpu_s() - cpu
     work = outcome.history.groupby("trial_id")["epoch_s"].sum()
-    return {"wall_s": outcome.elapsed_s, "work_s": float(work.sum()), "trials": len(work)}
+    return {"wall_s": outcome.elapsed_s, "work_s": float(work.sum()), "trials": len(work),
+            "driver_cpu_s": cpu}
 
 
 def _bare_trainable(config: dict) -> None:
@@ -106,11 +120,11 @@ def run_bare(trials: int, epochs: int, storage: str) -> dict:
                                     max_concurrent_trials=CONCURRENCY),
         run_config=tune.RunConfig(name="bare", storage_path=storage, verbose=0),
     )
-    started = time.monotonic()
+    started, cpu = time.monotonic(), driver_cpu_s()
     grid = tuner.fit()
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, driver_cpu_s() - cpu
     work = sum(r.metrics["work_s"] for r in grid)
-    return {"wall_s": wall, "work_s": work, "trials": len(grid)}
+    return {"wall_s": wall, "work_s": work, "trials": len(grid), "driver_cpu_s": cpu}
 
 
 VARIANTS = {  # name: (mode, checkpoint_every, scheduler)
@@ -125,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"),
                         help="folder for the JSON record")
@@ -137,27 +152,45 @@ def main() -> None:
             print("RESULT " + json.dumps(row), flush=True)
         return
 
-    rows = {}
-    for name in VARIANTS:
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.overhead", "--variant", name, "--trials",
-             str(args.trials), "--epochs", str(args.epochs)],
-            capture_output=True, text=True, cwd=REPO,
-        )
-        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            sys.exit(f"{name} run failed:\n{out.stderr[-3000:]}")
-        rows[name] = json.loads(line.removeprefix("RESULT "))
-        rows[name]["ratio"] = rows[name]["wall_s"] / (rows[name]["work_s"] / CONCURRENCY)
-    print(f"{args.trials} trials x {args.epochs} epochs, {CONCURRENCY} concurrent, 1 CPU each")
-    print(f"{'':20}{'wall s':>9}{'work s':>9}{'ideal s':>9}{'wall/ideal':>12}")
+    # rounds of every variant in turn: the machine's drift falls on all of them alike
+    runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    for _ in range(args.repeats):
+        for name in VARIANTS:
+            runs[name].append(run_variant(name, args.trials, args.epochs))
+    rows = {name: median_row(found) for name, found in runs.items()}
+    print(f"{args.trials} trials x {args.epochs} epochs, {CONCURRENCY} concurrent, 1 CPU each; "
+          f"median of {args.repeats} interleaved runs")
+    print(f"{'':20}{'wall s':>9}{'work s':>9}{'ideal s':>9}{'wall/ideal':>12}"
+          f"{'(range)':>14}{'driver cpu s':>14}")
     for name, row in rows.items():
+        ratios = [r["ratio"] for r in runs[name]]
         print(f"{name:20}{row['wall_s']:9.1f}{row['work_s']:9.1f}"
-              f"{row['work_s'] / CONCURRENCY:9.1f}{row['ratio']:11.2f}x")
+              f"{row['work_s'] / CONCURRENCY:9.1f}{row['ratio']:11.2f}x"
+              f"{f'({min(ratios):.2f}-{max(ratios):.2f})':>14}{row['driver_cpu_s']:14.1f}")
     bare, ours = rows["bare"]["ratio"], rows["orchestrator"]["ratio"]
     print(f"the orchestrator (default policy) is {ours:.2f}x the ideal against bare Ray Tune's "
           f"{bare:.2f}x (goal: ahead: {'met' if ours < bare else 'missed'})")
-    write_record("overhead", args.out, args, rows=rows)
+    write_record("overhead", args.out, args, rows=rows, runs=runs)
+
+
+def run_variant(name: str, trials: int, epochs: int) -> dict:
+    """One variant in a fresh process (its own Ray); its numbers and wall / ideal."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.overhead", "--variant", name, "--trials", str(trials),
+         "--epochs", str(epochs)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"{name} run failed:\n{out.stderr[-3000:]}")
+    row = json.loads(line.removeprefix("RESULT "))
+    row["ratio"] = row["wall_s"] / (row["work_s"] / CONCURRENCY)
+    return row
+
+
+def median_row(runs: list[dict]) -> dict:
+    """Each number's median over the runs (trials: the same in every run)."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 if __name__ == "__main__":

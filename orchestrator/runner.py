@@ -146,6 +146,13 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
     # Tune warn about frequent experiment snapshots, which is expected here.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Of Tune's loggers only the JSON one (params.json, result.json: the tables are rebuilt
+    # from them); its CSV and TensorBoard ones repeat the tables at every result, and the
+    # latter imports torch into the driver and fsyncs per result (bench.scale). Setting
+    # this to 0 brings them back.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+    from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.progress import ProgressView
     from orchestrator.results.sink import ResultsSink
@@ -161,7 +168,7 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
         begin_segment(results_dir, resolved, command)
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
                            ended=ended, drop_errored=drop_errored)
-        all_callbacks = [sink, *(callbacks or [])]
+        all_callbacks = [JsonLoggerCallback(), sink, *(callbacks or [])]
         if not quiet:
             all_callbacks.append(ProgressView(console, spec.trial_count, spec.metric,
                                               spec.mode, ended=ended))

@@ -14,6 +14,7 @@ import pytest
 from ray.tune import Callback
 
 from orchestrator.results import rebuild_tables, schema
+from orchestrator.results.rebuild import trial_folders
 from orchestrator.runner import run_sweep
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.spec import spec_from_mapping
@@ -107,6 +108,27 @@ def test_rebuild_from_experiment_folder_gives_the_same_rows(tmp_path, ray_addres
                     scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
     trials, history = rebuild_tables(outcome.experiment_dir)
     pdt.assert_frame_equal(trials, outcome.trials)
+    pdt.assert_frame_equal(history, outcome.history)
+
+
+@pytest.mark.parametrize("setting, tune_files", [(None, False), ("0", True)])
+def test_trial_folders_hold_json_and_tunes_other_logs_only_when_asked(
+        tmp_path, ray_address, monkeypatch, setting, tune_files):
+    """params.json and result.json in every trial folder (the rebuild reads them);
+    Tune's progress.csv and TensorBoard files only with TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0."""
+    if setting is None:
+        monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    else:
+        monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", setting)
+    outcome = sweep(tmp_path)
+    folders = trial_folders(outcome.experiment_dir)
+    assert len(folders) == 2
+    for folder in folders:
+        names = {child.name for child in folder.local.iterdir()}
+        assert {"params.json", "result.json"} <= names
+        assert ("progress.csv" in names) == tune_files
+        assert any(n.startswith("events.out.tfevents") for n in names) == tune_files
+    trials, history = rebuild_tables(outcome.experiment_dir)
     pdt.assert_frame_equal(history, outcome.history)
 
 

@@ -187,11 +187,11 @@ def main() -> None:
     print(f"\n{args.trials} trials of the quickstart's search, 2 at a time, seeds {args.seeds}"
           f": median (range)")
     print(f"{'':15}{'wall s':>26}{'best val_acc':>26}{'s to ' + str(args.target):>26}"
-          f"{'best in ' + str(args.budget_s) + ' s':>26}")
+          f"{'best in ' + str(args.budget_s) + ' s':>26}")  # cells: a space, then 25
     for name, rows in runs.items():
         cells = [summary([r.get(k) for r in rows]) if k in rows[0] else "-"
                  for k in ("wall_s", "best", "time_to_target_s", "best_within_budget")]
-        print(f"{name:15}" + "".join(f"{c:>26}" for c in cells))
+        print(f"{name:15}" + "".join(f" {c:>25}" for c in cells))
     sweep_s = statistics.median(r["sweep_s"] for r in runs["sweep"])
     command_s = statistics.median(r["wall_s"] for r in runs["sweep command"])
     optuna_s = statistics.median(r["wall_s"] for r in runs["optuna"])

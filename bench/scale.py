@@ -5,10 +5,10 @@
    Per trial: wall time over N, the overhead (wall - training / 2) over N, the driver
    process's CPU seconds over N, and the seconds the results sink spent writing.
 2. The sink alone, without Ray (so the numbers are its own): T trials x E epochs reported
-   one result at a time, each result a write, as history parts (today) and rewriting
-   history.parquet at every write (the sink before, `max_parts=0`). Milliseconds of
-   history writing per row reported, as the sweep grows: flat when a write costs what
-   is new. (The trials table, one row per trial, is rewritten at each write either way.)
+   one result at a time, each result a write, as parts of what changed (today) and
+   rewriting both files at every write (the sink before, `max_parts=0`). Milliseconds of
+   history writing per row reported and seconds of trials-table writing, as the sweep
+   grows: flat per row when a write costs what changed.
 
     python -m bench.scale [--sizes 32 128 500] [--sink-trials 100 200 400]
 
@@ -95,7 +95,7 @@ def sink_alone(trials: int, epochs: int, max_parts: int | None) -> dict:
         elapsed = time.perf_counter() - started
     rows = trials * epochs
     return {"trials": trials, "epochs": epochs, "rows": rows,
-            "mode": "rewrite every write" if max_parts == 0 else "history parts",
+            "mode": "rewrite every write" if max_parts == 0 else "parts",
             "total_s": elapsed, "history_write_s": sink.history_write_s,
             "history_ms_per_row": 1000 * sink.history_write_s / rows,
             "trials_write_s": sink.write_s - sink.history_write_s}
@@ -142,11 +142,12 @@ def main() -> None:
     sink = [sink_alone(t, args.sink_epochs, mode) for t in args.sink_trials
             for mode in (None, 0)]
     print(f"\nthe results sink alone: one write per result, {args.sink_epochs} epochs a trial")
-    print(f"{'trials':>7}{'rows':>8}{'history ms/row: parts':>23}{'rewrite every write':>21}"
-          f"{'trials table s':>16}")
+    print(f"{'':15}{'history ms per row':>26}{'trials table s':>26}")
+    print(f"{'trials':>7}{'rows':>8}" + f"{'parts':>13}{'rewrite every write':>21}" * 2)
     for parts, whole in zip(sink[::2], sink[1::2]):
-        print(f"{parts['trials']:7d}{parts['rows']:8d}{parts['history_ms_per_row']:23.3f}"
-              f"{whole['history_ms_per_row']:21.3f}{parts['trials_write_s']:16.2f}")
+        print(f"{parts['trials']:7d}{parts['rows']:8d}{parts['history_ms_per_row']:13.3f}"
+              f"{whole['history_ms_per_row']:21.3f}{parts['trials_write_s']:13.2f}"
+              f"{whole['trials_write_s']:21.2f}")
     write_record("scale", args.out, args, sweeps=sweeps, sink=sink, overhead_growth=growth,
                  marginal_s_per_trial=marginal)
 

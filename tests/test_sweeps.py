@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ from orchestrator.results.rebuild import trial_folders
 from orchestrator.runner import run_sweep
 from orchestrator.schedulers import SCHEDULERS
 from orchestrator.spec import spec_from_mapping
-from tests.conftest import tiny_spec
+from tests.conftest import REPO, tiny_spec, write_spec
 
 pytestmark = pytest.mark.ray
 
@@ -130,6 +132,24 @@ def test_trial_folders_hold_json_and_tunes_other_logs_only_when_asked(
         assert any(n.startswith("events.out.tfevents") for n in names) == tune_files
     trials, history = rebuild_tables(outcome.experiment_dir)
     pdt.assert_frame_equal(history, outcome.history)
+
+
+def test_the_driver_never_imports_torch(tmp_path, ray_address):
+    """torch is for the trials' workers: `sweep run` starts faster without it, and on 2
+    cores the driver's CPU is taken from the trials (Tune's TensorBoard logger imports it)."""
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            "try:\n"
+            f"    main(['run', {str(path)!r}, '--address', {ray_address!r}, '--quiet'],\n"
+            "         standalone_mode=False)\n"
+            "except SystemExit as exc:\n"
+            "    assert not exc.code, exc.code\n"
+            "loaded = [m for m in ('torch', 'tensorboardX') if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "sweeps" / "tiny" / "results" / schema.TRIALS_FILE).is_file()
 
 
 class PeakRunning(Callback):

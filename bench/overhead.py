@@ -6,7 +6,9 @@ each), each variant in a fresh process with an embedded 2-CPU Ray:
   bare                  a hand-written Ray Tune script (reuse_actors on, no checkpoints)
   orchestrator/every    `sweep run`'s library path, a checkpoint every epoch (the old
                         default), FIFO
-  orchestrator          the same with the default checkpoint policy, FIFO
+  orchestrator/tune logs  the default checkpoint policy with Tune's CSV and TensorBoard
+                        loggers back on (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0), FIFO
+  orchestrator          the default checkpoint policy, FIFO
   orchestrator+asha     the default policy under ASHA (grace 2, factor 3), as users run it
 
 and prints wall time / ideal for each, where ideal = sum of per-trial work / concurrency
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -127,11 +130,13 @@ def run_bare(trials: int, epochs: int, storage: str) -> dict:
     return {"wall_s": wall, "work_s": work, "trials": len(grid), "driver_cpu_s": cpu}
 
 
-VARIANTS = {  # name: (mode, checkpoint_every, scheduler)
-    "bare": ("bare", None, "fifo"),
-    "orchestrator/every": ("orchestrator", 1, "fifo"),
-    "orchestrator": ("orchestrator", None, "fifo"),
-    "orchestrator+asha": ("orchestrator", None, "asha"),
+VARIANTS = {  # name: (mode, checkpoint_every, scheduler, environment)
+    "bare": ("bare", None, "fifo", {}),
+    "orchestrator/every": ("orchestrator", 1, "fifo", {}),
+    "orchestrator/tune logs": ("orchestrator", None, "fifo",
+                               {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0"}),
+    "orchestrator": ("orchestrator", None, "fifo", {}),
+    "orchestrator+asha": ("orchestrator", None, "asha", {}),
 }
 
 
@@ -145,7 +150,7 @@ def main() -> None:
                         help="folder for the JSON record")
     args = parser.parse_args()
     if args.variant:
-        mode, every, scheduler = VARIANTS[args.variant]
+        mode, every, scheduler, _ = VARIANTS[args.variant]
         with tempfile.TemporaryDirectory() as storage:
             row = (run_bare(args.trials, args.epochs, storage) if mode == "bare" else
                    run_orchestrator(args.trials, args.epochs, storage, every, scheduler))
@@ -160,11 +165,11 @@ def main() -> None:
     rows = {name: median_row(found) for name, found in runs.items()}
     print(f"{args.trials} trials x {args.epochs} epochs, {CONCURRENCY} concurrent, 1 CPU each; "
           f"median of {args.repeats} interleaved runs")
-    print(f"{'':20}{'wall s':>9}{'work s':>9}{'ideal s':>9}{'wall/ideal':>12}"
+    print(f"{'':24}{'wall s':>9}{'work s':>9}{'ideal s':>9}{'wall/ideal':>12}"
           f"{'(range)':>14}{'driver cpu s':>14}")
     for name, row in rows.items():
         ratios = [r["ratio"] for r in runs[name]]
-        print(f"{name:20}{row['wall_s']:9.1f}{row['work_s']:9.1f}"
+        print(f"{name:24}{row['wall_s']:9.1f}{row['work_s']:9.1f}"
               f"{row['work_s'] / CONCURRENCY:9.1f}{row['ratio']:11.2f}x"
               f"{f'({min(ratios):.2f}-{max(ratios):.2f})':>14}{row['driver_cpu_s']:14.1f}")
     bare, ours = rows["bare"]["ratio"], rows["orchestrator"]["ratio"]
@@ -178,7 +183,7 @@ def run_variant(name: str, trials: int, epochs: int) -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "bench.overhead", "--variant", name, "--trials", str(trials),
          "--epochs", str(epochs)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, **VARIANTS[name][3]},
     )
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:

@@ -61,7 +61,8 @@ def test_overhead_benchmark_runs_and_records(tmp_path):
     data = run_bench("overhead", tmp_path, "--trials", "2", "--epochs", "2", "--repeats", "1",
                      says="against bare Ray Tune")
     rows = data["rows"]
-    assert set(rows) == {"bare", "orchestrator/every", "orchestrator", "orchestrator+asha"}
+    assert set(rows) == {"bare", "orchestrator/every", "orchestrator/tune logs", "orchestrator",
+                         "orchestrator+asha"}
     assert all(row["trials"] == 2 and row["work_s"] > 0 and row["driver_cpu_s"] > 0
                for row in rows.values())
     assert all(len(runs) == 1 for runs in data["runs"].values())

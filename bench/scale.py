@@ -10,7 +10,9 @@
    history writing per row reported and seconds of trials-table writing, as the sweep
    grows: flat per row when a write costs what changed.
 
-    python -m bench.scale [--sizes 32 128 500] [--sink-trials 100 200 400]
+    python -m bench.scale [--sizes 32 128 500] [--sink-trials 100 200 400] [--repeats 3]
+
+The sweeps run in rounds (every size once per round); the table shows medians.
 
 Goal (issue 11): per-trial overhead at 500 trials within 5% of 32.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +109,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 500])
     parser.add_argument("--sink-trials", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--sink-epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of sweeps")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in-process
     parser.add_argument("--storage", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(REPO / "bench" / "results"),
@@ -114,15 +118,20 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_size(args.one, args.storage)))
         return
-    sweeps = []
+    runs: dict[int, list[dict]] = {size: [] for size in args.sizes}
     with tempfile.TemporaryDirectory() as storage:
-        for size in args.sizes:  # a fresh process (and Ray) per size
-            out = subprocess.run([sys.executable, "-m", "bench.scale", "--one", str(size),
-                                  "--storage", storage], cwd=REPO, check=True,
-                                 capture_output=True, text=True).stdout
-            sweeps.append(json.loads(out.strip().splitlines()[-1]))
-            print(f"{size} trials: {sweeps[-1]['wall_s']:.1f}s", flush=True)
-    print(f"\nsweeps of short trials (2 epochs, ~0.05 s each), {CONCURRENCY} at a time")
+        for round_ in range(args.repeats):  # rounds of every size: drift falls on all alike
+            for size in args.sizes:  # a fresh process (and Ray) per sweep
+                out = subprocess.run([sys.executable, "-m", "bench.scale", "--one", str(size),
+                                      "--storage", f"{storage}/{round_}"], cwd=REPO,
+                                     check=True, capture_output=True, text=True).stdout
+                runs[size].append(json.loads(out.strip().splitlines()[-1]))
+                print(f"round {round_ + 1}, {size} trials: {runs[size][-1]['wall_s']:.1f}s",
+                      flush=True)
+    sweeps = [{key: statistics.median(run[key] for run in runs[size]) for key in runs[size][0]}
+              for size in args.sizes]
+    print(f"\nsweeps of short trials (2 epochs, ~0.05 s each), {CONCURRENCY} at a time; "
+          f"median of {args.repeats} interleaved rounds")
     print(f"{'trials':>7}{'wall s':>9}{'s/trial':>9}{'overhead/trial':>16}"
           f"{'driver cpu/trial':>18}{'sink writes s':>15}{'of it history s':>17}")
     for row in sweeps:
@@ -148,8 +157,8 @@ def main() -> None:
         print(f"{parts['trials']:7d}{parts['rows']:8d}{parts['history_ms_per_row']:13.3f}"
               f"{whole['history_ms_per_row']:21.3f}{parts['trials_write_s']:13.2f}"
               f"{whole['trials_write_s']:21.2f}")
-    write_record("scale", args.out, args, sweeps=sweeps, sink=sink, overhead_growth=growth,
-                 marginal_s_per_trial=marginal)
+    write_record("scale", args.out, args, sweeps=sweeps, runs=runs, sink=sink,
+                 overhead_growth=growth, marginal_s_per_trial=marginal)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def test_peers_benchmark_runs_and_records(tmp_path):
 
 def test_scale_benchmark_runs_and_records(tmp_path):
     data = run_bench("scale", tmp_path, "--sizes", "2", "3", "--sink-trials", "3",
-                     "--sink-epochs", "2", says="overhead per trial at 3")
+                     "--sink-epochs", "2", "--repeats", "1", says="overhead per trial at 3")
     assert [s["trials"] for s in data["sweeps"]] == [2, 3]
     assert {s["mode"] for s in data["sink"]} == {"parts", "rewrite every write"}
 

@@ -13,11 +13,10 @@ of the full search's.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
-from bench.record import write_record
+from bench.record import bench_parser, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "digits_mlp_asha.yaml"
@@ -44,11 +43,9 @@ def run(scheduler: str, samples: int, epochs: int, storage: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"),
-                        help="folder for the JSON record")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as storage:
         rows = [run(s, args.samples, args.epochs, storage) for s in ("fifo", "asha")]

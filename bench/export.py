@@ -21,7 +21,6 @@ Goal (issue 11): export at most 1.5x the pyarrow write.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bench.record import write_record
+from bench.record import bench_parser, write_record
 from orchestrator.results import schema
 from orchestrator.results.tables import write_history, write_trials
 
@@ -110,12 +109,10 @@ def time_export_cli(folder: Path, out: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"),
-                        help="folder for the JSON record")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "big-sweep"

@@ -25,7 +25,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.record import write_record
+from bench.record import bench_parser, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,14 +85,12 @@ def run_packing(per_gpu: int, trials: int, epochs: int, cpu: bool, storage: str)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--packings", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--cpu", action="store_true", help="no GPU: check the script itself")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"),
-                        help="folder for the JSON record")
     args = parser.parse_args()
     if args.one:
         with tempfile.TemporaryDirectory() as storage:

@@ -29,14 +29,13 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.record import write_record
+from bench.record import bench_parser, median_run, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
@@ -141,13 +140,11 @@ VARIANTS = {  # name: (mode, checkpoint_every, scheduler, environment)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"),
-                        help="folder for the JSON record")
     args = parser.parse_args()
     if args.variant:
         mode, every, scheduler, _ = VARIANTS[args.variant]
@@ -162,7 +159,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for name in VARIANTS:
             runs[name].append(run_variant(name, args.trials, args.epochs))
-    rows = {name: median_row(found) for name, found in runs.items()}
+    rows = {name: median_run(found) for name, found in runs.items()}
     print(f"{args.trials} trials x {args.epochs} epochs, {CONCURRENCY} concurrent, 1 CPU each; "
           f"median of {args.repeats} interleaved runs")
     print(f"{'':24}{'wall s':>9}{'work s':>9}{'ideal s':>9}{'wall/ideal':>12}"
@@ -192,10 +189,6 @@ def run_variant(name: str, trials: int, epochs: int) -> dict:
     row["ratio"] = row["wall_s"] / (row["work_s"] / CONCURRENCY)
     return row
 
-
-def median_row(runs: list[dict]) -> dict:
-    """Each number's median over the runs (trials: the same in every run)."""
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Goal (issue 11): the sweep itself no slower than Optuna and the whole command wi
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -32,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.record import write_record
+from bench.record import bench_parser, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "digits_mlp_asha.yaml"
@@ -161,13 +160,11 @@ def summary(values: list) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--target", type=float, default=0.97)
     parser.add_argument("--budget-s", type=float, default=10.0)
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"),
-                        help="folder for the JSON record")
     args = parser.parse_args()
     runs: dict[str, list[dict]] = {"sweep": [], "sweep command": [], "optuna": [],
                                    "random": []}

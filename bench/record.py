@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -27,3 +29,15 @@ def write_record(benchmark: str, out: str | Path, args: Any, **numbers: Any) -> 
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"record: {path}")
     return path
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's argument parser: its docstring's first line, and --out for the record."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON record")
+    return parser
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each number's median over repeated runs of one contender (same keys in each)."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}

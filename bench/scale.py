@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.record import write_record
+from bench.record import bench_parser, median_run, write_record
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = 2
@@ -105,15 +104,13 @@ def sink_alone(trials: int, epochs: int, max_parts: int | None) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 500])
     parser.add_argument("--sink-trials", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--sink-epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of sweeps")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a size, in-process
     parser.add_argument("--storage", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=str(REPO / "bench" / "results"),
-                        help="folder for the JSON record")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_size(args.one, args.storage)))
@@ -128,8 +125,7 @@ def main() -> None:
                 runs[size].append(json.loads(out.strip().splitlines()[-1]))
                 print(f"round {round_ + 1}, {size} trials: {runs[size][-1]['wall_s']:.1f}s",
                       flush=True)
-    sweeps = [{key: statistics.median(run[key] for run in runs[size]) for key in runs[size][0]}
-              for size in args.sizes]
+    sweeps = [median_run(runs[size]) for size in args.sizes]
     print(f"\nsweeps of short trials (2 epochs, ~0.05 s each), {CONCURRENCY} at a time; "
           f"median of {args.repeats} interleaved rounds")
     print(f"{'trials':>7}{'wall s':>9}{'s/trial':>9}{'overhead/trial':>16}"

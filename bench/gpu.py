@@ -47,6 +47,16 @@ class GpuSampler(threading.Thread):
                 self.samples.append(float(out[0]))
 
 
+def gpu_name() -> str | None:
+    """The GPU's name as nvidia-smi gives it (None without one): the record says where."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return None
+    out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip()
+    return out.splitlines()[0] if out else None
+
+
 def run_packing(per_gpu: int, trials: int, epochs: int, cpu: bool, storage: str) -> dict:
     import ray
     import torch
@@ -108,8 +118,9 @@ def main() -> None:
             sys.exit(f"{per_gpu} per GPU failed:\n{out.stderr[-3000:]}")
         rows.append(json.loads(line.removeprefix("RESULT ")))
         print(f"{per_gpu} per GPU: {rows[-1]['wall_s']:.1f}s", flush=True)
+    gpu = gpu_name()
     print(f"\n{args.trials} trials x {args.epochs} epochs, CNN on digits, "
-          f"{rows[0]['precision']}, devices {rows[0]['devices']}")
+          f"{rows[0]['precision']}, devices {rows[0]['devices']}, GPU {gpu or 'none'}")
     print(f"{'per GPU':>8}{'wall s':>9}{'trials/hour':>13}{'GPU util %':>12}{'best':>8}")
     for row in rows:
         util = "-" if row["gpu_util_mean"] is None else f"{row['gpu_util_mean']:.0f}"
@@ -120,7 +131,7 @@ def main() -> None:
         gain = by[4] / by[1]
         print(f"4 per GPU: {gain:.2f}x the trials per hour of 1 (goal >= 3: "
               f"{'met' if gain >= 3 else 'missed'})")
-    write_record("gpu", args.out, args, rows=rows)
+    write_record("gpu", args.out, args, gpu=gpu, rows=rows)
 
 
 if __name__ == "__main__":

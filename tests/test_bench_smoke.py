@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,20 @@ def test_gpu_benchmark_logic_runs_without_a_gpu(tmp_path):
     rows = data["rows"]
     assert [row["per_gpu"] for row in rows] == [1, 2]
     assert all(row["trials"] == 2 and row["devices"] == ["cpu"] for row in rows)
+
+
+def test_device_wheels_drops_unused_parts_and_their_record_lines(tmp_path):
+    from bench.device_wheels import without
+
+    wheel = tmp_path / "ray-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("ray/tune/__init__.py", "tune = 1\n")
+        z.writestr("ray/rllib/algo.py", "x = 1\n")
+        z.writestr("ray-0.dist-info/RECORD", "ray/tune/__init__.py,sha256=a,9\n"
+                   "ray/rllib/algo.py,sha256=b,6\nray-0.dist-info/RECORD,,\n")
+    without(wheel, ("ray/rllib/",))
+    with zipfile.ZipFile(wheel) as z:
+        assert z.namelist() == ["ray/tune/__init__.py", "ray-0.dist-info/RECORD"]
+        assert z.read("ray/tune/__init__.py") == b"tune = 1\n"
+        assert z.read("ray-0.dist-info/RECORD").decode().splitlines() == [
+            "ray/tune/__init__.py,sha256=a,9", "ray-0.dist-info/RECORD,,"]

@@ -43,7 +43,7 @@ def download(folder: Path, python_version: str) -> None:
                    check=True)
 
 
-def without(wheel: Path, prefixes: tuple[str, ...]) -> Path:
+def without(wheel: Path, prefixes: tuple[str, ...]) -> None:
     """Rewrite `wheel` in place without the files under `prefixes` (RECORD follows)."""
     repacked = wheel.with_suffix(".tmp")
     with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(repacked, "w",
@@ -57,7 +57,6 @@ def without(wheel: Path, prefixes: tuple[str, ...]) -> Path:
                 data = "".join(x for x in lines if not x.startswith(prefixes)).encode()
             dst.writestr(info, data)
     repacked.replace(wheel)
-    return wheel
 
 
 def main() -> None:

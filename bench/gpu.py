@@ -30,6 +30,16 @@ from bench.record import bench_parser, write_record
 REPO = Path(__file__).resolve().parents[1]
 
 
+def nvidia_smi(field: str) -> str | None:
+    """The first GPU's `field` (nvidia-smi --query-gpu, no units); None without one."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return None
+    out = subprocess.run([smi, f"--query-gpu={field}", "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True).stdout.strip()
+    return out.splitlines()[0].strip() if out else None
+
+
 class GpuSampler(threading.Thread):
     """Samples `nvidia-smi`'s utilisation.gpu (percent) every `every_s` until stopped."""
 
@@ -38,23 +48,10 @@ class GpuSampler(threading.Thread):
         self.every_s, self.samples, self.done = every_s, [], threading.Event()
 
     def run(self) -> None:
-        smi = shutil.which("nvidia-smi")
-        while smi and not self.done.wait(self.every_s):
-            out = subprocess.run([smi, "--query-gpu=utilization.gpu",
-                                  "--format=csv,noheader,nounits"], capture_output=True,
-                                 text=True).stdout.split()
-            if out:
-                self.samples.append(float(out[0]))
-
-
-def gpu_name() -> str | None:
-    """The GPU's name as nvidia-smi gives it (None without one): the record says where."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return None
-    out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
-                         capture_output=True, text=True).stdout.strip()
-    return out.splitlines()[0] if out else None
+        while shutil.which("nvidia-smi") and not self.done.wait(self.every_s):
+            util = nvidia_smi("utilization.gpu")
+            if util:
+                self.samples.append(float(util))
 
 
 def run_packing(per_gpu: int, trials: int, epochs: int, cpu: bool, storage: str) -> dict:
@@ -118,7 +115,7 @@ def main() -> None:
             sys.exit(f"{per_gpu} per GPU failed:\n{out.stderr[-3000:]}")
         rows.append(json.loads(line.removeprefix("RESULT ")))
         print(f"{per_gpu} per GPU: {rows[-1]['wall_s']:.1f}s", flush=True)
-    gpu = gpu_name()
+    gpu = nvidia_smi("name")  # the record says where it ran
     print(f"\n{args.trials} trials x {args.epochs} epochs, CNN on digits, "
           f"{rows[0]['precision']}, devices {rows[0]['devices']}, GPU {gpu or 'none'}")
     print(f"{'per GPU':>8}{'wall s':>9}{'trials/hour':>13}{'GPU util %':>12}{'best':>8}")

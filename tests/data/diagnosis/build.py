@@ -4,23 +4,36 @@ Runs every sweep spec in `specs/` with the orchestrator (embedded Ray, the share
 trainable), and keeps each trial's history rows and the trial-row fields the diagnosis
 reads in two small Parquet files next to this script:
 
-    curves.parquet   curve_id, epoch, lr, train_loss, val_loss, val_acc
-    trials.parquet   curve_id, sweep, metric, mode, stop_reason, epochs, baselines, config
+    curves.parquet   curve_id, epoch, lr, train_loss, val_loss, val_acc, val_mae, val_r2
+    trials.parquet   curve_id, sweep, split, metric, mode, stop_reason, epochs,
+                     effective_lr, baselines, config
 
 A curve is named `<sweep>/<trial index>`. The labels are not made here: a person reads
 each curve (`--show` prints them) and writes its label and reason into `labels.yaml`.
 
-    python tests/data/diagnosis/build.py               # (re)build every sweep
-    python tests/data/diagnosis/build.py --only NAME   # add or rebuild one sweep
-    python tests/data/diagnosis/build.py --show [NAME] # print the curves to label
+`split` says what a curve is for: `dev` curves may be read while tuning the diagnosis;
+`heldout` curves measure it, and their labels must be written before the diagnosis is
+ever run on them. The first sweeps are all `dev`; the curves of an `ho-` sweep are split
+in half by a hash of their curve ids, within each of its setups and across its rates, so
+that every such setup has curves in both parts (see `assign_split`).
 
-Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel after it.
+    python tests/data/diagnosis/build.py                 # (re)build every sweep
+    python tests/data/diagnosis/build.py --only NAME     # add or rebuild one sweep
+    python tests/data/diagnosis/build.py --show [SWEEP]  # print the curves to label
+    python tests/data/diagnosis/build.py --show 'ho-*' --split heldout
+
+Specs name their data files relative to the repository root (where this script runs
+them from). Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel
+after it. The tables of the `ho-table-*` specs are made by `tables/make_tables.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import hashlib
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -28,33 +41,111 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]  # the repository: specs' data paths are relative to it
 CURVES, TRIALS = HERE / "curves.parquet", HERE / "trials.parquet"
+CURVE_COLUMNS = ["curve_id", "epoch", "lr", "train_loss", "val_loss", "val_acc",
+                 "val_mae", "val_r2"]
 KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.name",
                "config.model.hidden", "config.model.depth", "config.batch_size",
-               "config.dataset.name", "config.early_stopping.patience", "config.epochs"]
+               "config.dataset.name", "config.early_stopping.patience", "config.epochs",
+               # added with the `ho-` sweeps (filled from the spec for the first sweeps)
+               "config.task", "config.loss", "config.model.name", "config.model.norm",
+               "config.model.activation", "config.model.dropout", "config.model.channels",
+               "config.optimizer.momentum", "config.optimizer.weight_decay",
+               "config.dataset.standardize", "config.dataset.noise",
+               "config.batch_scaling.rule", "config.batch_scaling.reference_batch_size"]
+HELDOUT_PREFIX = "ho-"
+
+
+def _load_spec(spec_path: Path, overrides: list[str] = ()):
+    from orchestrator.spec import load_spec
+
+    os.chdir(ROOT)  # relative data paths in a spec are made absolute against the cwd
+    return load_spec(spec_path, list(overrides))
 
 
 def run_one(spec_path: Path, storage: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from orchestrator.runner import run_sweep
-    from orchestrator.spec import load_spec
-
-    spec = load_spec(spec_path, [f"storage={storage}"])
-    outcome = run_sweep(spec, quiet=True)
-    trials, history = outcome.trials, outcome.history
-    index = {t: f"{spec.name}/{int(t.rsplit('_', 1)[-1]):02d}" for t in trials["trial_id"]}
-    curves = history.assign(curve_id=history["trial_id"].map(index))[
-        ["curve_id", "epoch", "lr", "train_loss", "val_loss", "val_acc"]]
+    from orchestrator.engine.run import run_sweep
     from orchestrator.results.schema import BASELINE_COLUMNS
 
+    spec = _load_spec(spec_path, [f"storage={storage}"])
+    outcome = run_sweep(spec)
+    trials, history = outcome.trials, outcome.history
+    index = {t: f"{spec.name}/{int(t.rsplit('_', 1)[-1]):02d}" for t in trials["trial_id"]}
+    curves = history.assign(curve_id=history["trial_id"].map(index))[CURVE_COLUMNS]
     rows = trials.assign(curve_id=trials["trial_id"].map(index), sweep=spec.name,
                          metric=spec.metric, mode=spec.mode)
     rows = rows[["curve_id", "sweep", "metric", "mode", "stop_reason", "epochs",
-                 *BASELINE_COLUMNS, *KEEP_CONFIG]]
+                 *BASELINE_COLUMNS, *KEEP_CONFIG, "effective_lr"]]
+    rows.insert(2, "split", assign_split(rows, spec.name, spec.grid_keys))
     return curves, rows
 
 
+def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[str]:
+    """`dev` for the first sweeps. An `ho-` sweep's curves are split in half within each
+    setup (each combination of its grid values other than the rate): taken in order of
+    rate, each consecutive pair gives one curve to `heldout` (the one whose curve-id hash
+    comes first) and the other to `dev`; a setup's odd last curve goes by its hash."""
+    if not sweep.startswith(HELDOUT_PREFIX):
+        return ["dev"] * len(rows)
+    digest = {c: hashlib.sha256(c.encode()).hexdigest() for c in rows["curve_id"]}
+    keys = [f"config.{k}" for k in grid_keys
+            if k != "optimizer.lr" and f"config.{k}" in rows]
+    split = {}
+    for _, setup in (rows.groupby(keys, dropna=False) if keys else [(None, rows)]):
+        ordered = setup.sort_values(["config.optimizer.lr", "curve_id"])["curve_id"].tolist()
+        for i in range(0, len(ordered), 2):
+            pair = ordered[i:i + 2]
+            if len(pair) == 2:
+                first = min(pair, key=digest.get)
+                split.update({c: "heldout" if c == first else "dev" for c in pair})
+            else:
+                split[pair[0]] = "heldout" if int(digest[pair[0]], 16) % 2 else "dev"
+    return [split[c] for c in rows["curve_id"]]
+
+
+def backfill(trials: pd.DataFrame, specs: dict[str, Path]) -> pd.DataFrame:
+    """Columns added after a sweep was built: the kept settings its spec fixes (not
+    searched) and its effective rate, where missing; and `split` (recomputed: it is a
+    function of the curve ids and settings). No other existing value is changed."""
+    from orchestrator.results.schema import BASELINE_COLUMNS
+    from orchestrator.spec.settings import BatchScalingConfig
+    from orchestrator.trainable.scaling import effective_lr
+
+    trials = trials.copy()
+    if "split" not in trials:
+        trials.insert(2, "split", None)
+    for sweep, rows in trials.groupby("sweep"):
+        if sweep not in specs:
+            continue
+        spec = _load_spec(specs[sweep])
+        trials.loc[rows.index, "split"] = assign_split(rows, sweep, spec.grid_keys)
+        train = pd.json_normalize(spec.train.model_dump(mode="json")).iloc[0]
+        for column in KEEP_CONFIG:
+            key = column.removeprefix("config.")
+            if key in spec.search_space or key not in train:
+                continue
+            if column not in trials:
+                trials[column] = pd.Series(dtype=object)
+            fill = trials.loc[rows.index, column].isna()
+            trials.loc[rows.index[fill], column] = train[key]
+        if "effective_lr" not in trials:
+            trials["effective_lr"] = math.nan
+        fill = rows.index[trials.loc[rows.index, "effective_lr"].isna()]
+        scaling = BatchScalingConfig(rule=train["batch_scaling.rule"], reference_batch_size=
+                                     int(train["batch_scaling.reference_batch_size"]))
+        trials.loc[fill, "effective_lr"] = [
+            effective_lr(lr, bs, scaling) for lr, bs in
+            zip(trials.loc[fill, "config.optimizer.lr"], trials.loc[fill, "config.batch_size"])]
+    first = ["curve_id", "sweep", "split", "metric", "mode", "stop_reason", "epochs",
+             *BASELINE_COLUMNS, *KEEP_CONFIG, "effective_lr"]
+    order = [c for c in first if c in trials] + [c for c in trials if c not in first]
+    return trials[order].infer_objects()
+
+
 def build(only: str | None) -> None:
-    specs = sorted((HERE / "specs").glob("*.yaml"))
+    all_specs = sorted((HERE / "specs").glob("*.yaml"))
+    specs = all_specs
     if only:
         specs = [s for s in specs if s.stem == only]
         if not specs:
@@ -72,6 +163,7 @@ def build(only: str | None) -> None:
             curves = pd.concat([curves, new_curves], ignore_index=True)
             trials = pd.concat([trials, new_trials], ignore_index=True)
             print(f"{name}: {len(new_trials)} curves")
+    trials = backfill(trials, {s.stem: s for s in all_specs})
     curves.sort_values(["curve_id", "epoch"]).to_parquet(CURVES, index=False)
     trials.sort_values("curve_id").to_parquet(TRIALS, index=False)
 
@@ -80,20 +172,70 @@ def _series(values) -> str:
     return " ".join("nan" if not math.isfinite(v) else f"{v:.3g}" for v in values)
 
 
-def show(only: str | None) -> None:
+def _get(t: pd.Series, column: str, default=None):
+    value = t.get(column, default)
+    return default if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else value
+
+
+def _setup(t: pd.Series) -> str:
+    """The trial's settings in one line (only those that apply to its model and data)."""
+    model, task = _get(t, "config.model.name", "mlp"), _get(t, "config.task", "classification")
+    loss = _get(t, "config.loss") or ("mse" if task == "regression" else "cross_entropy")
+    parts = [f"{task}/{loss}", f"data={t['config.dataset.name']}"]
+    if t["config.dataset.name"] == "table" and _get(t, "config.dataset.standardize") is not None:
+        parts[-1] += f" standardize={bool(t['config.dataset.standardize'])}"
+    if t["config.dataset.name"] == "synthetic" and _get(t, "config.dataset.noise") is not None:
+        parts[-1] += f" noise={t['config.dataset.noise']:g}"
+    size = (f"c={int(t['config.model.channels'])}x{int(t['config.model.depth'])}"
+            if model in ("cnn", "resnet") else
+            f"h={int(t['config.model.hidden'])}x{int(t['config.model.depth'])}")
+    parts.append(f"model={model} {size}")
+    for column, short in (("config.model.norm", "norm"), ("config.model.activation", "act"),
+                          ("config.model.dropout", "dropout")):
+        value = _get(t, column)
+        if value is not None and value not in ("none", "relu", 0.0):
+            parts[-1] += f" {short}={value:g}" if isinstance(value, float) else \
+                f" {short}={value}"
+    opt = f"{t['config.optimizer.name']} lr={t['config.optimizer.lr']:g}"
+    if t["config.optimizer.name"] == "sgd" and _get(t, "config.optimizer.momentum") is not None:
+        opt += f" mom={t['config.optimizer.momentum']:g}"
+    if _get(t, "config.optimizer.weight_decay"):
+        opt += f" wd={t['config.optimizer.weight_decay']:g}"
+    parts.append(opt)
+    parts.append(f"{t['config.schedule.name']}")
+    batch = f"bs={int(t['config.batch_size'])}"
+    rule = _get(t, "config.batch_scaling.rule")
+    if rule not in (None, "none"):
+        batch += (f" scaling={rule}/{int(t['config.batch_scaling.reference_batch_size'])}"
+                  f" effective_lr={_get(t, 'effective_lr', math.nan):.3g}")
+    parts.append(batch)
+    return "  ".join(parts)
+
+
+def show(only: str | None, split: str | None = None) -> None:
     curves, trials = pd.read_parquet(CURVES), pd.read_parquet(TRIALS)
     for _, t in trials.iterrows():
-        if only and t["sweep"] != only:
+        if only and not fnmatch.fnmatchcase(t["sweep"], only):
+            continue
+        if split and _get(t, "split", "dev") != split:
             continue
         c = curves[curves["curve_id"] == t["curve_id"]].sort_values("epoch")
-        print(f"== {t['curve_id']}  {t['config.optimizer.name']} lr={t['config.optimizer.lr']:g}"
-              f" {t['config.schedule.name']} h={t['config.model.hidden']}x"
-              f"{t['config.model.depth']} bs={t['config.batch_size']} "
-              f"stop={t['stop_reason']} epochs={t['epochs']}/{t['config.epochs']} "
-              f"metric={t['metric']}")
-        print(f"   init loss {t['initial_val_loss']:.3g} acc {t['initial_val_acc']:.3g}"
-              f" | chance loss {t['chance_val_loss']:.3g} acc {t['chance_val_acc']:.3g}")
-        for column in ("lr", "train_loss", "val_loss", "val_acc"):
+        patience = _get(t, "config.early_stopping.patience")
+        print(f"== {t['curve_id']}  [{_get(t, 'split', 'dev')}]  {_setup(t)}")
+        print(f"   stop={t['stop_reason']} epochs={t['epochs']}/{t['config.epochs']}"
+              f" early_stopping={'off' if patience is None else f'patience {patience:g}'}"
+              f" metric={t['metric']} ({t['mode']})")
+        if _get(t, "config.task", "classification") == "regression":  # no accuracy
+            print(f"   init loss {t['initial_val_loss']:.3g}"
+                  f" | chance loss {t['chance_val_loss']:.3g}")
+        else:
+            print(f"   init loss {t['initial_val_loss']:.3g} acc {t['initial_val_acc']:.3g}"
+                  f" | chance loss {t['chance_val_loss']:.3g} acc {t['chance_val_acc']:.3g}")
+        for column in CURVE_COLUMNS[2:]:
+            if column in ("val_acc", "val_mae", "val_r2") and (
+                    column not in c or c[column].isna().all()):
+                continue  # a regression reports no val_acc, a classification no mae/r2
             print(f"   {column:10s} {_series(c[column])}")
 
 
@@ -101,6 +243,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="one sweep (a spec's file name without .yaml)")
     parser.add_argument("--show", nargs="?", const="", metavar="SWEEP",
-                        help="print the curves (of one sweep) instead of building")
+                        help="print the curves (of one sweep, or a glob of sweeps such as "
+                             "'ho-*') instead of building")
+    parser.add_argument("--split", choices=["dev", "heldout"],
+                        help="with --show: only the curves of one split")
     args = parser.parse_args()
-    show(args.show or None) if args.show is not None else build(args.only)
+    show(args.show or None, args.split) if args.show is not None else build(args.only)

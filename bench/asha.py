@@ -23,15 +23,15 @@ QUICKSTART = REPO / "search_spaces" / "digits_mlp_asha.yaml"
 
 
 def run(scheduler: str, samples: int, epochs: int, storage: str) -> dict:
-    from orchestrator.runner import run_sweep
-    from orchestrator.spec import load_spec
+    from orchestrator.engine.run import run_sweep
+    from orchestrator.spec.model import load_spec
 
     scheduler_set = ("scheduler={name: fifo}" if scheduler == "fifo" else
                      "scheduler={name: asha, grace_period: 2, reduction_factor: 3}")
     spec = load_spec(QUICKSTART, [f"name={scheduler}", f"storage={storage}",
                                   f"num_samples={samples}", f"train.epochs={epochs}",
                                   "train.early_stopping.patience=null", scheduler_set])
-    outcome = run_sweep(spec, quiet=True)
+    outcome = run_sweep(spec)
     trials = outcome.trials
     return {
         "scheduler": scheduler, "trials": len(trials), "epochs_run": len(outcome.history),

@@ -1,6 +1,6 @@
 """Wheels for the GPU machine: what `bench.gpu` needs there and its image lacks.
 
-The device machine (see README "Performance", gpu) has Python 3.12 with torch, pandas,
+The device machine (see bench/README.md, gpu) has Python 3.12 with torch, pandas,
 pyarrow, numpy, rich, click, PyYAML, matplotlib and scikit-learn, reaches no package
 registry, and takes at most 64 MiB of carried files. Ray's wheel alone is 79 MB, so this
 downloads the wheels for Python 3.12 on x86-64 into `.whl/` (ignored by git) and repacks

@@ -93,7 +93,7 @@ def time_export(folder: Path, out: Path) -> float:
 def time_frame_path(folder: Path, out: Path) -> float:
     from orchestrator.results.export import declared_schema, export_table
     from orchestrator.results.load import load_sweep
-    from orchestrator.storage import as_location
+    from orchestrator.results.storage import as_location
 
     started = time.perf_counter()
     tables = load_sweep(as_location(folder))

@@ -58,8 +58,8 @@ def run_packing(per_gpu: int, trials: int, epochs: int, cpu: bool, storage: str)
     import ray
     import torch
 
-    from orchestrator.runner import run_sweep
-    from orchestrator.spec import spec_from_mapping
+    from orchestrator.engine.run import run_sweep
+    from orchestrator.spec.model import spec_from_mapping
 
     bf16 = not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     cpus = os.cpu_count() or 2
@@ -79,7 +79,7 @@ def run_packing(per_gpu: int, trials: int, epochs: int, cpu: bool, storage: str)
              num_gpus=0 if cpu else 1, include_dashboard=False, log_to_driver=False)
     sampler = GpuSampler()
     sampler.start()
-    outcome = run_sweep(spec, quiet=True)
+    outcome = run_sweep(spec)
     sampler.done.set()
     wall = outcome.elapsed_s
     trials_done = int(outcome.trials["stop_reason"].notna().sum())

@@ -33,8 +33,8 @@ def main() -> int:
     import ray
     import torch
 
-    from orchestrator.runner import run_sweep
-    from orchestrator.spec import spec_from_mapping
+    from orchestrator.engine.run import run_sweep
+    from orchestrator.spec.model import spec_from_mapping
 
     gpu = 0 if args.cpu else 0.25
     print(f"torch {torch.__version__}, cuda available: {torch.cuda.is_available()}",
@@ -59,7 +59,7 @@ def main() -> int:
     ray.init(address="local", num_cpus=8, num_gpus=0 if args.cpu else 1,
              include_dashboard=False, log_to_driver=False)
     peak = PeakRunning()
-    outcome = run_sweep(spec, quiet=True, callbacks=[peak])
+    outcome = run_sweep(spec, callbacks=[peak])
     ray.shutdown()
 
     trials = outcome.trials

@@ -51,8 +51,8 @@ def driver_cpu_s() -> float:
 
 def run_orchestrator(trials: int, epochs: int, storage: str, checkpoint_every: int | None,
                      scheduler: str = "fifo") -> dict:
-    from orchestrator.runner import run_sweep
-    from orchestrator.spec import spec_from_mapping
+    from orchestrator.engine.run import run_sweep
+    from orchestrator.spec.model import spec_from_mapping
 
     spec = spec_from_mapping({
         "name": "overhead", "num_samples": trials, "max_concurrent_trials": CONCURRENCY,
@@ -68,7 +68,7 @@ def run_orchestrator(trials: int, epochs: int, storage: str, checkpoint_every: i
     ray.init(address="local", num_cpus=CONCURRENCY, include_dashboard=False,
              log_to_driver=False)
     cpu = driver_cpu_s()
-    outcome = run_sweep(spec, quiet=True)
+    outcome = run_sweep(spec)
     cpu = driver_cpu_s() - cpu
     work = outcome.history.groupby("trial_id")["epoch_s"].sum()
     return {"wall_s": outcome.elapsed_s, "work_s": float(work.sum()), "trials": len(work),

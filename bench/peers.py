@@ -53,14 +53,14 @@ def _timeline_callback(timeline: list):
 
 
 def run_sweep_in_process(seed: int, trials: int, storage: str) -> dict:
-    from orchestrator.runner import run_sweep
-    from orchestrator.spec import load_spec
+    from orchestrator.engine.run import run_sweep
+    from orchestrator.spec.model import load_spec
 
     spec = load_spec(QUICKSTART, [f"name=peers-{seed}", f"storage={storage}",
                                   f"seed={seed}", f"num_samples={trials}"])
     timeline: list = []
     started = time.time()
-    outcome = run_sweep(spec, quiet=True, callbacks=[_timeline_callback(timeline)])
+    outcome = run_sweep(spec, callbacks=[_timeline_callback(timeline)])
     wall = time.time() - started
     return {"wall_s": wall, "sweep_s": outcome.elapsed_s,
             "best": float(outcome.trials["best_val_acc"].max()),
@@ -81,8 +81,8 @@ def run_sweep_command(seed: int, trials: int, storage: str) -> dict:
 def _optuna_objective(train: dict, seed: int, timeline: list, lock: threading.Lock):
     import optuna
 
-    from orchestrator.dotted import set_dotted
-    from orchestrator.trainable.config import TrialConfig
+    from orchestrator.spec.dotted import set_dotted
+    from orchestrator.spec.settings import TrialConfig
     from orchestrator.trainable.trainer import Trainer
 
     def objective(trial: optuna.Trial) -> float:

@@ -44,8 +44,8 @@ def run_size(trials: int, storage: str) -> dict:
     """One sweep of `trials` short trials (run in a fresh process by `main`)."""
     import ray
 
-    from orchestrator.runner import run_sweep
-    from orchestrator.spec import spec_from_mapping
+    from orchestrator.engine.run import run_sweep
+    from orchestrator.spec.model import spec_from_mapping
 
     spec = spec_from_mapping({
         "name": f"scale-{trials}", "num_samples": trials,
@@ -59,7 +59,7 @@ def run_size(trials: int, storage: str) -> dict:
     ray.init(address="local", num_cpus=CONCURRENCY, include_dashboard=False,
              log_to_driver=False)
     cpu = _cpu_s()
-    outcome = run_sweep(spec, quiet=True)
+    outcome = run_sweep(spec)
     cpu = _cpu_s() - cpu
     sweep = json.loads((outcome.results_dir / "sweep.json").read_text())
     work = float(outcome.history["epoch_s"].sum())

@@ -2,7 +2,10 @@
 
 Same model, data and batch size, one CPU thread, training plus one validation
 pass per epoch in both; the runs alternate so that machine noise hits both alike.
-Prints each loop's rate (training examples per second), and their ratio.
+Two paths: the built-in tensor path (batches sliced from tensors) against the tutorial
+loop on the same tensors, and the Dataset path (a user's data factory returning torch
+Datasets, served by a DataLoader) against a hand-written loop over the same DataLoader.
+Prints each loop's rate (training examples per second), and their ratios.
 
     python -m bench.trainable [--epochs 5] [--repeats 3] [--batch-size 64]
 """
@@ -15,16 +18,30 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
 
-from orchestrator.trainable.config import TrialConfig
+from orchestrator.spec.settings import DatasetConfig, TrialConfig
+from orchestrator.trainable.data import load_dataset
 from orchestrator.trainable.trainer import Trainer
 
 DATASET = {"name": "synthetic", "n_samples": 20000, "n_features": 32, "n_classes": 4}
+# the Dataset path: a user's data factory (this module's `rows`) returning Datasets
+USER_DATASET = {"factory": "bench.trainable:rows"}
 
 
-def config(epochs: int, batch_size: int) -> TrialConfig:
+class Rows(TensorDataset):
+    classes = list(range(DATASET["n_classes"]))
+
+
+def rows(seed: int) -> tuple[Rows, Rows]:
+    """The same split of the same synthetic data, as torch Datasets."""
+    data = load_dataset(DatasetConfig(**DATASET), seed)
+    return Rows(data.x_train, data.y_train), Rows(data.x_val, data.y_val)
+
+
+def config(epochs: int, batch_size: int, dataset: dict = DATASET) -> TrialConfig:
     return TrialConfig.model_validate({"train": {
-        "dataset": DATASET, "model": {"name": "mlp", "hidden": 128, "depth": 2},
+        "dataset": dataset, "model": {"name": "mlp", "hidden": 128, "depth": 2},
         "epochs": epochs, "batch_size": batch_size,
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
         "schedule": {"name": "cosine", "warmup_epochs": 1},
@@ -32,12 +49,12 @@ def config(epochs: int, batch_size: int) -> TrialConfig:
     }})
 
 
-def ours(epochs: int, batch_size: int) -> float:
-    trainer = Trainer(config(epochs, batch_size))
+def ours(epochs: int, batch_size: int, dataset: dict = DATASET) -> float:
+    trainer = Trainer(config(epochs, batch_size, dataset))
     started = time.perf_counter()
     while not trainer.finished:
         trainer.train_epoch()
-    return len(trainer.data.x_train) * epochs / (time.perf_counter() - started)
+    return trainer.data.n_train * epochs / (time.perf_counter() - started)
 
 
 def minimal(epochs: int, batch_size: int) -> float:
@@ -59,6 +76,30 @@ def minimal(epochs: int, batch_size: int) -> float:
     return len(data.x_train) * epochs / (time.perf_counter() - started)
 
 
+def minimal_loader(epochs: int, batch_size: int) -> float:
+    """A hand-written loop over the same Datasets through the same kind of DataLoader
+    (shuffled training batches, validation in batches of the trainer's eval size)."""
+    reference = Trainer(config(epochs, batch_size, USER_DATASET))
+    model = reference.model
+    train, val = rows(0)
+    train_loader = DataLoader(train, batch_size=batch_size, shuffle=True)
+    val_loader = DataLoader(val, batch_size=reference.train_cfg.eval_batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for x, y in train_loader:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for x, y in val_loader:
+                F.cross_entropy(model(x), y).item()
+    return len(train) * epochs / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
@@ -66,16 +107,25 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rates: dict[str, list[float]] = {"minimal": [], "trainable": []}
+    runs = {
+        "minimal": lambda: minimal(args.epochs, args.batch_size),
+        "trainable": lambda: ours(args.epochs, args.batch_size),
+        "minimal DataLoader": lambda: minimal_loader(args.epochs, args.batch_size),
+        "trainable Dataset": lambda: ours(args.epochs, args.batch_size, USER_DATASET),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):
-        rates["minimal"].append(minimal(args.epochs, args.batch_size))
-        rates["trainable"].append(ours(args.epochs, args.batch_size))
+        for name, run in runs.items():
+            rates[name].append(run())
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"MLP 32-128-128-4, {DATASET['n_samples']} synthetic examples, batch "
           f"{args.batch_size}, {args.epochs} epochs x {args.repeats} runs, 1 thread (median)")
     for name, rate in med.items():
-        print(f"  {name:10} {rate:12,.0f} examples/s")
-    print(f"  ratio trainable/minimal: {med['trainable'] / med['minimal']:.3f}")
+        print(f"  {name:18} {rate:12,.0f} examples/s")
+    print(f"  ratio trainable/minimal (tensor path):           "
+          f"{med['trainable'] / med['minimal']:.3f}")
+    print(f"  ratio trainable Dataset/minimal DataLoader:      "
+          f"{med['trainable Dataset'] / med['minimal DataLoader']:.3f}")
 
 
 if __name__ == "__main__":

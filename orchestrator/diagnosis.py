@@ -1,55 +1,106 @@
-"""What went wrong in a trial, read from its own curves (../shared/TUNING.md).
+"""What went wrong in a trial, read from its own curves (docs/tuning.md, docs/diagnosis.md).
 
 A pure function of the trial's history rows (per-epoch `train_loss`, `val_loss`,
-`val_acc`, `lr`) and its trial row (`stop_reason`, the untrained model's
-`initial_val_loss`/`initial_val_acc`, the chance level `chance_val_loss`/`chance_val_acc`,
-`config.epochs`): no torch, no Ray, so `sweep report` diagnoses old sweeps again.
+`val_acc`, or a regression's `val_r2`/`val_mae`, `lr`) and its trial row (`stop_reason`,
+the untrained model's `initial_val_loss`/`initial_val_acc`, the chance level
+`chance_val_loss`/`chance_val_acc`, `config.epochs`): no torch, no Ray, so `sweep report`
+diagnoses old sweeps again.
+
+Like is compared with like: a validation loss with the untrained model's validation loss
+or the chance loss (both measured on the validation split), a train loss with the train
+loss of earlier epochs. A train loss is a mean over an epoch of moving weights, with
+dropout and batch statistics on; it may sit well above the validation loss of the same
+model, so it is never read against a validation baseline.
 
 Labels, the first rule that fits wins:
-  diverged      a loss is not finite, or the steps threw the loss above the untrained
-                model's and validation accuracy never beat chance
-  lr_too_high   the same with some learning; or a fall then a rise of the train loss that
-                lasts to the end; or a validation loss that swings wildly at the end;
-                in each case while the scheduled rate was not rising
-  overfitting   the objective worsened beyond its noise for good, training loss falling
+  diverged      a loss is not finite; or the steps threw the loss above where the run
+                started (the first epoch's train loss 3x the untrained model's loss, or
+                a validation loss above the untrained model's, or a train loss above its
+                own start) and validation never beat chance
+  lr_too_high   the same after some learning; or it learned, then collapsed to chance
+                (whatever the schedule did then); or a fall then a lasting rise of the
+                train loss; or a validation loss that swings at the end, while the rate
+                was not rising
+  overfitting   the objective or the validation loss worse than its best beyond its noise
+                for good, while the train loss keeps falling
   too_short     stopped by the scheduler or the budget before a curve can be judged
-  lr_too_low    it stalled high once the schedule had decayed the rate to almost nothing
-  underfitting  the loss fell, then levelled off far above zero at a rate that still moves
-                weights (a capacity limit)
-  lr_too_low    the loss barely left its initial value; or a completed run still falling
-                (or its objective still improving) far from converged
+  lr_too_low    it stalled once the schedule had decayed the rate to almost nothing
+  lr_too_low /  never beat chance, the loss at the chance level or above: a smooth curve
+  lr_too_high   is a rate too small to move the weights, a jumpy or fast one a rate too
+                large to learn (never a capacity limit: nothing shows one)
+  underfitting  the validation loss fell well below chance, then train and validation
+                levelled off together far above zero at a rate that still moves weights
+  lr_too_low    the loss barely left its start; or a completed run still improving at its
+                end (train and validation still falling, or the objective still rising)
   healthy       none of the above
 
 Every threshold is a named constant with the reason for its value. Train-loss rises are
-compared with the *fall* the trial achieved (untrained loss minus its best), not with
-their own level: a converged tail at 0.01 that jitters to 0.015 has risen 50% but undone
-0.2% of the training, which is noise, not a rebound.
+compared with the *fall* the trial achieved (its start minus its best), not with their
+own level: a converged tail at 0.01 that jitters to 0.015 has risen 50% but undone 0.2%
+of the training, which is noise, not a rebound.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import median
 
 LABELS = ("healthy", "diverged", "lr_too_high", "lr_too_low", "overfitting",
           "underfitting", "too_short")
 
-# A first epoch's mean train loss this far above the untrained model's is a blow-up,
-# unless the model at the end of that epoch is already below its start (a spike in the
-# first steps that training recovered from within the epoch).
+# A first epoch's mean train loss this far above the untrained model's validation loss is
+# a blow-up. The factor is large because the two are measured differently (a mean over
+# moving weights with dropout on, against one model in eval mode): here a train loss up
+# to 1.4x the untrained validation loss is an ordinary first epoch (unscaled features,
+# dropout, batch norm). Past the first epoch a train loss is compared with train losses.
 BLOWUP = 3.0
-# After the first epoch, a train loss above the untrained model's by this much: the steps
-# threw the weights somewhere worse than random (a healthy run never gets back there).
+# ... unless the model at the end of that epoch learned something: its accuracy beats
+# chance, or its validation loss is below both the untrained model's and the chance
+# loss by this share (a spike in the first steps that training recovered from within
+# the epoch). Predicting the class frequencies, all a net killed by a blow-up still
+# does, scores the chance loss itself, which sits at or below an untrained net's (here
+# 0-10% below a classifier's, far below on unscaled features or a regression).
+RECOVERED = 0.02
+# "Barely moved": less than 5% below where it started.
+BARELY_MOVED = 0.05
+# Thrown above the start: a train loss above its own start (its first epoch's, or the
+# untrained model's validation loss when that is higher) by this much (5%: more than the
+# epoch-to-epoch wobble of a model that is not learning), or for a model that never beat
+# chance a validation loss above the untrained model's by as much, while the rate was not
+# rising ...
 ABOVE_START = 1.05
-# "Beat chance": best accuracy above max(chance, untrained) by this share of the headroom
-# (1 - chance): 0.31 on ten balanced classes. Less is a broken model, not a weak one.
+# ... and the train loss is not a smooth descent: some epoch rose by more than this share
+# over the one before. Batch-norm statistics can lift the validation loss of a net whose
+# rate is far too small to move it (here 2.31 -> 2.6 at Adam 1e-5 while the train loss
+# fell 2.52 -> 2.49 without a single rise); thrown weights make the train loss jump.
+SMOOTH_RISE = 0.005
+# "Beat chance": accuracy above the chance accuracy (the majority class's share) by this
+# share of the headroom (1 - chance): 0.33 on ten balanced classes, 0.5 on three. Less is
+# a broken model, not a weak one. The untrained model's accuracy is no floor: it is
+# chance plus luck (an untrained net at 0.45 on three classes would make a run that rose
+# 0.41 -> 0.59 "never beat chance").
 CHANCE_MARGIN = 0.25
+# A regression beats chance (predicting the training mean: R² 0) with an R² above 0 by
+# more than a constant prediction's wobble around the validation mean (within +-0.02
+# here: the split means differ).
+R2_MARGIN = 0.02
+# At the chance level: a validation loss no more than this share below the chance loss
+# (the loss of predicting the class frequencies, or the mean for a regression; an
+# untrained model's sits at or above it). A model there that never beat chance is
+# not learning; one below this band has learned something, which underfitting needs as
+# evidence before it can blame capacity.
+NEAR_CHANCE = 0.10
+WELL_BELOW = 1 - NEAR_CHANCE
+# Collapsed to chance: a model that beat chance back at the chance level, having lost at
+# least this share of its best score's gain over chance (a weak model that hovers around
+# the line between "beats chance" and not loses a few points, not half).
+COLLAPSE = 0.5
 # A rise is measured against the noise the curve itself shows: NOISE_K times a robust
 # scale of its residuals from a 3-epoch running median (0 for a monotone curve) ...
 NOISE_K = 3.0
-# ... and must undo at least this share of the fall achieved so far (TUNING.md's example
+# ... and must undo at least this share of the fall achieved so far (docs/tuning.md's example
 # rises 0.7 after a fall of 1.4: half of it) ...
 RISE_OF_FALL = 0.10
 # ... and last to the end, for at least this many epochs (one bad epoch is noise) or
@@ -59,31 +110,53 @@ BIG_RISE = 0.30
 # Unstable: over the last third of the epochs, the validation loss (one fixed data set,
 # no dropout: it moves only when the weights do) goes back and forth by this much per
 # epoch, in log terms, beyond its net trend (sum of |changes| - |net change|, per epoch:
-# 0 for a curve that only falls or only rises). Here converged runs: 0-0.16; runs whose
-# rate is too high: 0.27-0.67.
-UNSTABLE = 0.2
+# 0 for a curve that only falls or only rises). Here converged runs: 0-0.165; runs whose
+# rate is too high: 0.195-0.67; the threshold sits between.
+UNSTABLE = 0.18
 # Overfitting: the objective's last PERSIST+1 epochs all worse than its (3-epoch median)
 # best by this much: accuracy, absolute (2 points: 7 of 360 digits images) ...
 OVERFIT_ACC_DROP = 0.02
 # ... or a loss, by this share of its best (a sustained 10% is the model growing
-# confident on what it gets wrong, not a wobble).
+# confident on what it gets wrong, not a wobble). The validation loss is judged so even
+# when the objective is accuracy: accuracy on a small split moves in steps and hides it.
 OVERFIT_LOSS_RISE = 0.10
 # Fewer epochs cannot show a fall followed by a lasting rise or a levelling.
 MIN_JUDGE = 5
 # A trial the scheduler stopped before this share of its planned epochs is too short to
 # judge unless something is already wrong (ASHA's rungs cut at 2, 6, 18 of 20 here).
 JUDGE_SHARE = 0.5
-# "Barely leaves its initial value": the best train loss is less than 5% below it.
-BARELY_MOVED = 0.05
+# Not learning at a rate too large: at the chance level, the train loss jumps back and
+# forth by more than this per epoch in log terms beyond its trend, after the first epoch
+# (a rate too small moves it smoothly: 0-0.00001 here; rates too large 0.0017-0.6). The
+# validation loss is not used: batch-norm statistics make it wobble at any rate.
+JUMPY = 0.001
+# ... or, for a validation loss that ended at the chance level, some epoch moved it by
+# this share or more on its way (a rate that moves the loss that far in one epoch is
+# not too small to learn: it found the class frequencies and nothing else; the runs here
+# that do not learn at a tiny rate move it at most 6%, batch norm included; too large
+# ones 20-100%). A loss still far above chance that falls fast is a slow start, not this.
+FAST_MOVE = 0.25
 # Levelled off / still falling: the last third of the epochs brought less / at least this
-# share of the whole fall (healthy runs here: 0-5%; slow ones 20-50%).
+# share of the whole fall (healthy runs here: 0-5%; slow ones 20-50%). A run planned for
+# fewer than MIN_JUDGE epochs is judged by its last epoch alone.
 STILL_FALLING = 0.15
+# The validation loss falls *with* the train loss over the last third when it falls by
+# at least this share of the train loss's fall. A capacity limit levels both together; a
+# model whose train loss keeps falling while validation stays put is fitting its training
+# set beyond what generalises (it has capacity to spare, and more epochs would not help).
+TRACKS = 0.5
+# ... or when the train loss gained less than this share of the validation loss's level
+# on it: two flat curves move together within the noise of their 3-epoch medians; a
+# train loss pulling away from a flat validation loss gained 6-8% of it in the runs here.
+FLAT = 0.02
 # Far from converged: a train loss above this share of the chance loss (runs that train
 # well end near 0.1-3% of it).
 FAR_FROM_ZERO = 0.05
 # Far above what the data allows, for a loss that levelled off: above this share of the
 # chance loss. Assumes labels that can be learned: with many wrong labels even a perfect
-# model stays high (see README).
+# model stays high (see docs/diagnosis.md). The chance loss depends only on the class
+# frequencies (or the target's spread), which the splits share: a fair yardstick for a
+# train loss too, unlike the untrained model's validation loss.
 FAR_ABOVE = 0.25
 # A schedule that decayed the rate by this factor has stopped training: a stall after it
 # is the rate's doing, not the model's capacity.
@@ -102,6 +175,11 @@ def _g(value: float) -> str:
 
 def _pct(value: float) -> str:
     return f"{100 * value:.0f}%"
+
+
+def _share(value: float) -> str:
+    """A ratio as a percentage, or as a multiple when it is large."""
+    return _pct(value) if value < 10 else f"{value:.3g}x"
 
 
 def _column(history: Sequence[Mapping], key: str) -> list[float]:
@@ -142,6 +220,15 @@ def noise_scale(values: Sequence[float]) -> float:
     return 1.4826 * median(abs(v - m) for v, m in zip(values[1:-1], smooth[1:-1]))
 
 
+def back_and_forth(values: Sequence[float]) -> float:
+    """How far a positive curve goes back and forth per epoch, in log terms, beyond its
+    net trend: (sum of |changes| - |net change|) / changes; 0 for a monotone curve."""
+    if len(values) < 3 or min(values) <= 0:
+        return 0.0
+    changes = [math.log(b / a) for a, b in zip(values, values[1:])]
+    return (sum(map(abs, changes)) - abs(sum(changes))) / len(changes)
+
+
 @dataclass(frozen=True)
 class _Curves:
     epochs: list[int]
@@ -149,11 +236,15 @@ class _Curves:
     val: list[float]
     acc: list[float]
     lr: list[float]
-    start: float  # the untrained model's loss
+    start: float  # the untrained model's validation loss
     chance_loss: float
     chance_acc: float | None
     initial_acc: float | None
     planned: int | None  # config.epochs
+    # a regression's R² against the training mean (0: no better than predicting the
+    # mean, the chance level) and mean absolute error; NaN for a classification
+    r2: list[float] = field(default_factory=list)
+    mae: list[float] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -162,6 +253,13 @@ class _Curves:
     @property
     def third(self) -> int:
         return max(2, self.n // 3)
+
+    @property
+    def train_start(self) -> float:
+        """Where the train loss started: its first epoch, or the untrained model's loss
+        when the first epoch already fell below it (the untrained model's *train* loss is
+        not measured; a later train loss above both is above anywhere the run began)."""
+        return max(self.start, self.train[0])
 
     def lr_rose(self, a: int, b: int) -> bool:
         """Did the scheduled rate rise anywhere from index a to b (warmup, restarts,
@@ -176,40 +274,115 @@ class _Curves:
         return f"lr {_g(lrs[0])}" if max(lrs) <= min(lrs) * 1.01 else \
             f"lr {_g(lrs[0])}->{_g(lrs[-1])}"
 
-    def learned(self) -> bool | None:
-        """Did validation accuracy ever beat chance (None: not known)?"""
-        accs = [a for a in self.acc if math.isfinite(a)]
-        if not accs or self.chance_acc is None:
+    # -- chance ---------------------------------------------------------------------
+
+    def _acc_floor(self) -> float | None:
+        if self.chance_acc is None:
             return None
-        floor = max(self.chance_acc, self.initial_acc or 0.0)
-        return max(accs) > floor + CHANCE_MARGIN * (1 - self.chance_acc)
+        return self.chance_acc + CHANCE_MARGIN * (1 - self.chance_acc)
+
+    def beat_chance_at(self, i: int) -> bool | None:
+        """Did epoch i's validation score beat chance (a regression: R² above 0)?
+        None: not known."""
+        if self.regression:
+            return self.r2[i] > R2_MARGIN if math.isfinite(self.r2[i]) else None
+        floor = self._acc_floor()
+        if floor is None or not math.isfinite(self.acc[i]):
+            return None
+        return self.acc[i] > floor
+
+    def learned(self) -> bool | None:
+        """Did validation accuracy ever beat chance (a regression: did R² ever exceed
+        0)? None: not known."""
+        known = [self.beat_chance_at(i) for i in range(self.n)]
+        if all(k is None for k in known):
+            return None
+        return any(known)
+
+    def at_chance_at(self, i: int) -> bool:
+        """Epoch i's model is at (or below) the chance level: its score does not beat
+        chance and its validation loss is back at the chance loss or above."""
+        return self.beat_chance_at(i) is False and \
+            self.val[i] >= (1 - NEAR_CHANCE) * self.chance_loss
+
+    def score_text(self, i: int = -1) -> str:
+        """Epoch i's validation score, in the task's own terms."""
+        if not self.regression:
+            return f"val_acc {_g(self.acc[i])}"
+        return f"val_r2 {_g(self.r2[i])}"
+
+    def chance_text(self) -> str:
+        if self.regression:
+            return "chance: R² 0"
+        return f"chance {_g(self.chance_acc)}" if self.chance_acc is not None else "chance"
+
+    def never_beat_chance_text(self) -> str:
+        scores = [v for v in (self.r2 if self.regression else self.acc) if math.isfinite(v)]
+        best = _g(max(scores)) if scores else "unknown"
+        if not self.regression:
+            return f"val_acc never beat chance (best {best}, chance {_g(self.chance_acc)})"
+        return (f"val_r2 never above 0 (by {_g(R2_MARGIN)}), no better than predicting the "
+                f"training mean (best {best})")
 
     def objective(self, metric: str) -> tuple[bool, list[float], str]:
-        """(is it accuracy, its values, its name): val_acc, or the val loss for a loss
-        metric (the train loss can neither overfit nor tell generalisation apart)."""
+        """(is it a score, its values, its name): val_acc/val_r2, or a validation loss
+        or error (the train loss can neither overfit nor tell generalisation apart)."""
         if metric == "val_acc":
             return True, self.acc, "val_acc"
+        if metric == "val_r2":
+            return True, self.r2, "val_r2"
+        if metric == "val_mae":
+            return False, self.mae, "val_mae"
         return False, self.val, "val loss"
 
-    def fall(self) -> float:
-        return self.start - min(self.train)
+    @property
+    def regression(self) -> bool:
+        return not any(math.isfinite(a) for a in self.acc) and \
+            any(math.isfinite(r) for r in self.r2)
 
-    def late_fall(self) -> float:
-        """How much the train loss fell over the last third of the epochs."""
-        return max(self.train[-self.third - 1:]) - self.train[-1]
+    # -- levels and falls -------------------------------------------------------------
+
+    def level(self, values: Sequence[float], i: int) -> float:
+        """A curve's level around index i: the median of it and its neighbours (the
+        median of the last three at the end), so one noisy epoch does not move it."""
+        i = i % len(values)
+        if len(values) < MIN_JUDGE:
+            return values[i]
+        lo = min(max(i - 1, 0), len(values) - 3)
+        return median(values[lo:lo + 3])
+
+    def late_fall(self, values: Sequence[float]) -> float:
+        """How much a curve fell over the last third of the epochs (levels, not raw)."""
+        return self.level(values, -self.third - 1) - self.level(values, -1)
+
+    def fall(self) -> float:
+        """How far the train loss fell from its start to its level at the end."""
+        return self.train_start - self.level(self.train, -1)
+
+    def val_tracks(self) -> bool:
+        """Over the last third, did the validation loss fall with the train loss? Yes
+        also when the train loss gained less than FLAT on it (two flat curves)."""
+        train, val = self.late_fall(self.train), self.late_fall(self.val)
+        return val >= TRACKS * train or train - val <= FLAT * self.level(self.val, -1)
 
 
 def _curves(history: Sequence[Mapping], trial: Mapping) -> _Curves:
     history = sorted(history, key=lambda r: r["epoch"])
     train, val = _column(history, "train_loss"), _column(history, "val_loss")
     start = _known(trial.get("initial_val_loss"))
-    if start is None:  # sweeps from before the untrained model was evaluated
-        start = next((v for v in val + train if math.isfinite(v)), 1.0)
+    if start is None:
+        # not measured (a user's own loop, sweeps from before the untrained model was
+        # evaluated): the higher of the first epoch's losses stands in for it; the first
+        # val loss alone sits below the first epoch's mean train loss of any run that
+        # learned within that epoch, and would read that fall as a blow-up
+        firsts = [c[0] for c in (train, val) if c and math.isfinite(c[0])]
+        start = max(firsts) if firsts else 1.0
     chance = _known(trial.get("chance_val_loss")) or start
     planned = _known(trial.get("config.epochs"))
     return _Curves([int(r["epoch"]) for r in history], train, val, _column(history, "val_acc"),
                    _column(history, "lr"), start, chance, _known(trial.get("chance_val_acc")),
-                   _known(trial.get("initial_val_acc")), int(planned) if planned else None)
+                   _known(trial.get("initial_val_acc")), int(planned) if planned else None,
+                   _column(history, "val_r2"), _column(history, "val_mae"))
 
 
 # -- the rules, in order ------------------------------------------------------------
@@ -223,27 +396,78 @@ def _not_finite(c: _Curves) -> Diagnosis | None:
     return None
 
 
-def _thrown_above_start(c: _Curves) -> Diagnosis | None:
-    """The steps threw the loss above the untrained model's: diverged when the model
-    never beat chance, else a rate too high that training partly recovered from."""
-    found = None
-    if c.train[0] > BLOWUP * c.start and c.val[0] >= c.start:
-        found = (0, f"train loss {_g(c.train[0])} in epoch {c.epochs[0]}, "
-                    f"{c.train[0] / c.start:.3g}x the untrained model's {_g(c.start)}")
-    for i in range(1, c.n):
-        if found:
-            break
-        if c.train[i] > ABOVE_START * c.start and not c.lr_rose(0, i):
-            found = (i, f"train loss {_g(c.train[i])} at epoch {c.epochs[i]}, above the "
-                        f"untrained model's {_g(c.start)}")
-    if not found:
-        return None
-    i, what = found
+def _thrown(c: _Curves, i: int, what: str) -> Diagnosis:
     what += f" at {c.lr_text(i, i)}"
     if c.learned() is False:
-        return Diagnosis("diverged", f"{what}; val_acc never beat chance (best "
-                                     f"{_g(max(c.acc))}, chance {_g(c.chance_acc)})")
-    return Diagnosis("lr_too_high", f"{what}; it recovered to {_g(min(c.train))}")
+        return Diagnosis("diverged", f"{what}; {c.never_beat_chance_text()}")
+    best = min(c.val)
+    return Diagnosis("lr_too_high", f"{what}; it recovered to a val loss of {_g(best)}")
+
+
+def _blown_up(c: _Curves) -> Diagnosis | None:
+    """The first epoch's train loss far above the untrained model's loss, and the model
+    at the end of that epoch no better than untrained."""
+    if not c.train[0] > BLOWUP * c.start:
+        return None
+    if c.val[0] < (1 - RECOVERED) * min(c.start, c.chance_loss) or c.beat_chance_at(0):
+        return None  # a spike in the first steps, recovered within the epoch
+    return _thrown(c, 0, f"train loss {_g(c.train[0])} in epoch {c.epochs[0]}, "
+                         f"{c.train[0] / c.start:.3g}x the untrained model's {_g(c.start)}")
+
+
+def _thrown_above_start(c: _Curves) -> Diagnosis | None:
+    """The steps threw the model above where it started: a train loss above its own
+    start, or (for a model that never beat chance) a validation loss above the untrained
+    model's, while the rate was not rising, and a train loss that jumps (not a smooth
+    descent)."""
+    if not any(b > a * (1 + SMOOTH_RISE) for a, b in zip(c.train, c.train[1:])):
+        return None
+    for i in range(c.n):
+        if c.lr_rose(0, i):
+            return None
+        # a model that learned also lifts its validation loss above the start when it
+        # overfits (or, in its first epoch, when batch-norm statistics lag): then only its
+        # train loss tells
+        if c.val[i] > ABOVE_START * c.start and c.learned() is False:
+            return _thrown(c, i, f"val loss {_g(c.val[i])} at epoch {c.epochs[i]}, above "
+                                 f"the untrained model's {_g(c.start)}")
+        if i and c.train[i] > ABOVE_START * c.train_start:
+            return _thrown(c, i, f"train loss {_g(c.train[i])} at epoch {c.epochs[i]}, "
+                                 f"above its start {_g(c.train_start)}")
+    return None
+
+
+def _collapsed(c: _Curves) -> Diagnosis | None:
+    """It learned, then fell back to the chance level: the steps threw away what it had
+    learned. Whatever the schedule did then (a one-cycle peak, a warm restart) and
+    whatever follows (a flat loss at chance after it is no capacity limit)."""
+    first = next((i for i in range(c.n) if c.beat_chance_at(i)), None)
+    if first is None:
+        return None
+    score = c.r2 if c.regression else c.acc
+    chance = 0.0 if c.regression else c.chance_acc
+    best_i = first
+
+    def down(j: int) -> bool:
+        """Back at chance, having lost at least COLLAPSE of the best's gain over chance
+        (a weak model that hovers around the chance line does not collapse)."""
+        return c.at_chance_at(j) and \
+            score[j] - chance <= (1 - COLLAPSE) * (score[best_i] - chance)
+
+    for i in range(first + 1, c.n):
+        run = 0
+        while i + run < c.n and down(i + run):
+            run += 1
+        if run >= PERSIST or (run and i + run == c.n):
+            j = i + run - 1
+            return Diagnosis("lr_too_high", (
+                f"learned to {c.score_text(best_i)} (epoch {c.epochs[best_i]}), then "
+                f"collapsed to chance at epoch {c.epochs[i]}: {c.score_text(i)}, val loss "
+                f"{_g(c.val[i])} (chance loss {_g(c.chance_loss)}; {c.chance_text()}), "
+                f"still there at epoch {c.epochs[j]}, at {c.lr_text(i, i)}"))
+        if math.isfinite(score[i]) and score[i] > score[best_i]:
+            best_i = i
+    return None
 
 
 def _lasting_rise(c: _Curves) -> Diagnosis | None:
@@ -251,10 +475,11 @@ def _lasting_rise(c: _Curves) -> Diagnosis | None:
     while the rate did not rise."""
     # the last epochs above (best so far + tolerance), counted back from the end
     noise = noise_scale(c.train)
+    top_start = c.train_start
     run, top = 0, 0.0
     for i in range(c.n - 1, -1, -1):
         before = min(c.train[:i]) if i else c.train[0]
-        tolerance = max(NOISE_K * noise, RISE_OF_FALL * (c.start - before))
+        tolerance = max(NOISE_K * noise, RISE_OF_FALL * (top_start - before))
         if i == 0 or c.train[i] <= before + tolerance:
             break
         run, top = run + 1, max(top, c.train[i])
@@ -263,7 +488,9 @@ def _lasting_rise(c: _Curves) -> Diagnosis | None:
     first = c.n - run
     best_i = min(range(first), key=c.train.__getitem__)
     best = c.train[best_i]
-    undone = (top - best) / max(c.start - best, 1e-12)
+    if best > (1 - BARELY_MOVED) * top_start:
+        return None  # no fall to undo
+    undone = (top - best) / max(top_start - best, 1e-12)
     if (run < PERSIST and undone < BIG_RISE) or c.lr_rose(best_i, c.n - 1):
         return None
     return Diagnosis("lr_too_high", (
@@ -278,39 +505,56 @@ def _unstable(c: _Curves) -> Diagnosis | None:
     window = c.val[-max(3, c.third) - 1:]  # three changes at least
     if c.n < MIN_JUDGE or c.lr_rose(c.n - len(window), c.n - 1) or min(window) <= 0:
         return None
-    changes = [math.log(b / a) for a, b in zip(window, window[1:])]
-    back_and_forth = (sum(map(abs, changes)) - abs(sum(changes))) / len(changes)
-    if back_and_forth <= UNSTABLE:
+    swing = back_and_forth(window)
+    if swing <= UNSTABLE:
         return None
     return Diagnosis("lr_too_high", (
         f"val loss goes back and forth between {_g(min(window))} and {_g(max(window))} over "
-        f"the last {len(changes)} epochs ({_pct(math.exp(back_and_forth) - 1)} per epoch "
+        f"the last {len(window) - 1} epochs ({_pct(math.exp(swing) - 1)} per epoch "
         f"beyond its trend) at "
         f"{c.lr_text(c.n - len(window), c.n - 1)}"))
 
 
-def _overfitting(c: _Curves, metric: str) -> Diagnosis | None:
-    use_acc, values, name = c.objective(metric)
-    if c.n < MIN_JUDGE or not all(math.isfinite(v) for v in values) or c.learned() is False:
-        return None  # a model that never beat chance has nothing to overfit with
-    badness = [-v for v in values] if use_acc else list(values)
+def _worse_for_good(c: _Curves, values: Sequence[float], use_score: bool, name: str
+                    ) -> Diagnosis | None:
+    """One curve worse than its best beyond its noise over the last PERSIST+1 epochs,
+    while the train loss kept falling and the rate did not rise."""
+    badness = [-v for v in values] if use_score else list(values)
     smooth = running_median(badness)  # a one-epoch lucky dip is not the best
     best_i = min(range(c.n), key=smooth.__getitem__)
     tail = PERSIST + 1
     if c.n - 1 - best_i < tail:
         return None
     best = smooth[best_i]
-    floor = OVERFIT_ACC_DROP if use_acc else OVERFIT_LOSS_RISE * abs(best)
-    tolerance = max(NOISE_K * noise_scale(values), floor)
-    if not all(b - best > tolerance for b in badness[-tail:]):
+    floor = OVERFIT_ACC_DROP if use_score else OVERFIT_LOSS_RISE * abs(best)
+    if not all(b - best > floor for b in badness[-tail:]):
+        return None
+    # the mean of the tail against the noise of one epoch, shrunk by averaging
+    worse = sum(badness[-tail:]) / tail - best
+    if worse <= NOISE_K * noise_scale(values) / math.sqrt(tail):
         return None
     if not min(c.train[-tail:]) < c.train[best_i] or c.lr_rose(best_i, c.n - 1):
         return None
-    worse = sum(badness[-tail:]) / tail - best
-    size = (f"{_g(worse)} below" if use_acc else f"{_pct(worse / max(abs(best), 1e-12))} above")
+    size = (f"{_g(worse)} below" if use_score else f"{_pct(worse / max(abs(best), 1e-12))} above")
     return Diagnosis("overfitting", (
         f"{name} {size} its best {_g(abs(best))} (epoch {c.epochs[best_i]}) over the last "
-        f"{tail} epochs while train loss fell from {_g(c.train[best_i])} to {_g(c.train[-1])}"))
+        f"{tail} epochs, {_g(values[-1])} at the end, while train loss fell from "
+        f"{_g(c.train[best_i])} to {_g(c.train[-1])}"))
+
+
+def _overfitting(c: _Curves, metric: str) -> Diagnosis | None:
+    if c.n < MIN_JUDGE or c.learned() is False:
+        return None  # a model that never beat chance has nothing to overfit with
+    use_score, values, name = c.objective(metric)
+    candidates = [(use_score, values, name)]
+    if name != "val loss":
+        candidates.append((False, c.val, "val loss"))
+    for use_score, values, name in candidates:
+        if all(math.isfinite(v) for v in values):
+            found = _worse_for_good(c, values, use_score, name)
+            if found:
+                return found
+    return None
 
 
 def _too_short(c: _Curves, stop_reason: str | None) -> Diagnosis | None:
@@ -323,66 +567,126 @@ def _too_short(c: _Curves, stop_reason: str | None) -> Diagnosis | None:
           "error": "ended by an error"}.get(stop_reason or "", "not finished")
     of = f" of {c.planned}" if c.planned else ""
     return Diagnosis("too_short", (
-        f"{by} after {c.n}{of} epochs, too few to judge (train loss {_g(c.start)} -> "
-        f"{_g(c.train[-1])}, val_acc {_g(c.acc[-1])})"))
+        f"{by} after {c.n}{of} epochs, too few to judge (val loss {_g(c.start)} -> "
+        f"{_g(c.val[-1])}, {c.score_text()})"))
 
 
-def _levelled_high(c: _Curves) -> bool:
+def _levelled(c: _Curves) -> bool:
     fall = c.fall()
-    return (c.n >= MIN_JUDGE and fall > 0 and c.late_fall() < STILL_FALLING * fall
-            and c.train[-1] > FAR_ABOVE * c.chance_loss)
+    return c.n >= MIN_JUDGE and fall > 0 and c.late_fall(c.train) < STILL_FALLING * fall
 
 
 def _decayed_stall(c: _Curves) -> Diagnosis | None:
     lrs = [v for v in c.lr if math.isfinite(v)]
-    if not lrs or not _levelled_high(c) or lrs[-1] * DECAYED > max(lrs):
+    if not lrs or lrs[-1] * DECAYED > max(lrs):
+        return None
+    if not (_levelled(c) and c.train[-1] > FAR_ABOVE * c.chance_loss):
         return None
     return Diagnosis("lr_too_low", (
-        f"train loss stalled at {_g(c.train[-1])} ({_pct(c.train[-1] / c.chance_loss)} of the "
-        f"chance loss) once the schedule had decayed the rate "
+        f"train loss stalled at {_g(c.train[-1])} (val loss {_pct(c.val[-1] / c.chance_loss)} "
+        f"of the chance loss) once the schedule had decayed the rate "
         f"{max(lrs) / max(lrs[-1], 1e-300):.2g}x, to {_g(lrs[-1])}"))
 
 
+def _not_learning(c: _Curves) -> Diagnosis | None:
+    """Never beat chance, the validation loss never well below the chance loss: the rate
+    is the suspect, never the capacity. Which way: a rate too small moves the losses
+    smoothly and slowly; one too large moves them fast or makes them jump."""
+    if c.n < 2 or c.learned() or min(c.val) < (1 - NEAR_CHANCE) * c.chance_loss:
+        return None
+    if c.learned() is None and min(c.val) < (1 - BARELY_MOVED) * c.start:
+        return None  # no score to judge by and the loss moved: leave it to the others
+    level = f"val loss {_g(c.val[-1])}, {_share(c.val[-1] / c.chance_loss)} of the chance loss"
+    score = c.never_beat_chance_text() if c.learned() is False else "no score to judge by"
+    # jumps at the chance level, after the first epoch's descent
+    jumps = back_and_forth(c.train[1:])
+    moves = [abs(math.log(b / a)) for a, b in zip([c.start, *c.val], c.val) if a > 0 and b > 0]
+    fast = max(moves, default=0.0)
+    if jumps > JUMPY:
+        return Diagnosis("lr_too_high", (
+            f"not learning: {level}, {score}; the train loss jumps back and forth "
+            f"({100 * (math.exp(jumps) - 1):.2g}% per epoch beyond its trend) at "
+            f"{c.lr_text(0, c.n - 1)}: steps too large to learn"))
+    at_chance = abs(c.level(c.val, -1) / c.chance_loss - 1) <= NEAR_CHANCE
+    if at_chance and fast >= -math.log(1 - FAST_MOVE):
+        return Diagnosis("lr_too_high", (
+            f"not learning: {level}, {score}; yet one epoch moved the val loss "
+            f"{_pct(1 - math.exp(-fast))} at {c.lr_text(0, c.n - 1)}: steps too large to "
+            f"learn, not too small"))
+    return Diagnosis("lr_too_low", (
+        f"not learning: {level}, {score}; a smooth, slow curve (train loss "
+        f"{_g(c.train[0])} -> {_g(c.train[-1])}) at {c.lr_text(0, c.n - 1)}"))
+
+
 def _underfitting(c: _Curves) -> Diagnosis | None:
-    if not _levelled_high(c):
+    """Evidence of a capacity limit: the model learned (validation well below chance),
+    then train and validation levelled off together far above zero, at a rate that
+    still moves weights (a decayed rate was caught before)."""
+    if not _levelled(c) or c.level(c.train, -1) <= FAR_ABOVE * c.chance_loss:
+        return None
+    val_end = c.level(c.val, -1)
+    if val_end > WELL_BELOW * c.chance_loss or not c.val_tracks():
         return None
     return Diagnosis("underfitting", (
-        f"train loss fell from {_g(c.start)} and levelled off at {_g(c.train[-1])} "
+        f"train loss fell from {_g(c.train_start)} and levelled off at {_g(c.train[-1])} "
         f"({_pct(c.train[-1] / c.chance_loss)} of the chance loss; the last {c.third} epochs "
-        f"brought {_pct(c.late_fall() / c.fall())} of its fall) at {c.lr_text(c.n - 1, c.n - 1)}"
-        f": too little capacity for this data"))
+        f"brought {_pct(c.late_fall(c.train) / c.fall())} of its fall), val loss with it at "
+        f"{_g(c.val[-1])} ({_pct(val_end / c.chance_loss)} of chance), at "
+        f"{c.lr_text(c.n - 1, c.n - 1)}: too little capacity for this data"))
 
 
 def _lr_too_low(c: _Curves, completed: bool, metric: str) -> Diagnosis | None:
-    fall = c.fall()
-    if fall < BARELY_MOVED * c.start and c.n >= 2:
+    fall = c.train_start - min(c.train)
+    if fall < BARELY_MOVED * c.train_start and c.start - min(c.val) < BARELY_MOVED * c.start \
+            and c.n >= 2:
         return Diagnosis("lr_too_low", (
-            f"train loss barely left the untrained model's {_g(c.start)}: best "
-            f"{_g(min(c.train))} ({_pct(fall / c.start)} lower) in {c.n} epochs at "
-            f"{c.lr_text(0, c.n - 1)}"))
-    if not completed or c.n < MIN_JUDGE or c.train[-1] <= FAR_FROM_ZERO * c.chance_loss:
+            f"train loss barely left its start {_g(c.train_start)}: best {_g(min(c.train))} "
+            f"({_pct(fall / c.train_start)} lower; val loss {_g(c.start)} -> "
+            f"{_g(min(c.val))}) in {c.n} epochs at {c.lr_text(0, c.n - 1)}"))
+    if not completed:
         return None
-    total = c.start - c.train[-1]
-    if total > 0 and c.late_fall() >= STILL_FALLING * total:
+    if c.n < MIN_JUDGE:
+        return _short_still_improving(c)
+    if c.train[-1] <= FAR_FROM_ZERO * c.chance_loss:
+        return None
+    total = c.fall()
+    if total > 0 and c.late_fall(c.train) >= STILL_FALLING * total and c.val_tracks():
         return Diagnosis("lr_too_low", (
             f"train loss still falling steadily at the end: the last {c.third} epochs brought "
-            f"{_pct(c.late_fall() / total)} of its fall, to {_g(c.train[-1])} "
-            f"({_pct(c.train[-1] / c.chance_loss)} of the chance loss), at "
+            f"{_pct(c.late_fall(c.train) / total)} of its fall, to {_g(c.train[-1])} "
+            f"({_pct(c.train[-1] / c.chance_loss)} of the chance loss), val loss with it "
+            f"{_g(c.level(c.val, -c.third - 1))} -> {_g(c.val[-1])}, at "
             f"{c.lr_text(c.n - 1, c.n - 1)}"))
     return _objective_still_improving(c, metric)
+
+
+def _short_still_improving(c: _Curves) -> Diagnosis | None:
+    """A completed run planned for fewer than MIN_JUDGE epochs whose last epoch still
+    brought a good share of the validation loss's fall: it stopped mid-descent."""
+    if c.n < 2:
+        return None
+    val_fall = c.start - c.val[-1]
+    last = c.val[-2] - c.val[-1]
+    if val_fall <= 0 or last < STILL_FALLING * val_fall or c.train[-1] >= c.train[-2]:
+        return None
+    return Diagnosis("lr_too_low", (
+        f"still improving fast when its {c.n} planned epochs ran out: the last epoch "
+        f"brought {_pct(last / val_fall)} of the val loss's fall ({_g(c.val[-2])} -> "
+        f"{_g(c.val[-1])}, {c.score_text(-2)} -> {_g((c.r2 if c.regression else c.acc)[-1])}), "
+        f"at {c.lr_text(c.n - 1, c.n - 1)}"))
 
 
 def _objective_still_improving(c: _Curves, metric: str) -> Diagnosis | None:
     """The objective's best is its last epoch (or the one before) and the last third of
     the run improved it beyond what counts as overfitting the other way."""
-    use_acc, values, name = c.objective(metric)
-    goodness = list(values) if use_acc else [-v for v in values]
+    use_score, values, name = c.objective(metric)
+    goodness = list(values) if use_score else [-v for v in values]
     if not all(math.isfinite(v) for v in goodness):
         return None
     best_i = max(range(c.n), key=goodness.__getitem__)
     before = goodness[-c.third - 1]
     gain = goodness[best_i] - before
-    needed = OVERFIT_ACC_DROP if use_acc else OVERFIT_LOSS_RISE * abs(before)
+    needed = OVERFIT_ACC_DROP if use_score else OVERFIT_LOSS_RISE * abs(before)
     if best_i < c.n - 2 or gain <= max(needed, NOISE_K * noise_scale(values)):
         return None
     return Diagnosis("lr_too_low", (
@@ -393,11 +697,13 @@ def _objective_still_improving(c: _Curves, metric: str) -> Diagnosis | None:
 
 
 def _healthy(c: _Curves, metric: str, mode: str) -> Diagnosis:
-    values = {"val_acc": c.acc, "val_loss": c.val, "train_loss": c.train}[metric]
+    values = {"val_acc": c.acc, "val_loss": c.val, "train_loss": c.train, "val_r2": c.r2,
+              "val_mae": c.mae}[metric]
     best = max(values) if mode == "max" else min(values)
     return Diagnosis("healthy", (
         f"{metric} best {_g(best)} at epoch {c.epochs[values.index(best)]}; train loss "
-        f"{_g(c.start)} -> {_g(c.train[-1])}, levelled with no lasting rise"))
+        f"{_g(c.train_start)} -> {_g(c.train[-1])}, val loss {_g(c.start)} -> "
+        f"{_g(c.val[-1])}, levelled with no lasting rise"))
 
 
 def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc",
@@ -413,12 +719,15 @@ def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc"
     stop_reason = trial.get("stop_reason")
     rules = (
         lambda: _not_finite(c),
+        lambda: _blown_up(c),
         lambda: _thrown_above_start(c),
+        lambda: _collapsed(c),
         lambda: _lasting_rise(c),
         lambda: _unstable(c),
         lambda: _overfitting(c, metric),
         lambda: _too_short(c, stop_reason),
         lambda: _decayed_stall(c),
+        lambda: _not_learning(c),
         lambda: _underfitting(c),
         lambda: _lr_too_low(c, stop_reason == "completed", metric),
     )

@@ -25,10 +25,6 @@ class ComputeAccount:
         """Share of the full budget's epochs that were not run."""
         return 1 - self.epochs_run / self.epochs_full if self.epochs_full else 0.0
 
-    @property
-    def seconds_saved(self) -> float:
-        return 1 - self.seconds_run / self.seconds_full if self.seconds_full else 0.0
-
     def sentence(self) -> str:
         return (f"early termination saved {self.saved:.0%} of the compute "
                 f"({self.epochs_run:,} of {self.epochs_full:,} epochs run; "

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.spec import SweepSpec
+from orchestrator.spec.model import SweepSpec
 
 MIN_STEPS = 20
 
@@ -17,6 +17,9 @@ def find_learning_rate(spec: SweepSpec, min_lr: float, max_lr: float, steps: int
     """Run the range test, write lr_find.png and lr_find.parquet into `out_dir`, and
     return the summary (`suggested_lr` and `range` are `optimizer.lr` values, at the
     reference batch size)."""
+    if getattr(spec.train, "function", None):
+        raise OrchestratorError("train.function: lr-find trains the shared trainable; a "
+                                "sweep of your own loop has no optimiser it can drive")
     if min_lr <= 0 or min_lr >= max_lr:
         raise OrchestratorError(f"--min-lr, --max-lr: are {min_lr:g} and {max_lr:g}, but must "
                                 "be 0 < min-lr < max-lr")
@@ -25,13 +28,13 @@ def find_learning_rate(spec: SweepSpec, min_lr: float, max_lr: float, steps: int
     import pandas as pd
     import torch
 
+    from orchestrator.analysis.plots import lr_find_plot
     from orchestrator.results.atomic import write_atomic
-    from orchestrator.results.plots import lr_find_plot
-    from orchestrator.trainable.config import TrialConfig
+    from orchestrator.spec.settings import TrialConfig
     from orchestrator.trainable.lr_find import lr_range_test
 
     config = TrialConfig(train=spec.train, objective={"metric": spec.metric, "mode": spec.mode},
-                         seed=spec.seed)
+                         seed=spec.seed, code={"folders": spec.code})
     device = "cuda" if torch.cuda.is_available() else "cpu"
     result = lr_range_test(config, min_lr, max_lr, steps, device)
     out = Path(out_dir)

@@ -13,10 +13,11 @@ import yaml
 from rich.console import Console, Group
 from rich.table import Table
 
-from orchestrator.leaderboard import leaderboard, leaderboard_frame
-from orchestrator.results import plots, schema
-from orchestrator.results.account import ComputeAccount, compute_account
-from orchestrator.results.advice import advise
+from orchestrator.analysis import plots
+from orchestrator.analysis.account import ComputeAccount, compute_account
+from orchestrator.analysis.advice import advise
+from orchestrator.analysis.leaderboard import leaderboard, leaderboard_frame
+from orchestrator.results import schema
 from orchestrator.results.atomic import write_atomic
 from orchestrator.results.load import SweepTables
 from orchestrator.results.tables import diagnosed

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.cli_common import (
+from orchestrator.cli.common import (
     load_spec_with,
     main,
     out_console,
     user_errors,
 )
+from orchestrator.results.schema import EXPORT_FORMATS, TABLES
+from orchestrator.spec.settings import DEFAULT_STORAGE
 
 
 def _sweep_folder(name_or_path: str, storage: str | None):
-    from orchestrator.sweep_folder import locate
+    from orchestrator.results.folder import locate
 
     return locate(name_or_path, storage)
 
@@ -23,9 +25,8 @@ def _sweep_folder(name_or_path: str, storage: str | None):
 @click.argument("name_or_path", metavar="NAME_OR_PATH")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="File to write (its suffix gives the format unless --format does).")
-@click.option("--table", type=click.Choice(["trials", "history"]), default="trials",
-              show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]))
+@click.option("--table", type=click.Choice(TABLES), default="trials", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS))
 @click.option("--storage", help="Folder that holds sweeps (NAME is looked up there).")
 @user_errors
 def export(name_or_path: str, output: str, table: str, fmt: str | None,
@@ -33,38 +34,13 @@ def export(name_or_path: str, output: str, table: str, fmt: str | None,
     """Write a sweep's trials or history table to a file (atomically)."""
     from pathlib import Path
 
-    from orchestrator.results import schema
-    from orchestrator.results.export import (
-        copy_parquet,
-        declared_schema,
-        export_table,
-        format_of,
-    )
-    from orchestrator.results.load import load_sweep
-    from orchestrator.sweep_folder import parts_of, read_sweep_json
+    from orchestrator.results.export import export_sweep
 
-    path = Path(output)
-    fmt = format_of(path, fmt)
-    folder = _sweep_folder(name_or_path, storage)
-    sweep = read_sweep_json(folder)
-    results = folder / schema.RESULTS_DIR
-    file, parts_dir = ((schema.TRIALS_FILE, schema.TRIALS_PARTS_DIR) if table == "trials"
-                       else (schema.HISTORY_FILE, schema.HISTORY_PARTS_DIR))
-    stored = results / file
-    if (fmt == "parquet" and sweep.get("status") != "running" and stored.is_file()
-            and not parts_of(results / parts_dir)):
-        # a sweep that wrote its tables whole: Arrow to Arrow, no data frame in between
-        rows = copy_parquet(stored, path, declared_schema(table, sweep["spec"]["metric"]))
-        if rows is not None:
-            click.echo(f"wrote {rows} {table} rows to {path} ({fmt})", err=True)
-            return
-    tables = load_sweep(folder)
-    frame = tables.trials if table == "trials" else tables.history
-    export_table(frame, path, fmt, declared_schema(table, tables.metric))
-    if tables.rebuilt:
-        click.echo(f"rebuilt from Tune's trial folders: {', '.join(tables.rebuilt)} "
+    written = export_sweep(_sweep_folder(name_or_path, storage), Path(output), table, fmt)
+    if written.rebuilt:
+        click.echo(f"rebuilt from Tune's trial folders: {', '.join(written.rebuilt)} "
                    "(the sweep did not finish writing its tables)", err=True)
-    click.echo(f"wrote {len(frame)} {table} rows to {path} ({fmt})", err=True)
+    click.echo(f"wrote {written.rows} {table} rows to {output} ({written.fmt})", err=True)
 
 
 @main.command()
@@ -82,8 +58,8 @@ def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
     """Summarise a sweep: leaderboard, counts, compute saved, figures and report.html."""
     from pathlib import Path
 
+    from orchestrator.analysis.report import build_report, print_report, rediagnosed
     from orchestrator.results.load import load_sweep
-    from orchestrator.results.report import build_report, print_report, rediagnosed
 
     tables = rediagnosed(load_sweep(_sweep_folder(name_or_path, storage)))
     if out_dir:
@@ -103,7 +79,7 @@ def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
 
 
 @main.command(name="ls")
-@click.option("--storage", default="./sweeps", show_default=True,
+@click.option("--storage", default=DEFAULT_STORAGE, show_default=True,
               help="Folder that holds sweeps.")
 @user_errors
 def list_command(storage: str) -> None:
@@ -117,7 +93,7 @@ def list_command(storage: str) -> None:
     table = Table(title=f"{len(frame)} sweeps in {storage}", title_justify="left")
     for column in frame.columns:
         table.add_column(column)
-    for row in frame.fillna("-").itertuples(index=False):
+    for row in frame.astype(object).fillna("-").itertuples(index=False):
         table.add_row(*map(str, row))
     out_console.print(table)
 
@@ -138,7 +114,7 @@ def lr_find(spec_path: str, sets: tuple[str, ...], min_lr: float, max_lr: float,
             out_dir: str, as_json: bool) -> None:
     """The learning-rate range test on SPEC's fixed training settings: a suggested rate
     and a search range for optimizer.lr. Runs here, without Ray."""
-    from orchestrator.lr_finder import find_learning_rate
+    from orchestrator.analysis.lr_find import find_learning_rate
 
     spec = load_spec_with(spec_path, sets)
     found = find_learning_rate(spec, min_lr, max_lr, steps, out_dir)

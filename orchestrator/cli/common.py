@@ -57,20 +57,22 @@ def _overrides(spec_opts: dict) -> list[str]:
 
 
 def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
-    from orchestrator.spec import load_spec
+    from orchestrator.spec.model import load_spec
 
     return load_spec(spec_path, [*_overrides(shorthands), *sets])
 
 
 def plan_text(spec) -> str:
-    from orchestrator.schedulers import SCHEDULERS
+    from orchestrator.spec.schedulers import SCHEDULERS
 
     options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
                         if v is not None)
     lines = [
         f"sweep {spec.name}: {spec.trial_count} trials "
         f"({spec.num_samples} samples x grid of {spec.grid_size})",
-        f"  objective   {spec.mode} {spec.metric}",
+        f"  objective   {spec.mode} {spec.metric}" + (
+            f" ({spec.train.task}, {spec.train.loss_name} loss)"
+            if getattr(spec.train, "task", "classification") != "classification" else ""),
         f"  scheduler   {spec.scheduler.name} ({SCHEDULERS[spec.scheduler.name].summary})"
         + (f": {options}" if options else ""),
         f"  searcher    {spec.searcher.name}, seed {spec.seed}",
@@ -81,6 +83,15 @@ def plan_text(spec) -> str:
                                         for k, d in spec.search_space.items()) or "(none)"),
         f"  storage     {spec.storage}/{spec.name}",
     ]
+    function = getattr(spec.train, "function", None)
+    if function:
+        lines.append(f"  loop        {function} (yours)")
+    for section in ("dataset", "model") if not function else ():
+        factory = getattr(getattr(spec.train, section), "factory", None)
+        if factory:
+            lines.append(f"  {section:<11} {factory} (yours)")
+    if spec.code:
+        lines.append("  code        " + ", ".join(spec.code) + " (shipped to every trial)")
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from orchestrator.cli_common import (
+from orchestrator.cli.common import (
     load_spec_with,
     main,
     out_console,
@@ -17,6 +17,17 @@ from orchestrator.errors import OrchestratorError
 _address = click.option("--address", required=True,
                         help="The cluster's dashboard, http://HOST:8265 (`ray dashboard "
                         "cluster.yaml` forwards it to http://127.0.0.1:8265).")
+def _connect(address: str, insecure: bool):
+    """The Jobs API client; the SDK's INFO lines (each upload, each websocket close) are
+    not the user's business, so this command shows its warnings only."""
+    import logging
+
+    from orchestrator.jobs.client import connect
+
+    logging.getLogger("ray.dashboard").setLevel(logging.WARNING)
+    return connect(address, insecure)
+
+
 _insecure = click.option("--insecure", is_flag=True,
                          help="Allow plain HTTP to another machine without an auth token.")
 
@@ -41,7 +52,8 @@ def submit(spec_path: str | None, address: str, storage: str | None, sets: tuple
     import tempfile
     from pathlib import Path
 
-    from orchestrator import cluster
+    from orchestrator.jobs import client as cluster
+    from orchestrator.jobs import staging
 
     if bool(spec_path) == bool(resume_name):
         raise OrchestratorError("submit: give a SPEC to run, or --resume NAME, not both")
@@ -52,14 +64,14 @@ def submit(spec_path: str | None, address: str, storage: str | None, sets: tuple
                                     "the cluster, as an absolute path")
     else:
         spec = load_spec_with(spec_path, sets)
-        where = cluster.cluster_storage(spec, storage)
-    client = cluster.connect(address, insecure)
+        where = staging.cluster_storage(spec, storage)
+    client = _connect(address, insecure)
     with tempfile.TemporaryDirectory(prefix="sweep-job-") as package:
         if resume_name:
             job = cluster.submit_job(client, cluster.resume_entrypoint(resume_name, storage),
                                      resume_name, storage, None)
         else:
-            cluster.package_job(spec, where, Path(package))
+            staging.package_job(spec, where, Path(package))
             job = cluster.submit_job(client, cluster.run_entrypoint(), spec.name, where,
                                      Path(package))
     following = f"--address {address}"
@@ -82,9 +94,9 @@ def jobs(address: str, insecure: bool) -> None:
     """The jobs submitted to a cluster, oldest first."""
     from rich.table import Table
 
-    from orchestrator import cluster
+    from orchestrator.jobs import client as cluster
 
-    rows = cluster.job_rows(cluster.connect(address, insecure))
+    rows = cluster.job_rows(_connect(address, insecure))
     table = Table(title=f"{len(rows)} jobs at {address}", title_justify="left")
     for column in ("job", "sweep", "status", "started", "ended", "exit", "entrypoint"):
         table.add_column(column)
@@ -102,9 +114,9 @@ def jobs(address: str, insecure: bool) -> None:
 @user_errors
 def logs(job_id: str, address: str, follow: bool, insecure: bool) -> None:
     """A job's log (the sweep's progress lines)."""
-    from orchestrator import cluster
+    from orchestrator.jobs import client as cluster
 
-    client = cluster.connect(address, insecure)
+    client = _connect(address, insecure)
     if follow:
         sys.exit(cluster.follow(client, job_id, lambda text: click.echo(text, nl=False)))
     click.echo(cluster.call(f"reading job {job_id}'s log", client.get_job_logs, job_id,
@@ -119,9 +131,9 @@ def logs(job_id: str, address: str, follow: bool, insecure: bool) -> None:
 def stop(job_id: str, address: str, insecure: bool) -> None:
     """Stop a job gracefully: the sweep gets SIGINT, Tune saves its state, and
     `sweep submit --resume` continues it."""
-    from orchestrator import cluster
+    from orchestrator.jobs import client as cluster
 
-    client = cluster.connect(address, insecure)
+    client = _connect(address, insecure)
     if not cluster.call(f"stopping job {job_id}", client.stop_job, job_id, retry_s=0):
         info = cluster.call(f"reading job {job_id}", client.get_job_info, job_id, retry_s=0)
         click.echo(f"job {job_id} is not running ({info.status})", err=True)

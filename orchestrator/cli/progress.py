@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from orchestrator.leaderboard import fmt as _fmt
+from orchestrator.analysis.leaderboard import fmt as _fmt
 from orchestrator.results import schema
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli_common import (
+from orchestrator.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     EXIT_TRIALS_FAILED,
@@ -52,23 +52,23 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
         overwrite: bool, quiet: bool, stage_data: bool, **shorthands: Any) -> None:
     """Run the sweep in SPEC to the end and write its results."""
     if address and address != "auto":
-        from orchestrator.ray_session import use_token_to_join
+        from orchestrator.ray_auth import use_token_to_join
 
         use_token_to_join()
     spec = load_spec_with(spec_path, sets, **shorthands)
     if stage_data:
-        from orchestrator.cluster import stage_data as stage
+        from orchestrator.jobs.staging import stage_data as stage
 
         spec = stage(spec)
     if dry_run:
         click.echo(plan_text(spec))
         return
-    from orchestrator.runner import run_sweep
+    from orchestrator.engine.run import run_sweep
 
     if not quiet:
         err_console.print(plan_text(spec))
-    outcome = run_sweep(spec, address=address, overwrite=overwrite, console=err_console,
-                        quiet=quiet)
+    outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
+                        callbacks=_progress(spec, quiet))
     _finish(outcome, spec)
 
 
@@ -91,11 +91,11 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
         raise OrchestratorError("--resume-errored, --restart-errored: give one or the other")
     errored = "resume" if resume_errored else "restart" if restart_errored else None
     if address and address != "auto":
-        from orchestrator.ray_session import use_token_to_join
+        from orchestrator.ray_auth import use_token_to_join
 
         use_token_to_join()
-    from orchestrator.runner import plan_resume, resume_sweep
-    from orchestrator.sweep_folder import locate
+    from orchestrator.engine.resume import plan_resume, resume_sweep
+    from orchestrator.results.folder import locate
 
     plan = plan_resume(locate(name_or_path, storage))
     if plan.finished(errored):
@@ -103,18 +103,33 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
         click.echo(f"sweep {plan.spec.name} already finished ({count} trials, {plan.errored} "
                    f"errored): nothing to resume in {plan.folder}", err=True)
         return
+    for warning in plan.warnings:
+        _warn(warning)
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec)}")
-    outcome = resume_sweep(plan, address=address, errored=errored, console=err_console,
-                           quiet=quiet)
+    outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
+                           callbacks=_progress(plan.spec, quiet, plan.ended))
     _finish(outcome, plan.spec)
+
+
+def _warn(line: str) -> None:
+    err_console.print(line, markup=False)
+
+
+def _progress(spec, quiet: bool, ended: frozenset[str] = frozenset()) -> list:
+    """The live progress view (a Tune callback), unless --quiet."""
+    if quiet:
+        return []
+    from orchestrator.cli.progress import ProgressView
+
+    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode, ended=ended)]
 
 
 def _finish(outcome, spec) -> None:
     """The leaderboard, where the results are, and the exit code of the sweep."""
-    from orchestrator.leaderboard import leaderboard
-    from orchestrator.results.advice import advise
-    from orchestrator.runner import resume_command
+    from orchestrator.analysis.advice import advise
+    from orchestrator.analysis.leaderboard import leaderboard
+    from orchestrator.engine.run import resume_command
 
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
     for sentence in advise(outcome.trials, spec.resolved()):

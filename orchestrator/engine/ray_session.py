@@ -2,8 +2,7 @@
 
 Token authentication is left to Ray: a new local instance turns it on by itself and
 writes `~/.ray/auth_token`; joining a cluster uses the token the user's environment
-carries (`RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`). Ray reads
-`RAY_AUTH_MODE` when it is imported, so nothing here sets it (see RAY-NOTES).
+carries (`orchestrator.ray_auth`).
 """
 
 from __future__ import annotations
@@ -14,35 +13,8 @@ import os
 import socket
 from collections.abc import Iterator
 
-from orchestrator.errors import OrchestratorError, RayUnavailable
-
-
-def auth_token() -> str | None:
-    """Ray's token from where Ray documents it: RAY_AUTH_TOKEN, the file named by
-    RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token."""
-    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
-    if token:
-        return token
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"),
-                                                                 ".ray", "auth_token")
-    try:
-        with open(os.path.expanduser(path)) as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
-
-
-def use_token_to_join() -> None:
-    """Before joining a cluster (--address): when the environment carries a token but no
-    RAY_AUTH_MODE, say `token`. Ray's client does not switch token auth on by itself on
-    joining (measured with Ray 2.60: refused with InvalidAuthToken), and it reads the mode
-    once, when `ray` is imported: so this runs before anything imports it."""
-    import sys
-
-    if "RAY_AUTH_MODE" in os.environ or "ray" in sys.modules:
-        return
-    if auth_token() is not None:
-        os.environ["RAY_AUTH_MODE"] = "token"
+from orchestrator.errors import OrchestratorError, RayUnavailable, first_line
+from orchestrator.ray_auth import protect_token_file
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -68,8 +40,9 @@ def _logs_folder() -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+    """`Type: first line`, or the type alone for an exception without a message."""
+    line = first_line(exc)
+    return type(exc).__name__ if line == type(exc).__name__ else f"{type(exc).__name__}: {line}"
 
 
 def _unavailable(exc: Exception, address: str | None) -> RayUnavailable:
@@ -93,10 +66,13 @@ def _unavailable(exc: Exception, address: str | None) -> RayUnavailable:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[bool]:
+def ray_session(address: str | None = None, num_cpus: int | None = None,
+                runtime_env: dict | None = None) -> Iterator[bool]:
     """Ray for the body of the `with`: joined at `address`, else an embedded local
-    instance (ended afterwards). Reuses a connection this process already has.
-    Yields True when this call started the connection."""
+    instance (ended afterwards), with `runtime_env` for every worker of this driver (the
+    user's code). Reuses a connection this process already has (a test's Ray, whose
+    workers then find the code in its folders on this machine). Yields True when this
+    call started the connection."""
     if address:
         check_reachable(address)
     import ray
@@ -106,7 +82,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         return
     try:
         if address:
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                     runtime_env=runtime_env)
         else:
             # Ray announces that it turned token auth on (its default, which README
             # documents) on every start: keep the newcomer's first screen clean
@@ -115,9 +92,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
             # address="local": never attach silently to another cluster recorded on this
             # machine; no dashboard, so no Jobs API on an embedded instance
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False)
+                     logging_level=logging.WARNING, log_to_driver=False,
+                     runtime_env=runtime_env)
     except Exception as exc:  # Ray raises many kinds here; each becomes one line
         raise _unavailable(exc, address) from exc
+    protect_token_file()
     try:
         yield True
     finally:

@@ -1,39 +1,38 @@
-"""Spec -> Ray Tune Tuner; runs a sweep, or resumes one, on an embedded Ray or a cluster.
+"""Spec -> Ray Tune Tuner; runs a sweep on an embedded Ray or a cluster.
 
-`run_sweep` and `resume_sweep` share one driver (`_drive`): a Ray session, SIGTERM
-handled like Ctrl-C, the results sink and progress view, sweep.json's record of each
+`run_sweep` and `resume_sweep` (`orchestrator.engine.resume`) share one driver, `drive`:
+a Ray session, SIGTERM handled like Ctrl-C, the results sink, sweep.json's record of each
 segment, and the outcome. They differ only in how the Tuner is made: built from the
-spec, or restored from Tune's own experiment state.
+spec, or restored from Tune's own experiment state. What the user sees while it runs
+(a progress view) comes in from the caller as a Tune callback.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
-from rich.console import Console
 
+from orchestrator.engine import shipping
+from orchestrator.engine.interrupts import sigterm_as_sigint
+from orchestrator.engine.ray_session import ray_session
 from orchestrator.errors import OrchestratorError
-from orchestrator.interrupts import sigterm_as_sigint
-from orchestrator.ray_session import ray_session
-from orchestrator.registry import BuildContext
 from orchestrator.results import schema
+from orchestrator.results.lease import refuse_if_held, sweep_lease
 from orchestrator.results.provenance import begin_segment, end_segment
-from orchestrator.spec import SweepSpec, spec_from_mapping
-from orchestrator.storage import Location, open_storage
-from orchestrator.sweep_folder import read_sweep_json, read_tables, sweep_json_path
+from orchestrator.results.storage import Location, open_storage
+from orchestrator.spec import SweepSpec
 
 CHECKPOINTS_KEPT = 2
 # PBT restores other trials' checkpoints: keep more so they are not deleted under it
 CHECKPOINTS_KEPT_PBT = 4
-
-Errored = Literal["resume", "restart"] | None
 
 
 @dataclass
@@ -67,43 +66,37 @@ def experiment_dir(spec: SweepSpec) -> Location:
     return open_storage(spec.storage) / spec.name
 
 
-def build_context(spec: SweepSpec) -> BuildContext:
-    """What the scheduler and searcher factories need to know of the sweep."""
-    from orchestrator.space import pbt_mutations
-
-    return BuildContext(
-        seed=spec.seed, max_epochs=spec.max_epochs,
-        max_concurrent_trials=spec.max_concurrent_trials,
-        mutations=pbt_mutations(spec) if spec.scheduler.name == "pbt" else {},
-    )
-
-
 def _trial_dirname(trial) -> str:
     return trial.trial_id
 
 
-def _trainable(spec: SweepSpec):
+def trainable(spec: SweepSpec):
     from ray import tune
 
-    from orchestrator.trainable.tune_entry import train_trial
+    from orchestrator.spec.settings import LoopConfig
 
-    return tune.with_resources(train_trial, {"cpu": spec.resources.cpu,
-                                             "gpu": spec.resources.gpu})
+    if isinstance(spec.train, LoopConfig):
+        from orchestrator.trainable.loop import train_loop as function
+    else:
+        from orchestrator.trainable.tune_entry import train_trial as function
+    return tune.with_resources(function, {"cpu": spec.resources.cpu,
+                                          "gpu": spec.resources.gpu})
 
 
 def build_tuner(spec: SweepSpec, callbacks: list):
     from ray import tune
     from ray.tune.search import Searcher
 
-    from orchestrator.schedulers import create_scheduler
-    from orchestrator.searchers import create_searcher
-    from orchestrator.space import param_space
+    from orchestrator.engine.context import build_context
+    from orchestrator.engine.schedulers import create_scheduler
+    from orchestrator.engine.searchers import create_searcher
+    from orchestrator.engine.space import param_space
 
     context = build_context(spec)
     search_alg = create_searcher(spec.searcher, context)
     storage_path, storage_filesystem = open_storage(spec.storage).tune_storage()
     return tune.Tuner(
-        _trainable(spec),
+        trainable(spec),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
@@ -135,45 +128,68 @@ def build_tuner(spec: SweepSpec, callbacks: list):
     )
 
 
-def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], *, command: str,
-           address: str | None, console: Console | None, quiet: bool,
-           callbacks: list | None, fresh: bool = False, ended: frozenset[str] = frozenset(),
-           drop_errored: bool = False, before: pd.DataFrame | None = None) -> SweepOutcome:
-    """Start or join Ray, drive the Tuner `make_tuner(callbacks)` makes to its end (or to
-    an interrupt) and record the segment in sweep.json."""
-    console = console or Console(stderr=True)
-    # Our progress view replaces Tune's console output; per-epoch checkpoints make
-    # Tune warn about frequent experiment snapshots, which is expected here.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Of Tune's loggers only the JSON one (params.json, result.json: the tables are rebuilt
-    # from them); its CSV and TensorBoard ones repeat the tables at every result, and the
-    # latter imports torch into the driver and fsyncs per result (bench.scale). Setting
-    # this to 0 brings them back.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# Tune's settings for a driver of ours, set for the run and put back after it: our
+# progress view replaces Tune's console output; per-epoch checkpoints make Tune warn about
+# frequent experiment snapshots, which is expected here; of Tune's loggers only the JSON
+# one runs (params.json, result.json: the tables are rebuilt from them): its CSV and
+# TensorBoard ones repeat the tables at every result, and the latter imports torch into
+# the driver and fsyncs per result (bench.scale). A value the user set is kept (=0 brings
+# Tune's loggers back).
+TUNE_ENVIRONMENT = {
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+}
 
+
+@contextlib.contextmanager
+def tune_environment() -> Iterator[None]:
+    """TUNE_ENVIRONMENT for the body of the `with`, the process's own values after it."""
+    added = {k: v for k, v in TUNE_ENVIRONMENT.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def warn_on_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], *,
+          command: str, address: str | None, callbacks: list | None,
+          warn: Callable[[str], None] = warn_on_stderr, fresh: bool = False,
+          ended: frozenset[str] = frozenset(), drop_errored: bool = False,
+          before: pd.DataFrame | None = None,
+          may_write: Callable[[], None] = lambda: None) -> SweepOutcome:
+    """Start or join Ray, take the sweep's lease (one writer; `may_write` then checks,
+    under it, that this driver may write the folder), drive the Tuner
+    `make_tuner(callbacks)` makes to its end (or to an interrupt) and record the segment
+    in sweep.json. `callbacks` are extra Tune callbacks (a progress view); `warn` takes
+    one-line warnings for the user."""
     from ray.tune.logger import JsonLoggerCallback
 
-    from orchestrator.progress import ProgressView
     from orchestrator.results.sink import ResultsSink
 
     resolved = spec.resolved()
     results_dir = folder / schema.RESULTS_DIR
-    # Ray first: a cluster that cannot be joined leaves no folder behind
-    with ray_session(address), sigterm_as_sigint() as received:
+    # Ray first: a cluster that cannot be joined, or a Ray that cannot start, leaves
+    # nothing behind; then the lease, before anything of the sweep is written
+    with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env), \
+            sweep_lease(folder, command), sigterm_as_sigint() as received, \
+            tune_environment():
+        may_write()
         if address:
-            _warn_if_storage_is_not_shared(spec, console)
+            _warn_if_storage_is_not_shared(spec, warn)
         if fresh:
             folder.delete()
-        begin_segment(results_dir, resolved, command)
+        begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
                            ended=ended, drop_errored=drop_errored)
-        all_callbacks = [JsonLoggerCallback(), sink, *(callbacks or [])]
-        if not quiet:
-            all_callbacks.append(ProgressView(console, spec.trial_count, spec.metric,
-                                              spec.mode, ended=ended))
         started = time.monotonic()
-        make_tuner(all_callbacks).fit()
+        make_tuner([JsonLoggerCallback(), sink, *(callbacks or [])]).fit()
         elapsed = time.monotonic() - started
         sink.write_whole()  # Tune may end without calling on_experiment_end
     trials, history = sink.frames()
@@ -186,19 +202,22 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
                      history_write_s=round(sink.history_write_s, 3))
     if sink.dropped:
         write_end["restarted_errored"] = sink.dropped
+    own = [c for c in history.columns if c not in schema.HISTORY_COLUMNS]
+    if own:  # a user's loop's own metrics: float columns of both tables
+        write_end["loop_metrics"] = {name: "float64" for name in sorted(own)}
     end_segment(results_dir, resolved, **write_end)
     return outcome
 
 
-def _warn_if_storage_is_not_shared(spec: SweepSpec, console: Console) -> None:
+def _warn_if_storage_is_not_shared(spec: SweepSpec, warn: Callable[[str], None]) -> None:
     import ray
 
-    from orchestrator.cluster import storage_warning
+    from orchestrator.results.storage import storage_warning
 
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
     warning = storage_warning(spec.storage, nodes)
     if warning:
-        console.print(warning, markup=False)
+        warn(warning)
 
 
 def _ended_in_segment(before: pd.DataFrame | None, after: pd.DataFrame) -> int:
@@ -225,133 +244,26 @@ def run_sweep(
     *,
     address: str | None = None,
     overwrite: bool = False,
-    console: Console | None = None,
-    quiet: bool = False,
     callbacks: list | None = None,
+    warn: Callable[[str], None] = warn_on_stderr,
 ) -> SweepOutcome:
     """Run `spec` to the end and return its result tables. `callbacks` are extra
     Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
+    from orchestrator.trainable.table_data import check_tables
+
+    check_tables(spec)  # bad data is one line here, not a traceback in every trial
     folder = experiment_dir(spec)
-    if folder.exists() and not overwrite:
-        raise OrchestratorError(
-            f"name: a sweep {spec.name!r} already exists in {folder.parent}; "
-            f"continue it with `{resume_command(folder, spec)}`, or pass --overwrite to "
-            "start over"
-        )
-    return _drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",
-                  address=address, console=console, quiet=quiet, callbacks=callbacks,
-                  fresh=True)
 
+    def new_name() -> None:
+        if folder.exists() and not overwrite:
+            raise OrchestratorError(
+                f"name: a sweep {spec.name!r} already exists in {folder.parent}; "
+                f"continue it with `{resume_command(folder, spec)}`, or pass --overwrite "
+                "to start over"
+            )
 
-# -- resume ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ResumePlan:
-    """What `sweep resume` found in a sweep folder, read before Ray starts."""
-
-    folder: Location
-    spec: SweepSpec
-    status: str | None
-    trials: pd.DataFrame | None
-    history: pd.DataFrame | None
-    errored: int
-
-    @property
-    def ended(self) -> frozenset[str]:
-        """Trials the tables record as ended normally: their rows are final."""
-        if self.trials is None or not len(self.trials):
-            return frozenset()
-        done = self.trials[(self.trials[schema.STATUS] == "terminated")
-                           & self.trials[schema.STOP_REASON].notna()]
-        return frozenset(done[schema.TRIAL_ID])
-
-    def finished(self, errored: Errored) -> bool:
-        """Nothing to do: every trial ended, and errored ones are not to be run again."""
-        return self.status == "finished" and not (errored and self.errored)
-
-
-def plan_resume(folder: Location) -> ResumePlan:
-    """Check a sweep folder for `resume` without starting Ray: its sweep.json (the spec
-    comes from there), its tables and Tune's experiment state."""
-    data = read_sweep_json(folder)
-    spec = spec_from_mapping(data["spec"], str(sweep_json_path(folder)))
-    trials, history = read_tables(folder)
-    errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
-    plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored)
-    if plan.status != "finished" and not (
-        (folder / "tuner.pkl").is_file()
-        and any(c.name.startswith("experiment_state-") for c in folder.children())
-    ):
-        raise OrchestratorError(
-            f"{folder}: has no Ray Tune experiment state (tuner.pkl and "
-            "experiment_state-*.json), so it cannot be resumed; the driver died before Tune "
-            f"saved any: start it again with `sweep run SPEC --overwrite`"
-        )
-    return plan
-
-
-class _DeletedCheckpointNoise(logging.Filter):
-    """Tune's restored snapshot can list checkpoints Tune itself deleted later; when it
-    tries to delete them again it logs an error with a traceback, though nothing is
-    lost (the trainable restores from the newest checkpoint on disk). Drop that one."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, FileNotFoundError) and "checkpoint_" in str(exc)
-                    and "Error handling checkpoint" in record.getMessage())
-
-
-def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
-    from ray import tune
-
-    from orchestrator.schedulers import replay_history
-    from orchestrator.stoppers import StopEnded
-
-    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_DeletedCheckpointNoise())
-    path = str(plan.folder.local) if plan.folder.local else plan.folder.path
-    tuner = tune.Tuner.restore(
-        path, trainable=_trainable(plan.spec), resume_unfinished=True,
-        resume_errored=errored == "resume", restart_errored=errored == "restart",
-        storage_filesystem=None if plan.folder.local else plan.folder.fs,
-    )
-    # Tune restores the RunConfig pickled by the first run, callbacks included. This
-    # driver's own (a sink that reloads the tables, a progress view on this console)
-    # replace them, and trials the tables already record as ended are stopped at their
-    # first report: Tune's last snapshot can predate their end.
-    run_config = tuner._local_tuner.get_run_config()
-    run_config.callbacks = callbacks
-    if plan.ended:
-        run_config.stop = StopEnded(plan.ended)
-    replay_history(tuner._local_tuner._tune_config.scheduler, _metric_rows(plan),
-                   plan.spec.mode)
-    return tuner
-
-
-def _metric_rows(plan: ResumePlan) -> list[tuple[str, int, float]]:
-    """(trial_id, epoch, metric) of every epoch reported so far: the history table and
-    what Tune's trial folders recorded after its last write."""
-    from orchestrator.results.rebuild import history_rows
-
-    rows = history_rows(plan.folder)
-    if plan.history is not None:
-        rows.update({(r[schema.TRIAL_ID], r["epoch"]): r
-                     for r in plan.history.to_dict("records")})
-    return [(trial_id, epoch, row[plan.spec.metric]) for (trial_id, epoch), row in rows.items()]
-
-
-def resume_sweep(
-    plan: ResumePlan,
-    *,
-    address: str | None = None,
-    errored: Errored = None,
-    console: Console | None = None,
-    quiet: bool = False,
-    callbacks: list | None = None,
-) -> SweepOutcome:
-    """Continue an interrupted sweep from Tune's experiment state: finished trials are
-    not run again, unfinished ones continue from their last checkpoint; errored ones
-    are resumed from their checkpoint or restarted from scratch when `errored` says so."""
-    return _drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
-                  command="resume", address=address, console=console, quiet=quiet,
-                  callbacks=callbacks, ended=plan.ended, drop_errored=errored == "restart",
-                  before=plan.trials)
+    refuse_if_held(folder)  # fast, before Ray starts; the lease is taken once it runs
+    new_name()  # before Ray starts; again under the lease (another run may have begun)
+    return drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",
+                 address=address, callbacks=callbacks, warn=warn, fresh=True,
+                 may_write=new_name)

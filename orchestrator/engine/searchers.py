@@ -1,26 +1,12 @@
-"""Searcher registry: name -> (options model, factory). All seeded from the spec."""
+"""Searcher factories: validated options (`orchestrator.spec.searchers`) -> Ray Tune
+search algorithm, all seeded from the spec."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
+from orchestrator.engine.context import BuildContext
 from orchestrator.errors import OrchestratorError
-from orchestrator.registry import BuildContext, Options, Registered
-
-
-class RandomOptions(Options):
-    name: Literal["random"] = "random"
-
-
-class GridOptions(Options):
-    name: Literal["grid"] = "grid"
-
-
-class OptunaOptions(Options):
-    name: Literal["optuna"] = "optuna"
-    n_startup_trials: int = Field(10, ge=1, description="random trials before TPE models")
+from orchestrator.spec.registry import Options
+from orchestrator.spec.searchers import OptunaOptions
 
 
 def _basic(options: Options, context: BuildContext):
@@ -43,13 +29,9 @@ def _optuna(options: OptunaOptions, context: BuildContext):
     return OptunaSearch(sampler=sampler)
 
 
-SEARCHERS: dict[str, Registered] = {
-    "random": Registered(RandomOptions, _basic, "random sampling, grid keys crossed (default)"),
-    "grid": Registered(GridOptions, _basic, "every combination of grid keys"),
-    "optuna": Registered(OptunaOptions, _optuna, "Optuna TPE (extra: optuna)"),
-}
+FACTORIES = {"random": _basic, "grid": _basic, "optuna": _optuna}
 
 
 def create_searcher(options: Options, context: BuildContext):
     """The Ray Tune search algorithm for validated options."""
-    return SEARCHERS[options.name].factory(options, context)
+    return FACTORIES[options.name](options, context)

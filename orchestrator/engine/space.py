@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
-from orchestrator.distributions import CONTINUOUS, Distribution
-from orchestrator.dotted import set_dotted
+from orchestrator.engine import shipping
+from orchestrator.spec.distributions import CONTINUOUS, Distribution
+from orchestrator.spec.dotted import set_dotted
+from orchestrator.spec.settings import LoopConfig
 
 if TYPE_CHECKING:
-    from orchestrator.spec import SweepSpec
+    from orchestrator.spec.model import SweepSpec
 
 
 def to_domain(dist: Distribution) -> Any:
@@ -48,17 +50,23 @@ def _merge(base: dict, overlay: dict) -> dict:
 def param_space(spec: SweepSpec) -> dict:
     """The Tuner's param_space: every `train` setting (searched ones as domains),
     the objective and the spec seed, in the shape `TrialConfig` validates."""
-    from orchestrator.schedulers import SCHEDULERS
+    from orchestrator.spec.schedulers import SCHEDULERS
 
     domains = {key: to_domain(dist) for key, dist in spec.search_space.items()}
     train = spec.train.model_dump(mode="json")
-    if train["checkpoint_every"] is None and SCHEDULERS[spec.scheduler.name].needs_checkpoints:
-        train["checkpoint_every"] = 1  # the scheduler continues trials from checkpoints
-    return {
+    # schedulers that continue trials (hyperband, pbt) need a checkpoint every epoch
+    every_epoch = SCHEDULERS[spec.scheduler.name].needs_checkpoints
+    space = {
         "train": _merge(train, _nest(domains)),
         "objective": {"metric": spec.metric, "mode": spec.mode},
         "seed": spec.seed,
+        "code": shipping.code_config(spec),
     }
+    if isinstance(spec.train, LoopConfig):  # the user's config stays theirs alone
+        space["checkpoint"] = {"every": 1 if every_epoch else None}
+    elif train["checkpoint_every"] is None and every_epoch:
+        space["train"]["checkpoint_every"] = 1
+    return space
 
 
 def pbt_mutations(spec: SweepSpec) -> dict:

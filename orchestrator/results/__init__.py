@@ -1,7 +1,4 @@
-"""Sweep results: schema, rows, tables, provenance and rebuild (the live sink, a Ray
-Tune callback, is `orchestrator.results.sink`; importing this package needs no Ray)."""
-
-from orchestrator.results import schema
-from orchestrator.results.rebuild import rebuild_tables
-
-__all__ = ["rebuild_tables", "schema"]
+"""Sweep results: schema (every column and file name), rows, the live sink (a Ray Tune
+callback), parted tables and the sweep folder's readers, storage (a folder or an object
+store), provenance, rebuild, export, load and the catalog. Importing the package imports
+nothing heavy: each module brings its own dependencies."""

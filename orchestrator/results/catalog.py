@@ -6,14 +6,18 @@ import pandas as pd
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
-from orchestrator.storage import open_storage
-from orchestrator.sweep_folder import read_sweep_json, read_trials, sweep_json_path
+from orchestrator.results.folder import read_sweep_json, read_trials, sweep_json_path
+from orchestrator.results.lease import is_held
+from orchestrator.results.storage import open_storage
 
 
-def _state(sweep: dict) -> str:
+def _state(sweep: dict, folder) -> str:
     status = sweep.get("status", "?")
     if status == "running":
-        return "running (or its driver died: sweep resume)"
+        held = is_held(folder)  # the driver's lease tells a live one from a dead one
+        if held is None:
+            return "running (or its driver died: sweep resume)"
+        return "running" if held else "killed (its driver died): sweep resume"
     return status
 
 
@@ -43,6 +47,6 @@ def list_sweeps(storage: str) -> pd.DataFrame:
             "name": spec["name"], "trials": counts,
             "best": f"{spec['metric']} {best:.4g}" if best is not None else "-",
             "started": sweep.get("started_at", "-"), "ended": sweep.get("ended_at", "-"),
-            "state": _state(sweep),
+            "state": _state(sweep, folder),
         })
     return pd.DataFrame(rows, columns=["name", "trials", "best", "started", "ended", "state"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -9,10 +10,11 @@ import pandas as pd
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
 from orchestrator.results.atomic import write_atomic
+from orchestrator.results.folder import parts_of, read_sweep_json
+from orchestrator.results.storage import Location
 from orchestrator.results.tables import write_parquet_atomic
 
-FORMATS = ("parquet", "csv", "jsonl")
-TABLES = ("trials", "history")
+FORMATS = schema.EXPORT_FORMATS
 
 
 def format_of(path: Path, given: str | None) -> str:
@@ -68,3 +70,34 @@ def copy_parquet(source, path: Path, declared) -> int | None:
 
 def declared_schema(table: str, metric: str):
     return schema.trials_schema(metric) if table == "trials" else schema.history_schema()
+
+
+@dataclass(frozen=True)
+class Exported:
+    rows: int
+    fmt: str
+    rebuilt: tuple[str, ...] = ()  # tables completed from Tune's trial folders
+
+
+def export_sweep(folder: Location, path: Path, table: str, fmt: str | None) -> Exported:
+    """Write the sweep's `table` (trials or history) to `path` in `fmt` (else the one its
+    suffix names). A sweep that wrote its tables whole is copied Arrow to Arrow, with no
+    data frame in between; otherwise the rows are read (and rebuilt where the sweep did
+    not finish writing them)."""
+    from orchestrator.results.load import load_sweep
+
+    fmt = format_of(path, fmt)
+    sweep = read_sweep_json(folder)
+    results = folder / schema.RESULTS_DIR
+    file, parts_dir = ((schema.TRIALS_FILE, schema.TRIALS_PARTS_DIR) if table == "trials"
+                       else (schema.HISTORY_FILE, schema.HISTORY_PARTS_DIR))
+    stored = results / file
+    if (fmt == "parquet" and sweep.get("status") != "running" and stored.is_file()
+            and not parts_of(results / parts_dir)):
+        rows = copy_parquet(stored, path, declared_schema(table, sweep["spec"]["metric"]))
+        if rows is not None:
+            return Exported(rows, fmt)
+    tables = load_sweep(folder)
+    frame = tables.trials if table == "trials" else tables.history
+    export_table(frame, path, fmt, declared_schema(table, tables.metric))
+    return Exported(len(frame), fmt, tuple(tables.rebuilt))

@@ -13,11 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
-from orchestrator.storage import Location, as_location, is_uri, open_storage
-
-DEFAULT_STORAGE = "./sweeps"
+from orchestrator.results.storage import Location, as_location, is_uri, open_storage
+from orchestrator.spec.settings import DEFAULT_STORAGE
 
 
 def locate(name_or_path: str, storage: str | None = None) -> Location:
@@ -68,10 +67,9 @@ def read_table(path: Location | Path) -> pd.DataFrame | None:
     try:
         return pd.read_parquet(io.BytesIO(path.read_bytes()))
     except Exception as exc:  # pyarrow raises several kinds for damaged files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OrchestratorError(
-            f"{path}: is not a readable Parquet file ({first}); move it aside and run the "
-            "command again: the rows are rebuilt from Tune's trial folders"
+            f"{path}: is not a readable Parquet file ({first_line(exc)}); move it aside and "
+            "run the command again: the rows are rebuilt from Tune's trial folders"
         ) from None
 
 

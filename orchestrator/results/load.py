@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from orchestrator.results import schema
+from orchestrator.results.folder import read_sweep_json, read_tables
 from orchestrator.results.rebuild import rebuild_tables
+from orchestrator.results.storage import Location
 from orchestrator.results.tables import frames
-from orchestrator.storage import Location
-from orchestrator.sweep_folder import read_sweep_json, read_tables
 
 
 @dataclass

@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 
-from orchestrator.storage import Location
-from orchestrator.sweep_folder import parts_of
+from orchestrator.results.folder import parts_of
+from orchestrator.results.storage import Location
 
 # Parts at most before the main file is rewritten: bounds the files a reader opens.
 MAX_PARTS = 256

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.results import schema
-from orchestrator.results.atomic import write_atomic
+from orchestrator.results.storage import as_location
 
 
 def _version(package: str) -> str | None:
@@ -52,11 +52,7 @@ def now() -> str:
 
 def write_json_atomic(data: dict, path) -> None:
     """JSON to a local path or a storage Location, whole or not at all."""
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    if isinstance(path, Path):
-        write_atomic(path, lambda tmp: tmp.write_text(text))
-    else:
-        path.write_text(text)
+    as_location(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def write_sweep_json(results_dir, spec: dict, **fields: Any) -> dict:
@@ -75,23 +71,28 @@ def write_sweep_json(results_dir, spec: dict, **fields: Any) -> dict:
     return data
 
 
-def read_sweep_json(results_dir) -> dict:
+def _recorded(results_dir) -> dict:
+    """sweep.json as written so far, {} before the first write (the checked reader for
+    commands is `results.folder.read_sweep_json`)."""
     path = results_dir / schema.SWEEP_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def begin_segment(results_dir, spec: dict, command: str) -> None:
-    """Record that `command` (run or resume) starts driving the sweep. A segment left
-    open by an earlier driver means that driver died without a word: it is `killed`."""
-    earlier = read_sweep_json(results_dir)
+def begin_segment(results_dir, spec: dict, command: str, code_hash: str | None = None) -> None:
+    """Record that `command` (run or resume) starts driving the sweep, and the hash of
+    the user's code it ships (if any). A segment left open by an earlier driver means
+    that driver died without a word: it is `killed`."""
+    earlier = _recorded(results_dir)
     segments = earlier.get("segments", [])
     for segment in segments:
         if "ended_at" not in segment:
             segment["status"] = "killed"
     started = now()
-    segments.append({"command": command, "started_at": started, "host": platform.node()})
+    segment = {"command": command, "started_at": started, "host": platform.node()}
+    code = {"code_hash": code_hash} if code_hash else {}
+    segments.append({**segment, **code})
     write_sweep_json(results_dir, spec, started_at=earlier.get("started_at") or started,
-                     status="running", segments=segments)
+                     status="running", segments=segments, **code)
 
 
 def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,
@@ -99,7 +100,7 @@ def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,
                 **counts: Any) -> None:
     """Close the open segment: when and how it ended, how many trials ended in it (and
     which errored trials it restarted from scratch, under new ids)."""
-    segments = read_sweep_json(results_dir).get("segments", [])
+    segments = _recorded(results_dir).get("segments", [])
     ended = now()
     if segments:
         segments[-1].update(ended_at=ended, status=status, elapsed_s=round(elapsed_s, 3),

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.results import rows, schema
+from orchestrator.results.storage import Location, as_location
 from orchestrator.results.tables import frames
-from orchestrator.storage import Location, as_location
 
 
 def trial_folders(experiment_dir: Location | str | Path) -> list[Location]:

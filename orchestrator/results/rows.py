@@ -33,6 +33,14 @@ def config_columns(config: dict) -> dict[str, Any]:
     }
 
 
+def loop_metrics(result: dict) -> dict[str, float]:
+    """The metrics a user's own loop reported beyond the shared trainable's (floats:
+    a column of them has one type in every part and segment)."""
+    names = [n for n in (result.get(schema.LOOP_METRICS) or "").split(",") if n]
+    return {n: float(result[n]) for n in names
+            if n in result and n not in schema.EPOCH_METRICS}
+
+
 def history_row(trial_id: str, result: dict) -> dict[str, Any]:
     return {
         schema.TRIAL_ID: trial_id,
@@ -43,6 +51,7 @@ def history_row(trial_id: str, result: dict) -> dict[str, Any]:
         "epoch_s": result.get("epoch_s"),
         "time_total_s": result.get("trial_time_s"),
         "exploited_from": result.get("exploited_from"),
+        **loop_metrics(result),
     }
 
 
@@ -108,6 +117,7 @@ def trial_row(
         "device": last.get("device"),
         "threads": last.get("threads"),
         "error": error,
+        **loop_metrics(last),
     }
     row.update(config_columns(config))
     if history:
@@ -115,6 +125,25 @@ def trial_row(
     if history and status != "running":
         # the trainer diagnoses as it goes; once the trial stopped, its end is known here
         # (the scheduler, the budget) and the curve is judged again, once
-        found = diagnose(history, row, metric, mode)
-        row["diagnosis"], row["diagnosis_reason"] = found.label, found.reason
+        row["diagnosis"], row["diagnosis_reason"] = diagnosis_of(
+            history, row, metric, mode, own_loop="function" in (config.get("train") or {}))
     return row
+
+
+def diagnosis_of(history: list[dict], row: dict, metric: str, mode: str,
+                 own_loop: bool = False) -> tuple[str | None, str]:
+    """The diagnosis of a trial; a user's loop is judged on what it reported (its train
+    and validation losses), without the baselines only the shared trainable measures."""
+    if own_loop and not all(any(_finite(r.get(k)) for r in history)
+                            for k in ("train_loss", "val_loss")):
+        return None, ("not judged: the loop reports no train_loss and val_loss (report "
+                      "both to have its curves read)")
+    found = diagnose(history, row, metric, mode)
+    if own_loop:
+        return found.label, (f"{found.reason} (your own loop: the untrained model's and "
+                             "the chance level's losses are not known, so none is used)")
+    return found.label, found.reason
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and value == value and abs(value) != float("inf")

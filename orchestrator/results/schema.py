@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator.spec.settings import LOOP_METRICS, best_column  # noqa: F401 (re-exported)
+
 RESULTS_DIR = "results"
 TRIALS_FILE = "trials.parquet"
 HISTORY_FILE = "history.parquet"
@@ -10,6 +12,8 @@ HISTORY_FILE = "history.parquet"
 TRIALS_PARTS_DIR = "trials.parts"
 HISTORY_PARTS_DIR = "history.parts"
 SWEEP_FILE = "sweep.json"
+TABLES = ("trials", "history")
+EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 
 # Settings of the trainable appear as `config.<dotted key>`: the prefix keeps
 # them apart from every other column.
@@ -20,48 +24,22 @@ STATUS = "status"
 STOP_REASON = "stop_reason"
 STOP_REASONS = ("completed", "scheduler", "early_stopping", "diverged", "error", "budget")
 
-# The metrics the trainable reports every epoch (keys of its `tune.report`).
-EPOCH_METRICS = ("train_loss", "val_loss", "val_acc")
+# The metrics the trainable reports every epoch (keys of its `tune.report`): a
+# classification reports val_acc, a regression val_mae and val_r2 (the others null).
+EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "val_mae", "val_r2")
 # What the diagnosis measures training against: the untrained model (one evaluation
 # before the first step) and always predicting the training split's class frequencies.
 BASELINE_COLUMNS = ("initial_val_loss", "initial_val_acc", "chance_val_loss", "chance_val_acc")
 
 
-def best_column(metric: str) -> str:
-    return f"best_{metric}"
-
-
-def trial_columns(metric: str) -> list[str]:
-    """Fixed columns of trials.parquet; `config.*` columns come after `stop_reason`."""
-    return [
-        TRIAL_ID, STATUS, STOP_REASON,
-        "effective_lr", "epochs", "best_epoch", best_column(metric),
-        *EPOCH_METRICS, *BASELINE_COLUMNS, "diagnosis", "diagnosis_reason",
-        "wall_s", "node_ip", "node_id", "device", "threads", "error",
-    ]
-
-
-HISTORY_COLUMNS = [
-    TRIAL_ID, "epoch", "lr", "batch_size", *EPOCH_METRICS, "epoch_s", "time_total_s",
-    "exploited_from",
-]
-HISTORY_KEY = (TRIAL_ID, "epoch")
-TRIALS_KEY = (TRIAL_ID,)
-
-
-# -- declared Arrow types: the tables are a public interface -------------------------
+# -- columns and their declared Arrow types: the tables are a public interface ------
 # Types come from here, never from the values, so that a sweep with no errors (an `error`
 # column all null) or an unset setting writes the same schema as any other sweep, and
 # the files of many sweeps can be read as one data set.
 
-def _arrow():
-    import pyarrow as pa
-
-    return pa
-
-
 def system_trial_fields(metric: str) -> list[tuple[str, str]]:
-    """(column, type name) of the fixed trial columns, in order."""
+    """(column, type name) of the fixed trial columns of trials.parquet, in order;
+    `config.*` columns come after `stop_reason`."""
     return [
         (TRIAL_ID, "string"), (STATUS, "string"), (STOP_REASON, "string"),
         ("effective_lr", "float64"), ("epochs", "int64"), ("best_epoch", "int64"),
@@ -82,6 +60,22 @@ HISTORY_FIELDS = [
     # PBT: "<trial_id>@<epoch>" whose checkpoint this epoch continued from, else null
     ("exploited_from", "string"),
 ]
+
+
+def trial_columns(metric: str) -> list[str]:
+    """Fixed columns of trials.parquet, in order."""
+    return [name for name, _ in system_trial_fields(metric)]
+
+
+HISTORY_COLUMNS = [name for name, _ in HISTORY_FIELDS]
+HISTORY_KEY = (TRIAL_ID, "epoch")
+TRIALS_KEY = (TRIAL_ID,)
+
+
+def _arrow():
+    import pyarrow as pa
+
+    return pa
 
 
 def _config_type(annotation) -> str:
@@ -110,13 +104,18 @@ def config_fields() -> list[tuple[str, str]]:
     taken from the settings model, so every sweep has the same config columns."""
     from pydantic import BaseModel
 
-    from orchestrator.trainable.config import TrainConfig
+    from orchestrator.spec.settings import BUILTIN, TrainConfig, tagged_members
 
     fields: list[tuple[str, str]] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
-            annotation = field.annotation
+            # a section that takes a user's factory: the built-in kind's columns (a
+            # factory's own arguments become columns typed by their values)
+            tagged = tagged_members(field.annotation)
+            if tagged:
+                fields.append((f"{CONFIG_PREFIX}{prefix}{name}.factory", "string"))
+            annotation = tagged.get(BUILTIN, field.annotation)
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 walk(annotation, f"{prefix}{name}.")
             else:

@@ -26,11 +26,11 @@ import pandas as pd
 from ray.tune import Callback
 
 from orchestrator.results import rows, schema
+from orchestrator.results.folder import read_history, read_trials
 from orchestrator.results.parted import MAX_PARTS, PartedTable
 from orchestrator.results.rebuild import history_rows
+from orchestrator.results.storage import Location, as_location
 from orchestrator.results.tables import frames, write_history_rows, write_trial_rows
-from orchestrator.storage import Location, as_location
-from orchestrator.sweep_folder import read_history, read_trials
 
 
 def _status(trial: Any) -> str:

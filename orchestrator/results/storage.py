@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, first_line
 
 
 def is_uri(storage: str) -> bool:
@@ -86,8 +86,7 @@ class Location:
             with self.fs.open_output_stream(self.path) as stream:  # one PUT: whole or absent
                 stream.write(data)
         except OSError as exc:  # no such bucket, no permission, no network...
-            first = str(exc).strip().splitlines()[0]
-            raise OrchestratorError(f"storage: cannot write {self} ({first})") from None
+            raise OrchestratorError(f"storage: cannot write {self} ({first_line(exc)})") from None
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode())
@@ -122,3 +121,36 @@ def as_location(where: Location | str | Path) -> Location:
     if isinstance(where, str) and is_uri(where):
         return open_storage(where)
     return Location(pafs.LocalFileSystem(), str(Path(where).expanduser().resolve()))
+
+
+# -- is a folder shared by every node? ------------------------------------------------
+
+SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs", "lustre", "gpfs",
+                      "beegfs", "fuse", "9p", "virtiofs")
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the mount holding `path` (Linux /proc/mounts), or None."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return None
+    path = path.expanduser().resolve()
+    best = None
+    for point, kind in mounts:
+        if path.is_relative_to(point) and (best is None or len(point) > len(best[0])):
+            best = (point, kind)
+    return best[1] if best else None
+
+
+def storage_warning(storage: str, nodes: int) -> str | None:
+    """A warning when several nodes would write a sweep to a folder that is local to
+    each of them (their trials' checkpoints would not be found elsewhere)."""
+    if nodes < 2 or is_uri(storage):
+        return None  # an object store is one store for every node
+    kind = filesystem_type(Path(storage))
+    if kind is None or kind.startswith(SHARED_FILESYSTEMS):
+        return None
+    return (f"warning: the cluster has {nodes} nodes, but storage {storage} is on a local "
+            f"{kind} file system: every node must see the same folder (an NFS-like mount), "
+            "or trials restored on another node will not find their checkpoints")

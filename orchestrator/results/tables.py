@@ -3,15 +3,13 @@ declared Arrow schema (no Ray here)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.results import schema
-from orchestrator.results.atomic import write_atomic
 from orchestrator.results.rows import best_of
+from orchestrator.results.storage import as_location
 
 
 def to_arrow(frame: pd.DataFrame, declared: pa.Schema) -> pa.Table:
@@ -46,12 +44,9 @@ def arrow_from_rows(rows: list[dict], declared: pa.Schema) -> pa.Table:
 
 def write_arrow_atomic(table: pa.Table, path) -> None:
     """Write `table` to a local path or a storage Location, whole or not at all."""
-    if isinstance(path, Path):
-        write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-        return
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer)
-    path.write_bytes(buffer.getvalue().to_pybytes())
+    as_location(path).write_bytes(buffer.getvalue().to_pybytes())
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path, declared: pa.Schema | None = None) -> None:
@@ -92,7 +87,9 @@ def _trial_rows(trials: dict[str, dict]) -> pd.DataFrame:
 
 
 def history_frame(history: dict[tuple, dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(list(history.values()), columns=schema.HISTORY_COLUMNS)
+    # a user's loop's own metrics follow the declared columns
+    extra = sorted({k for row in history.values() for k in row} - set(schema.HISTORY_COLUMNS))
+    frame = pd.DataFrame(list(history.values()), columns=[*schema.HISTORY_COLUMNS, *extra])
     frame = frame.sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True)
     return _as_read_back(frame, schema.history_schema())
 
@@ -114,12 +111,14 @@ def diagnosed(trials: pd.DataFrame, history: pd.DataFrame, metric: str,
               mode: str) -> pd.DataFrame:
     """`trials` with `diagnosis` and `diagnosis_reason` made again from the history rows
     by today's rules: a sweep written by an older version reads like a new one."""
-    from orchestrator.diagnosis import diagnose
+    from orchestrator.results.rows import diagnosis_of
 
     if not len(trials) or not len(history):
         return trials
     by_trial = {t: rows.to_dict("records") for t, rows in history.groupby(schema.TRIAL_ID)}
-    found = [diagnose(by_trial.get(row[schema.TRIAL_ID], []), row, metric, mode)
+    found = [diagnosis_of(by_trial.get(row[schema.TRIAL_ID], []), row, metric, mode,
+                          own_loop=isinstance(row.get(f"{schema.CONFIG_PREFIX}function"),
+                                              str))
              for row in trials.to_dict("records")]
-    return trials.assign(diagnosis=[d.label for d in found],
-                         diagnosis_reason=[d.reason for d in found])
+    return trials.assign(diagnosis=[label for label, _ in found],
+                         diagnosis_reason=[reason for _, reason in found])

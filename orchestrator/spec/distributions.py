@@ -6,17 +6,17 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
+
+from orchestrator.errors import shown
+from orchestrator.spec.strict import Strict
 
 DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid")
 CONTINUOUS = ("uniform", "loguniform", "quniform")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class Distribution(_Strict):
+class Distribution(Strict):
     """One search-space entry, written in YAML as `{kind: [args...]}`.
 
     `randint` and `lograndint` are inclusive at both ends.
@@ -40,10 +40,10 @@ class Distribution(_Strict):
                     f"unknown distribution {kind!r}; known: {', '.join(DISTRIBUTIONS)}"
                 )
             if not isinstance(args, list | tuple):
-                raise ValueError(f"{kind} takes a list, got {args!r}")
+                raise ValueError(f"{kind} takes a list, got {shown(args)}")
             return {"kind": kind, "args": tuple(args)}
         if not isinstance(value, Mapping):
-            raise ValueError(f"must be a mapping like {{choice: [32, 64]}}, got {value!r}")
+            raise ValueError(f"must be a mapping like {{choice: [32, 64]}}, got {shown(value)}")
         return value
 
     @model_validator(mode="after")

@@ -6,7 +6,9 @@ from typing import get_args
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.errors import SpecError
+from orchestrator.errors import SpecError, shown
+from orchestrator.spec.settings import BUILTIN, USER, tagged_members
+from orchestrator.spec.user_code import REF_PATTERN
 
 
 class RuleError(ValueError):
@@ -19,7 +21,8 @@ class RuleError(ValueError):
 
 
 def dotted(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc)
+    """A pydantic location as the dotted key the user wrote (union tags left out)."""
+    return ".".join(str(p) for p in loc if p not in (BUILTIN, USER))
 
 
 def describe(error: dict) -> str:
@@ -30,22 +33,24 @@ def describe(error: dict) -> str:
     if kind in bounds:
         limit = next(iter(ctx.values()))
         limit = f"{limit:g}" if isinstance(limit, float) else limit
-        return f"is {value!r}, but must be {bounds[kind]} {limit}"
+        return f"is {shown(value)}, but must be {bounds[kind]} {limit}"
     if kind == "extra_forbidden":
         return "is not a known key"
     if kind == "missing":
         return "is required"
     if kind == "literal_error":
-        return f"is {value!r}, but must be one of {ctx.get('expected')}"
+        return f"is {shown(value)}, but must be one of {ctx.get('expected')}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == REF_PATTERN:
+        return f"is {shown(value)}, but must name a callable as 'module:attr' (my_models:build)"
     if kind == "string_pattern_mismatch":
-        return f"is {value!r}, but must be letters, digits, '.', '_' or '-'"
+        return f"is {shown(value)}, but must be letters, digits, '.', '_' or '-'"
     if kind == "union_tag_invalid":
         expected = ctx["expected_tags"].replace("'", "")
         return f"is {ctx['tag']!r}, but must be one of: {expected}"
     message = error["msg"]
     message = message.removeprefix("Value error, ")
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"is {value!r}: {message[0].lower() + message[1:]}"
+        return f"is {shown(value)}: {message[0].lower() + message[1:]}"
     return message
 
 
@@ -64,8 +69,12 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
         current = None
         if field is not None:
             annotation = field.annotation
+            tagged = tagged_members(annotation)
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 current = annotation
+            elif tagged and i + 1 < len(loc) and loc[i + 1] in tagged:
+                current = tagged[loc[i + 1]]
+                i += 1  # the tag (built-in or a user's factory) is not a key either
             elif isinstance(field.discriminator, str) and i + 1 < len(loc):
                 members = {m.model_fields[field.discriminator].default: m
                            for m in get_args(annotation)}

@@ -11,12 +11,11 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Union, get_args
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -24,14 +23,28 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.distributions import CONTINUOUS, Distribution
-from orchestrator.dotted import has_dotted, set_dotted
-from orchestrator.errors import SpecError
-from orchestrator.messages import RuleError, describe, dotted, raise_from
-from orchestrator.registry import Registered
-from orchestrator.schedulers import SCHEDULERS
-from orchestrator.searchers import SEARCHERS
-from orchestrator.trainable.config import Metric, Mode, TrainConfig
+from orchestrator.errors import SpecError, shown
+from orchestrator.spec.code_check import resolve_code
+from orchestrator.spec.distributions import CONTINUOUS, Distribution
+from orchestrator.spec.dotted import has_dotted, set_dotted
+from orchestrator.spec.messages import RuleError, describe, dotted, raise_from
+from orchestrator.spec.registry import Component
+from orchestrator.spec.schedulers import SCHEDULERS
+from orchestrator.spec.searchers import SEARCHERS
+from orchestrator.spec.settings import (
+    BUILTIN,
+    DEFAULT_STORAGE,
+    MODE_OF,
+    TASK_METRICS,
+    LoopConfig,
+    Metric,
+    Mode,
+    TrainConfig,
+    TrainSection,
+    UserFactory,
+    tagged_members,
+)
+from orchestrator.spec.strict import Strict
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -54,19 +67,44 @@ SpecLoader.add_implicit_resolver(
 )
 
 
+# a spec is a few hundred values; YAML aliases can make a 1 KB file expand to billions
+# (the "billion laughs"): nodes past this, aliases expanded, are refused
+MAX_EXPANDED_NODES = 100_000
+MAX_SPEC_BYTES = 2**20
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """The number of nodes `node` stands for with every alias expanded (memoised: a
+    shared node is counted once per use, computed once)."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = MAX_EXPANDED_NODES + 1  # a node that contains itself: too big
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, seen) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    seen[id(node)] = size = min(size, MAX_EXPANDED_NODES + 1)
+    return size
+
+
 def safe_load(text: str) -> Any:
-    """Parse YAML with `SpecLoader` (safe: no python tags, no code)."""
-    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - SpecLoader is a SafeLoader
+    """Parse YAML with `SpecLoader` (safe: no python tags, no code), refusing a document
+    that expands past MAX_EXPANDED_NODES nodes."""
+    loader = SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(f"expands to more than {MAX_EXPANDED_NODES:,} values "
+                                 "(YAML aliases); a spec is much smaller")
+        return loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
 
 
-MAXIMISED = {"val_acc": True, "val_loss": False, "train_loss": False}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _registered_union(registry: dict[str, Registered]) -> Any:
+def _registered_union(registry: dict[str, Component]) -> Any:
     """The registry's option models as one union, told apart by `name`."""
     return Annotated[Union[tuple(entry.options for entry in registry.values())],  # noqa: UP007
                      Field(discriminator="name")]
@@ -76,58 +114,94 @@ SchedulerSpec = _registered_union(SCHEDULERS)
 SearcherSpec = _registered_union(SEARCHERS)
 
 
-def _component(value: Any, registry: dict[str, Registered]) -> Any:
+def _component(value: Any, registry: dict[str, Component]) -> Any:
     """`{name: X, **options}`, the registry's first entry when the name is left out."""
     if value is None:
         return {"name": next(iter(registry))}
     if isinstance(value, BaseModel):
         return value
     if not isinstance(value, Mapping):
-        raise ValueError(f"must be a mapping like {{name: ...}}, got {value!r}")
+        raise ValueError(f"must be a mapping like {{name: ...}}, got {shown(value)}")
     return {"name": next(iter(registry)), **value}
 
 
-class Resources(_Strict):
+class Resources(Strict):
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
 
 
-class Failure(_Strict):
+class Failure(Strict):
     max_failures: int = Field(0, ge=-1, description="retries of a failing trial; -1 = forever")
 
 
-class SweepSpec(_Strict):
+class SweepSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)
-    metric: Metric = "val_acc"
-    mode: Mode = "max"  # filled in from the metric when omitted
+    # what the shared trainable reports (Metric), or any metric a user's loop reports
+    metric: str = Field("val_acc", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=64)
+    mode: Mode | None = None  # filled in from the metric when omitted
     num_samples: int = Field(1, ge=1)
     max_concurrent_trials: int | None = Field(None, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
     seed: int = Field(0, ge=0, lt=2**32)
-    train: TrainConfig = TrainConfig()
+    train: TrainSection = TrainConfig()
     search_space: dict[str, Distribution] = {}
     scheduler: SchedulerSpec = SCHEDULERS["asha"].options()
     searcher: SearcherSpec = SEARCHERS["random"].options()
     resources: Resources = Resources()
     failure: Failure = Failure()
-    storage: str = "./sweeps"
+    storage: str = DEFAULT_STORAGE
+    # folders of the user's code, shipped to every trial; absolute once loaded (a spec
+    # file's relative ones are read against its folder)
+    code: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
-    def _default_mode(cls, data: Any) -> Any:
-        # the mode follows from the metric when it is left out
-        if isinstance(data, dict) and data.get("mode") is None:
-            metric = data.get("metric", "val_acc")
-            if isinstance(metric, str) and metric in MAXIMISED:
-                data = {**data, "mode": "max" if MAXIMISED[metric] else "min"}
+    def _default_metric_and_mode(cls, data: Any) -> Any:
+        # the metric follows from the task, and the mode from the metric, when left out
+        if not isinstance(data, dict):
+            return data
+        if data.get("metric") is None:
+            train = data.get("train")
+            task = train.get("task") if isinstance(train, Mapping) else None
+            if isinstance(train, Mapping) and "function" in train:
+                task = "loop"  # a user's loop: val_loss unless the spec names its metric
+            data = {**data, "metric": TASK_METRICS.get(task or "classification",
+                                                       ("val_loss",))[0]}
+        if data.get("mode") is None:
+            metric = data["metric"]
+            if isinstance(metric, str) and metric in MODE_OF:
+                data = {**data, "mode": MODE_OF[metric]}
         return data
+
+    @model_validator(mode="after")
+    def _metric_fits_the_task(self) -> SweepSpec:
+        if isinstance(self.train, LoopConfig):
+            if self.mode is None:
+                raise RuleError("mode", f"is required: metric {self.metric!r} is your loop's "
+                                        "own, so say whether it is better high or low "
+                                        "(max or min)")
+            epochs = self.train.settings.get("epochs")
+            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+                raise RuleError("train.epochs", f"is {shown(epochs)}, but your loop must "
+                                "declare its epochs, an integer >= 1 (schedulers count in "
+                                "them)")
+            return self
+        known = get_args(Metric)
+        if self.metric not in known:
+            names = ", ".join(repr(m) for m in known[:-1]) + f" or {known[-1]!r}"
+            raise RuleError("metric", f"is {self.metric!r}, but must be one of {names}")
+        reported = TASK_METRICS[self.train.task]
+        if self.metric not in reported:
+            raise RuleError("metric", f"is {self.metric!r}, but a {self.train.task} reports "
+                                      f"{', '.join(reported)}")
+        return self
 
     @field_validator("mode")
     @classmethod
     def _mode_agrees_with_metric(cls, mode: str, info: ValidationInfo) -> str:
         metric = info.data.get("metric")
-        if metric in MAXIMISED:
-            expected = "max" if MAXIMISED[metric] else "min"
+        if metric in MODE_OF:
+            expected = MODE_OF[metric]
             if mode != expected:
                 raise ValueError(f"is {mode!r}, but metric {metric!r} needs {expected!r}")
         return mode
@@ -145,8 +219,14 @@ class SweepSpec(_Strict):
     @model_validator(mode="after")
     def _search_space_fits_the_trainable(self) -> SweepSpec:
         train = self.train.model_dump(mode="json")
+        if isinstance(self.train, LoopConfig):
+            for key in self.search_space:
+                problem = _leaf_path_error(key, train)
+                if problem:
+                    raise RuleError(f"search_space.{key}", problem)
+            return self
         for key, dist in self.search_space.items():
-            problem = _leaf_path_error(key)
+            problem = _leaf_path_error(key, train)
             if problem:
                 raise RuleError(f"search_space.{key}", problem)
             for value in dist.representatives():
@@ -158,7 +238,7 @@ class SweepSpec(_Strict):
                     error = exc.errors()[0]
                     raise RuleError(
                         f"search_space.{key}",
-                        f"value {value!r} is invalid for train.{dotted(error['loc'])}: "
+                        f"value {shown(value)} is invalid for train.{dotted(error['loc'])}: "
                         f"{describe(error)}",
                     ) from None
         return self
@@ -207,7 +287,11 @@ class SweepSpec(_Strict):
     @property
     def max_epochs(self) -> int:
         dist = self.search_space.get("epochs")
-        return max(dist.representatives()) if dist else self.train.epochs
+        if dist:
+            return max(dist.representatives())
+        if isinstance(self.train, LoopConfig):
+            return self.train.settings["epochs"]
+        return self.train.epochs
 
     def resolved(self) -> dict:
         """The spec as plain data, every default filled in (for sweep.json); it loads
@@ -219,8 +303,15 @@ class SweepSpec(_Strict):
 
 # -- loading ---------------------------------------------------------------
 
-def _leaf_path_error(key: str) -> str | None:
-    """None when `key` names a setting of the trainable, else why it does not."""
+def _leaf_path_error(key: str, train: Mapping | None = None) -> str | None:
+    """None when `key` names a setting of the trainable, else why it does not. In a
+    section that names a user's `factory` (in `train`), any one key is an argument of
+    it: the factory's signature decides (`orchestrator.spec.user_code`)."""
+    if isinstance(train, Mapping) and "function" in train:
+        declared = sorted(_dotted_keys({k: v for k, v in train.items() if k != "function"}))
+        if key in declared:
+            return None
+        return f"names no key that train: declares (it declares: {', '.join(declared)})"
     model: type[BaseModel] = TrainConfig
     parts = key.split(".")
     for i, part in enumerate(parts):
@@ -229,6 +320,14 @@ def _leaf_path_error(key: str) -> str | None:
             where = "train" + "".join(f".{p}" for p in parts[:i])
             return f"names no setting of the trainable ({where} has: {', '.join(sorted(fields))})"
         annotation = fields[part].annotation
+        tagged = tagged_members(annotation)
+        if tagged and i == 0 and isinstance(train, Mapping) and _names_factory(train.get(part)):
+            if len(parts) != 2 or parts[1] == "factory":
+                return (f"names no argument of {part}.factory (search one key: "
+                        f"{part}.<argument>)")
+            return None
+        if tagged:
+            annotation = tagged[BUILTIN]
         nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if i < len(parts) - 1 and not nested:
             return f"names no setting of the trainable ({part} has no sub-keys)"
@@ -237,6 +336,21 @@ def _leaf_path_error(key: str) -> str | None:
             return f"names a section, not a setting; search one of its keys ({part}.{keys})"
         model = annotation
     return None
+
+
+def _dotted_keys(data: Mapping, prefix: str = "") -> list[str]:
+    """Every key of nested mappings as a dotted path: the leaves, and the sections too."""
+    keys = []
+    for key, value in data.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, Mapping):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _names_factory(section: Any) -> bool:
+    return (isinstance(section, Mapping) and "factory" in section) or \
+        isinstance(section, UserFactory)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -289,8 +403,11 @@ def _absolute_data_paths(train: dict, space: dict) -> tuple[dict, dict]:
     return train, space
 
 
-def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
-    """Validate a mapping (already parsed YAML) into a `SweepSpec`."""
+def spec_from_mapping(data: Any, source: str = "<spec>",
+                      base_dir: Path | None = None) -> SweepSpec:
+    """Validate a mapping (already parsed YAML) into a `SweepSpec`. The user's code it
+    names is imported and checked, with relative `code` folders read against `base_dir`
+    (the spec file's folder; else the working directory)."""
     if not isinstance(data, Mapping):
         raise SpecError(source, "", f"must be a mapping of keys, got {type(data).__name__}")
     data = dict(data)
@@ -299,10 +416,11 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
             raise SpecError(source, str(key), "keys must be strings")
     space = data.get("search_space") or {}
     if not isinstance(space, Mapping):
-        raise SpecError(source, "search_space", f"must be a mapping of dotted keys, got {space!r}")
+        raise SpecError(source, "search_space",
+                        f"must be a mapping of dotted keys, got {shown(space)}")
     train = data.get("train") or {}
     if not isinstance(train, Mapping):
-        raise SpecError(source, "train", f"must be a mapping, got {train!r}")
+        raise SpecError(source, "train", f"must be a mapping, got {shown(train)}")
     train, space = _absolute_data_paths(dict(train), dict(space))
     # the train section must be valid once searched keys it lacks are filled in
     base = copy.deepcopy(dict(train))
@@ -314,12 +432,13 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
             first = Distribution.model_validate(raw).representatives()[0]
         except ValidationError as exc:
             raise_from(exc, source, ("search_space", key), Distribution)
-        if _leaf_path_error(key) is None and not has_dotted(base, key):
+        if _leaf_path_error(key, base) is None and not has_dotted(base, key):
             set_dotted(base, key, first)
             filled[key] = first
     # keep the fixed values as written (defaults where absent) when they validate alone
     try:
-        TrainConfig.model_validate(train)
+        if "function" not in train:
+            TrainConfig.model_validate(train)
         data["train"] = dict(train)
     except ValidationError:
         data["train"] = base
@@ -334,10 +453,10 @@ def spec_from_mapping(data: Any, source: str = "<spec>") -> SweepSpec:
             if searched in filled:
                 raise SpecError(
                     source, f"search_space.{searched}",
-                    f"value {filled[searched]!r} is invalid for {err.key}: {err.problem}",
+                    f"value {shown(filled[searched])} is invalid for {err.key}: {err.problem}",
                 ) from None
             raise
-    return spec
+    return resolve_code(spec, base_dir, source)
 
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
@@ -345,9 +464,16 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(source, "", f"is {size / 2**20:.1f} MiB; a spec is a few KB "
+                                        f"(at most {MAX_SPEC_BYTES // 2**20} MiB)")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(source, "", f"cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(source, "", f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                                    f"offset {exc.start}); save it as UTF-8") from None
     try:
         data = safe_load(text)
     except yaml.YAMLError as exc:
@@ -364,10 +490,10 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
         data = apply_overrides(dict(data), parsed)
         # blame --set for errors in keys it set
         try:
-            return spec_from_mapping(data, source)
+            return spec_from_mapping(data, source, path.parent)
         except SpecError as err:
             for key, _ in parsed:
                 if err.key == key or err.key.startswith(key + "."):
                     raise SpecError("--set", err.key, err.problem) from None
             raise
-    return spec_from_mapping(data, source)
+    return spec_from_mapping(data, source, path.parent)

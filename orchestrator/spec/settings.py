@@ -7,19 +7,17 @@ between families without the other family's keys becoming invalid.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from orchestrator.spec.strict import Strict
+from orchestrator.spec.user_code import REF_PATTERN
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 TORCHVISION_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatasetConfig(_Strict):
+class DatasetConfig(Strict):
     name: Literal["digits", "synthetic", "table", "mnist", "fashion_mnist", "cifar10"] = "digits"
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     # synthetic: seeded classification data (sklearn.make_classification)
@@ -34,6 +32,7 @@ class DatasetConfig(_Strict):
     root: str | None = None
     download: bool = False
     limit: int | None = Field(None, ge=10, description="use only the first N training examples")
+    standardize: bool = Field(True, description="table: scale features by the training split")
 
     @model_validator(mode="after")
     def _needs(self) -> DatasetConfig:
@@ -44,7 +43,7 @@ class DatasetConfig(_Strict):
         return self
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     name: Literal["mlp", "cnn", "resnet"] = "mlp"
     hidden: int = Field(128, ge=1)
     depth: int = Field(2, ge=1, le=64)
@@ -54,7 +53,7 @@ class ModelConfig(_Strict):
     channels: int = Field(16, ge=1, description="cnn/resnet: channels of the first stage")
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(Strict):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(0.05, gt=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -77,7 +76,7 @@ ScheduleName = Literal[
 ]
 
 
-class ScheduleConfig(_Strict):
+class ScheduleConfig(Strict):
     name: ScheduleName = "constant"
     warmup_epochs: float = Field(0.0, ge=0.0)
     step_size: int = Field(10, ge=1, description="step: epochs between decays")
@@ -95,19 +94,71 @@ class ScheduleConfig(_Strict):
     threshold: float = Field(1e-4, ge=0.0, description="plateau: relative improvement that counts")
 
 
-class BatchScalingConfig(_Strict):
+class UserFactory(BaseModel):
+    """A user's model or data set: `factory` names a callable ("module:attr"); every
+    other key is a keyword argument of it, searchable like any setting."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    factory: str = Field(pattern=REF_PATTERN)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# tags of the built-in and the user's kind of a section (messages leave them out)
+BUILTIN, USER = "<builtin>", "<factory>"
+
+
+def _kind_by(key: str, user: type[BaseModel]) -> Any:
+    """The tag of a value: the user's kind when it names `key` (factory, function)."""
+    def kind(value: Any) -> str:
+        if isinstance(value, dict):
+            return USER if key in value else BUILTIN
+        return USER if isinstance(value, user) else BUILTIN
+    return kind
+
+
+def tagged_members(annotation: Any) -> dict[str, type[BaseModel]]:
+    """{tag: model} of a section that takes a built-in or a user's kind; {} otherwise."""
+    members = {}
+    for member in get_args(annotation):
+        args = get_args(member)
+        tags = [a.tag for a in args[1:] if isinstance(a, Tag)]
+        if tags:
+            members[tags[0]] = args[0]
+    return members
+
+
+def _builtin_or_user(builtin: type[BaseModel], user: type[BaseModel] | None = None,
+                     key: str = "factory") -> Any:
+    user = user or UserFactory
+    return Annotated[Union[Annotated[builtin, Tag(BUILTIN)],  # noqa: UP007
+                           Annotated[user, Tag(USER)]], Discriminator(_kind_by(key, user))]
+
+
+Task = Literal["classification", "regression"]
+Loss = Literal["cross_entropy", "mse", "l1", "huber"]
+LOSSES: dict[str, tuple[str, ...]] = {"classification": ("cross_entropy",),
+                                      "regression": ("mse", "l1", "huber")}
+
+
+class BatchScalingConfig(Strict):
     rule: Literal["none", "linear", "sqrt"] = "none"
     reference_batch_size: int = Field(32, ge=1)
 
 
-class EarlyStoppingConfig(_Strict):
+class EarlyStoppingConfig(Strict):
     patience: int | None = Field(5, ge=1, description="null turns early stopping off")
     min_delta: float = Field(0.0, ge=0.0)
 
 
-class TrainConfig(_Strict):
-    dataset: DatasetConfig = DatasetConfig()
-    model: ModelConfig = ModelConfig()
+class TrainConfig(Strict):
+    task: Task = "classification"
+    loss: Loss | None = Field(None, description="null: cross_entropy, or mse for regression")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="cross_entropy only")
+    dataset: _builtin_or_user(DatasetConfig) = DatasetConfig()
+    model: _builtin_or_user(ModelConfig) = ModelConfig()
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -124,8 +175,28 @@ class TrainConfig(_Strict):
         30.0, gt=0, description="with checkpoint_every null: the most time a trial loses "
         "when its process dies")
 
+    @property
+    def loss_name(self) -> str:
+        return self.loss or LOSSES[self.task][0]
+
+    @model_validator(mode="after")
+    def _loss_fits_the_task(self) -> TrainConfig:
+        if self.loss_name not in LOSSES[self.task]:
+            raise ValueError(f"loss is {self.loss!r}, but a {self.task} takes one of: "
+                             f"{', '.join(LOSSES[self.task])}")
+        if self.label_smoothing and self.task != "classification":
+            raise ValueError("label_smoothing applies to cross_entropy (classification) only")
+        if self.task == "regression" and isinstance(self.dataset, DatasetConfig) \
+                and self.dataset.name != "table":
+            raise ValueError(f"task 'regression' needs a table or your own data set "
+                             f"(dataset.factory), but dataset is {self.dataset.name!r}")
+        return self
+
     @model_validator(mode="after")
     def _image_models_need_images(self) -> TrainConfig:
+        if not isinstance(self.model, ModelConfig) or not isinstance(self.dataset,
+                                                                      DatasetConfig):
+            return self  # a user's model or data: its factory says what it takes
         if self.model.name != "mlp" and self.dataset.name not in IMAGE_DATASETS:
             raise ValueError(
                 f"model {self.model.name!r} needs an image data set "
@@ -134,20 +205,83 @@ class TrainConfig(_Strict):
         return self
 
 
-Metric = Literal["val_acc", "val_loss", "train_loss"]
+class LoopConfig(BaseModel):
+    """`train:` of a sweep whose trials run the user's own loop: `function` names it
+    ("module:attr"); every other key is the user's config, handed to the function as a
+    dict and searchable by its dotted path."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    function: str = Field(pattern=REF_PATTERN)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+# `train:` holds the shared trainable's settings, or the config of the user's own loop
+TrainSection = _builtin_or_user(TrainConfig, LoopConfig, key="function")
+
+Metric = Literal["val_acc", "val_loss", "train_loss", "val_mae", "val_r2"]
 Mode = Literal["max", "min"]
+# the direction each metric improves in: the spec's mode follows from it
+MODE_OF: dict[str, Mode] = {"val_acc": "max", "val_loss": "min", "train_loss": "min",
+                            "val_mae": "min", "val_r2": "max"}
+# what each task reports every epoch; the first is a spec's metric when it names none
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("val_acc", "val_loss", "train_loss"),
+    "regression": ("val_loss", "train_loss", "val_mae", "val_r2"),
+}
+# where sweeps are kept when neither the spec nor an option says
+DEFAULT_STORAGE = "./sweeps"
 
 
-class Objective(_Strict):
-    """What the trial optimises: its early stopping and plateau schedule follow it."""
+# a user's own loop names its metrics in every report under this key (not a column)
+LOOP_METRICS = "loop_metrics"
 
-    metric: Metric = "val_acc"
+
+def best_column(metric: str) -> str:
+    """The name of a metric's best value over a trial's epochs (a trials column)."""
+    return f"best_{metric}"
+
+
+class Objective(Strict):
+    """What the trial optimises: its early stopping and plateau schedule follow it (a
+    user's loop: any metric it reports)."""
+
+    metric: str = "val_acc"
     mode: Mode = "max"
 
 
-class TrialConfig(_Strict):
+class CodeConfig(Strict):
+    """Where a trial finds the user's code: the package Ray shipped (`package`, holding
+    one folder per code folder), else the folders themselves on this machine."""
+
+    package: str | None = None
+    folders: tuple[str, ...] = ()
+
+
+class LoopCheckpoints(Strict):
+    """When a user's loop's checkpoints are kept: every `every` epochs, else once
+    `interval_s` has passed, and at the end (the shared trainable's policy)."""
+
+    every: int | None = None
+    interval_s: float = 30.0
+
+
+class LoopTrialConfig(Strict):
+    """Everything a trial of the user's own loop receives from Ray Tune."""
+
+    train: LoopConfig
+    objective: Objective
+    seed: int = 0
+    code: CodeConfig = CodeConfig()
+    checkpoint: LoopCheckpoints = LoopCheckpoints()
+
+
+class TrialConfig(Strict):
     """Everything one trial receives from Ray Tune (its resolved `config`)."""
 
     train: TrainConfig = TrainConfig()
     objective: Objective = Objective()
     seed: int = 0
+    code: CodeConfig = CodeConfig()

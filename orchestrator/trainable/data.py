@@ -1,14 +1,15 @@
-"""Data sets as tensors on the trial's device.
+"""The built-in data sets, as tensors on the trial's device.
 
-Every data set here fits in memory, so it is loaded once per trial as tensors on
-the trial's device and batches are sliced there: no DataLoader worker processes
-per trial. The train/validation split is seeded from the spec's seed, so every
-trial of a sweep sees the same split.
+Every built-in data set fits in memory, so it is loaded once per trial as tensors on
+the trial's device and batches are sliced there: no DataLoader worker processes per
+trial. The train/validation split is seeded from the spec's seed, so every trial of a
+sweep sees the same split. A user's data set (a factory) is `trainable.user_data`.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,39 +17,72 @@ import numpy as np
 import torch
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.trainable.config import DatasetConfig
+from orchestrator.spec.settings import DatasetConfig
+from orchestrator.trainable.table_data import read_table
 
 
 @dataclass
-class Dataset:
+class TensorData:
+    """A data set held as tensors on the trial's device: batches are sliced there, with
+    no DataLoader worker processes (every built-in data set fits in memory)."""
+
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
-    num_classes: int
+    num_outputs: int  # classes, or the regression target's width
+    task: str = "classification"
+
+    @property
+    def num_classes(self) -> int:
+        return self.num_outputs
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one example: (features,) or (channels, height, width)."""
         return tuple(self.x_train.shape[1:])
 
-    def to(self, device: torch.device) -> Dataset:
-        return Dataset(
+    @property
+    def n_train(self) -> int:
+        return len(self.x_train)
+
+    def to(self, device: torch.device) -> TensorData:
+        return TensorData(
             *(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val)),
-            num_classes=self.num_classes,
+            num_outputs=self.num_outputs, task=self.task,
         )
 
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator:
+        """One epoch of shuffled mini-batches (the order drawn from `generator`)."""
+        order = torch.randperm(self.n_train, generator=generator).to(self.x_train.device)
+        for idx in order.split(batch_size):
+            yield self.x_train[idx], self.y_train[idx]
 
-def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int, num_classes: int):
+    def val_batches(self, batch_size: int) -> Iterator:
+        for start in range(0, len(self.x_val), batch_size):
+            yield self.x_val[start:start + batch_size], self.y_val[start:start + batch_size]
+
+    def initial_batches(self, batch_size: int) -> Iterator:
+        """What the untrained model is evaluated on: the whole validation split."""
+        return self.val_batches(batch_size)
+
+    def targets(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(train, validation) targets, known up front for tensors."""
+        return self.y_train, self.y_val
+
+
+def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int, num_outputs: int,
+           task: str = "classification") -> TensorData:
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = max(1, int(round(len(x) * val_fraction)))
     val, train = order[:n_val], order[n_val:]
-    return Dataset(
+    target = torch.long if task == "classification" else torch.float32
+    return TensorData(
         torch.as_tensor(x[train], dtype=torch.float32),
-        torch.as_tensor(y[train], dtype=torch.long),
+        torch.as_tensor(y[train], dtype=target),
         torch.as_tensor(x[val], dtype=torch.float32),
-        torch.as_tensor(y[val], dtype=torch.long),
-        num_classes,
+        torch.as_tensor(y[val], dtype=target),
+        num_outputs, task,
     )
 
 
@@ -70,13 +104,13 @@ def _digits_table() -> np.ndarray:
         return np.loadtxt(handle, delimiter=",")
 
 
-def _digits(cfg: DatasetConfig, seed: int) -> Dataset:
+def _digits(cfg: DatasetConfig, seed: int, task: str) -> TensorData:
     table = _digits_table()
     x = (table[:, :-1] / 16.0).reshape(-1, 1, 8, 8)  # pixel values are 0..16
     return _split(x, table[:, -1].astype(int), cfg.val_fraction, seed, 10)
 
 
-def _synthetic(cfg: DatasetConfig, seed: int) -> Dataset:
+def _synthetic(cfg: DatasetConfig, seed: int, task: str) -> TensorData:
     from sklearn.datasets import make_classification
 
     informative = max(2, cfg.n_features // 2)
@@ -93,37 +127,18 @@ def _synthetic(cfg: DatasetConfig, seed: int) -> Dataset:
     return _split(x, y, cfg.val_fraction, seed, cfg.n_classes)
 
 
-def _table(cfg: DatasetConfig, seed: int) -> Dataset:
-    import pandas as pd
-
-    path = Path(cfg.path or "")
-    if not path.is_file():
-        raise OrchestratorError(f"dataset.path: {path} is not a file")
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        frame = pd.read_csv(path)
-    else:
-        raise OrchestratorError(f"dataset.path: {path} must end in .parquet or .csv")
-    if cfg.label not in frame.columns:
-        raise OrchestratorError(
-            f"dataset.label: column {cfg.label!r} is not in {path} "
-            f"(columns: {', '.join(map(str, frame.columns))})"
-        )
-    labels, classes = pd.factorize(frame.pop(cfg.label), sort=True)
-    features = frame.select_dtypes("number")
-    if features.shape[1] == 0:
-        raise OrchestratorError(f"dataset.path: {path} has no numeric feature columns")
-    x = features.to_numpy(dtype=np.float64)
-    data = _split(x, labels, cfg.val_fraction, seed, len(classes))
-    # standardise with statistics of the training split only
-    mean, std = data.x_train.mean(0), data.x_train.std(0).clamp_min(1e-8)
-    data.x_train = (data.x_train - mean) / std
-    data.x_val = (data.x_val - mean) / std
+def _table(cfg: DatasetConfig, seed: int, task: str) -> TensorData:
+    table = read_table(cfg.path, cfg.label, cfg.val_fraction, task)
+    data = _split(table.features, table.labels, cfg.val_fraction, seed, table.num_outputs,
+                  task)
+    if cfg.standardize:  # with statistics of the training split only
+        mean, std = data.x_train.mean(0), data.x_train.std(0).clamp_min(1e-8)
+        data.x_train = (data.x_train - mean) / std
+        data.x_val = (data.x_val - mean) / std
     return data
 
 
-def _torchvision(cfg: DatasetConfig, seed: int) -> Dataset:
+def _torchvision(cfg: DatasetConfig, seed: int, task: str) -> TensorData:
     try:
         import torchvision
     except ImportError as exc:
@@ -161,14 +176,15 @@ LOADERS = {
 
 
 @functools.lru_cache(maxsize=2)
-def _cached(cfg: DatasetConfig, seed: int, device: torch.device) -> Dataset:
-    return LOADERS[cfg.name](cfg, seed).to(device)
+def _cached(cfg: DatasetConfig, seed: int, task: str, device: torch.device) -> TensorData:
+    return LOADERS[cfg.name](cfg, seed, task).to(device)
 
 
-def load_dataset(cfg: DatasetConfig, seed: int, device: torch.device | str = "cpu") -> Dataset:
-    """Load `cfg`'s data set, split it with `seed`, and place it on `device`.
+def load_dataset(cfg: DatasetConfig, seed: int, device: torch.device | str = "cpu",
+                 task: str = "classification") -> TensorData:
+    """Load a built-in data set `cfg`, split it with `seed`, and place it on `device`.
 
     With reused actors a process runs trial after trial on the same data: the last
     two data sets stay cached (training only reads the tensors, never writes them).
     """
-    return _cached(cfg, seed, torch.device(device))
+    return _cached(cfg, seed, task, torch.device(device))

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from orchestrator.trainable.config import TrialConfig
-from orchestrator.trainable.scaling import EXPONENTS
+from orchestrator.spec.settings import TrialConfig
+from orchestrator.trainable.scaling import effective_lr
 from orchestrator.trainable.trainer import Trainer
 
 SMOOTHING = 0.98  # exponential moving average of the loss, debiased (fastai's beta)
@@ -55,11 +54,8 @@ class LrFindResult:
 
 def _batches(trainer: Trainer, generator: torch.Generator):
     """Mini-batches of the training split, reshuffled every pass, forever."""
-    x, y = trainer.data.x_train, trainer.data.y_train
     while True:
-        order = torch.randperm(len(x), generator=generator).to(trainer.device)
-        for idx in order.split(trainer.batch_size):
-            yield x[idx], y[idx]
+        yield from trainer.data.train_batches(trainer.batch_size, generator)
 
 
 def suggestion(lrs: np.ndarray, losses: np.ndarray) -> tuple[int, int]:
@@ -87,7 +83,7 @@ def lr_range_test(config: TrialConfig, min_lr: float = 1e-7, max_lr: float = 10.
             group["lr"] = lr
         xb, yb = next(batches)
         with trainer._autocast():
-            loss = F.cross_entropy(model(xb), yb)
+            loss = trainer.loss(model(xb), yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -110,7 +106,7 @@ def lr_range_test(config: TrialConfig, min_lr: float = 1e-7, max_lr: float = 10.
     high = max(high, suggested)
     # optimizer.lr is given at the reference batch size: effective = lr * (b / ref) ** p
     scaling = config.train.batch_scaling
-    scale = (trainer.batch_size / scaling.reference_batch_size) ** EXPONENTS[scaling.rule]
+    scale = effective_lr(1.0, trainer.batch_size, scaling)
     return LrFindResult(lrs_a, losses, np.array(raw), suggested, low, high,
                         suggested / scale, low / scale, high / scale,
                         stopped_early=len(lrs) < steps)

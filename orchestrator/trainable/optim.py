@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import torch
 
-from orchestrator.trainable.config import OptimizerConfig
+from orchestrator.spec.settings import OptimizerConfig
 
 
 def build_optimizer(

@@ -1,12 +1,12 @@
 """Batch-size scaling of the learning rate: the ONE place it is computed.
 
-TUNING.md: when the batch grows k times, the rate grows sqrt(k) times (square-root
+docs/tuning.md: when the batch grows k times, the rate grows sqrt(k) times (square-root
 rule) or k times (linear rule, usually with warmup).
 """
 
 from __future__ import annotations
 
-from orchestrator.trainable.config import BatchScalingConfig
+from orchestrator.spec.settings import BatchScalingConfig
 
 EXPONENTS = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}
 

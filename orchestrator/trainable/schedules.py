@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchestrator.trainable.config import ScheduleConfig
+from orchestrator.spec.settings import ScheduleConfig
 
 ScheduleFn = Callable[[int, float, ScheduleConfig, int, int], float]
 
@@ -25,7 +25,7 @@ def _constant(t: int, lr: float, cfg: ScheduleConfig, spe: int, total: int) -> f
 
 
 def _step(t: int, lr: float, cfg: ScheduleConfig, spe: int, total: int) -> float:
-    # multiply by gamma every `step_size` epochs (TUNING.md: 0.1 -> x0.1 every 10)
+    # multiply by gamma every `step_size` epochs (docs/tuning.md: 0.1 -> x0.1 every 10)
     return lr * cfg.gamma ** ((t // spe) // cfg.step_size)
 
 

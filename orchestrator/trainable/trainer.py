@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from orchestrator.diagnosis import diagnose
-from orchestrator.trainable.config import TrialConfig
+from orchestrator.spec.settings import TASK_METRICS, TrialConfig, UserFactory, best_column
 from orchestrator.trainable.data import load_dataset
 from orchestrator.trainable.early_stopping import EarlyStopping
+from orchestrator.trainable.losses import Evaluation, Prior, loss_function
 from orchestrator.trainable.models import build_model
 from orchestrator.trainable.optim import build_optimizer
 from orchestrator.trainable.scaling import effective_lr
 from orchestrator.trainable.schedules import Plateau, lr_at
+from orchestrator.trainable.user_data import build_user_model, load_user_data
 
 STATE_FILE, META_FILE = "state.pt", "meta.json"
 _NO_AUTOCAST = contextlib.nullcontext()
@@ -44,27 +45,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def chance_level(y_train: torch.Tensor, y_val: torch.Tensor, num_classes: int) -> dict:
-    """Validation loss and accuracy of always predicting the training split's class
-    frequencies (ln K for K balanced classes; the majority class's share)."""
-    counts = torch.bincount(y_train.cpu(), minlength=num_classes).double()
-    p = (counts + 1) / (counts.sum() + num_classes)  # +1: a class absent from train
-    y_val = y_val.cpu()
-    return {"chance_val_loss": float(-p.log()[y_val].mean()),
-            "chance_val_acc": float((y_val == p.argmax()).double().mean())}
+def load_data(config: TrialConfig, device: torch.device, threads: int = 1):
+    """The trial's data: a built-in data set, or the user's factory's (its Datasets get
+    DataLoader workers from the trial's CPU share: none with one CPU)."""
+    cfg = config.train
+    if isinstance(cfg.dataset, UserFactory):
+        return load_user_data(cfg.dataset, config.seed, cfg.task, config.code, device,
+                              workers=max(0, threads - 1))
+    return load_dataset(cfg.dataset, config.seed, device, cfg.task)
 
 
 class Trainer:
-    def __init__(self, config: TrialConfig, trial_index: int = 0, device: str = "cpu"):
+    def __init__(self, config: TrialConfig, trial_index: int = 0, device: str = "cpu",
+                 threads: int = 1):
         self.cfg, self.train_cfg = config, config.train
         self.device = torch.device(device)
         self.seed = trial_seed(config.seed, trial_index)
         seed_everything(self.seed)
         cfg = self.train_cfg
-        self.data = load_dataset(cfg.dataset, config.seed, self.device)
-        self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes)
+        self.task = cfg.task
+        self.data = load_data(config, self.device, threads)
+        if isinstance(cfg.model, UserFactory):
+            self.model = build_user_model(cfg.model, self.data.input_shape,
+                                          self.data.num_outputs, config.code)
+        else:
+            self.model = build_model(cfg.model, self.data.input_shape, self.data.num_outputs)
         self.model.to(self.device)
-        n = len(self.data.x_train)
+        self.loss = loss_function(cfg.task, cfg.loss_name, cfg.label_smoothing)
+        n = self.data.n_train
         self.batch_size = min(cfg.batch_size, n)  # a batch larger than the data is the data
         self.effective_lr = effective_lr(cfg.optimizer.lr, self.batch_size, cfg.batch_scaling)
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optimizer, self.effective_lr)
@@ -81,12 +89,20 @@ class Trainer:
         )
         self.epoch = self.step = 0
         self.time_total_s = 0.0
-        self.curves: dict[str, list[float]] = {
-            "train_loss": [], "val_loss": [], "val_acc": [], "lr": []}
+        self.metric_names = TASK_METRICS[cfg.task]
+        self.curves: dict[str, list[float]] = {name: [] for name in (*self.metric_names, "lr")}
         # the untrained model's validation loss and accuracy (one evaluation before the
-        # first step) and the chance level: what the diagnosis measures training against
+        # first step) and the chance level: what the diagnosis measures training against.
+        # The chance level predicts from the training targets: known up front for
+        # tensors, collected in the first epoch from a DataLoader.
         self.initial: dict[str, float] = {}
-        self.chance = chance_level(self.data.y_train, self.data.y_val, self.data.num_classes)
+        self.chance: dict[str, float | None] = {}
+        self.prior: torch.Tensor | None = None
+        known = self.data.targets()
+        if known is not None:
+            prior = Prior(cfg.task, self.data.num_outputs)
+            prior.add(known[0])
+            self.prior = prior.prediction()
         self.stop_reason: str | None = None
         self.restored_from_epoch = 0  # the checkpoint's epoch when resumed, else 0
         self.checkpoint_owner: str | None = None  # the trial whose checkpoint was loaded
@@ -98,69 +114,74 @@ class Trainer:
                      self.steps_per_epoch, self.total_steps, scale)
 
     def _train_one_epoch(self) -> float:
-        x, y = self.data.x_train, self.data.y_train
-        order = torch.randperm(len(x), generator=self.generator).to(self.device)
         clip = self.train_cfg.optimizer.grad_clip
+        collect = Prior(self.task, self.data.num_outputs) if self.prior is None else None
         self.model.train()
         # losses stay on the device until the epoch ends: no sync per step
         losses, sizes = [], []
-        for idx in order.split(self.batch_size):
+        for xb, yb in self.data.train_batches(self.batch_size, self.generator):
             lr = self.lr_of_step(self.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             with self._autocast():
-                loss = F.cross_entropy(self.model(x[idx]), y[idx])
+                loss = self.loss(self.model(xb), yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
             losses.append(loss.detach())
-            sizes.append(len(idx))
+            sizes.append(len(yb))
+            if collect is not None:
+                collect.add(yb)
             self.step += 1
+        if collect is not None:
+            self.prior = collect.prediction()
         weights = torch.tensor(sizes, device=self.device, dtype=torch.float32)
-        return (torch.stack(losses).float() * weights).sum().item() / len(x)
+        return (torch.stack(losses).float() * weights).sum().item() / sum(sizes)
 
     def _autocast(self):
         # entering even a disabled autocast costs time on every step: skip it in fp32
         return torch.autocast(**self.autocast) if self.autocast["enabled"] else _NO_AUTOCAST
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """(loss, accuracy) on the validation split."""
+    def evaluate(self, with_chance: bool = False, initial: bool = False) -> dict[str, float]:
+        """The validation metrics (val_loss, and val_acc or val_mae/val_r2); with
+        `with_chance`, the chance level's too, measured in the same pass; `initial`: the
+        untrained model's baseline (`data.initial_batches`)."""
         self.model.eval()
-        x, y = self.data.x_val, self.data.y_val
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        prior = self.prior if with_chance or self.task == "regression" else None
+        result = Evaluation(self.task, self.loss, prior, self.device)
         size = self.train_cfg.eval_batch_size
-        for start in range(0, len(x), size):
-            xb, yb = x[start:start + size], y[start:start + size]
+        batches = self.data.initial_batches(size) if initial else self.data.val_batches(size)
+        for xb, yb in batches:
             with self._autocast():
-                logits = self.model(xb)
-            loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
-            correct += (logits.argmax(1) == yb).sum()
-        return loss_sum.item() / len(x), correct.item() / len(x)
+                output = self.model(xb)
+            result.add(output, yb)
+        if with_chance and prior is not None:
+            self.chance = result.chance()
+        return result.metrics()
 
     def train_epoch(self) -> dict:
         """Run the next epoch; returns its metrics (the row reported to Tune)."""
         if self.epoch == 0 and not self.initial:
-            loss, acc = self.evaluate()
-            self.initial = {"initial_val_loss": loss, "initial_val_acc": acc}
+            initial = self.evaluate(with_chance=self.prior is not None, initial=True)
+            self.initial = {"initial_val_loss": initial["val_loss"],
+                            "initial_val_acc": initial.get("val_acc")}
         started = time.perf_counter()
         self.epoch += 1
         lr = self.lr_of_step(self.step)
         train_loss = self._train_one_epoch()
-        val_loss, val_acc = self.evaluate()
+        measured = {"train_loss": train_loss,
+                    **self.evaluate(with_chance=not self.chance)}
         epoch_s = time.perf_counter() - started
         self.time_total_s += epoch_s
-        self.curves["train_loss"].append(train_loss)
-        self.curves["val_loss"].append(val_loss)
-        self.curves["val_acc"].append(val_acc)
+        for name in self.metric_names:
+            self.curves[name].append(measured[name])
         self.curves["lr"].append(lr)
+        train_loss, val_loss = measured["train_loss"], measured["val_loss"]
 
-        metric = {"train_loss": train_loss, "val_loss": val_loss, "val_acc": val_acc}[
-            self.cfg.objective.metric
-        ]
+        metric = measured[self.cfg.objective.metric]
         patience_hit = self.early.update(metric, self.epoch)
         if self.plateau and math.isfinite(metric):
             self.plateau.update(metric, self.effective_lr)
@@ -176,16 +197,14 @@ class Trainer:
         name = self.cfg.objective.metric
         return {
             "epoch": self.epoch,
-            "train_loss": self.curves["train_loss"][-1],
-            "val_loss": self.curves["val_loss"][-1],
-            "val_acc": self.curves["val_acc"][-1],
+            **{metric: self.curves[metric][-1] for metric in self.metric_names},
             "lr": lr,
             "batch_size": self.batch_size,
             "effective_lr": self.effective_lr,
             "epoch_s": epoch_s,
             "trial_time_s": self.time_total_s,
             "best_epoch": self.early.best_epoch,
-            f"best_{name}": self.early.best,
+            best_column(name): self.early.best,
             "stop_reason": self.stop_reason,
             **self.initial,
             **self.chance,
@@ -197,12 +216,9 @@ class Trainer:
     def diagnosis(self) -> dict[str, str]:
         """The diagnosis of the curves so far, as the trial knows them (the results
         tables diagnose again once they know why the trial ended)."""
-        curves = self.curves
-        history = [
-            {"epoch": i + 1, "train_loss": t, "val_loss": v, "val_acc": a, "lr": lr}
-            for i, (t, v, a, lr) in enumerate(zip(curves["train_loss"], curves["val_loss"],
-                                                  curves["val_acc"], curves.get("lr", [])))
-        ]
+        names = [*self.metric_names, "lr"]
+        history = [{"epoch": i + 1, **dict(zip(names, values))}
+                   for i, values in enumerate(zip(*(self.curves[n] for n in names)))]
         trial = {"stop_reason": self.stop_reason, "config.epochs": self.train_cfg.epochs,
                  **self.initial, **self.chance}
         objective = self.cfg.objective
@@ -237,6 +253,8 @@ class Trainer:
             "time_total_s": self.time_total_s,
             "curves": self.curves,
             "initial": self.initial,
+            "chance": self.chance,
+            "prior": None if self.prior is None else self.prior.tolist(),
             "stop_reason": self.stop_reason,
             "early_stopping": self.early.state_dict(),
             "plateau": self.plateau.state_dict() if self.plateau else None,
@@ -267,6 +285,9 @@ class Trainer:
         self.curves = meta["curves"]
         self.curves.setdefault("lr", [])
         self.initial = meta.get("initial") or {}
+        self.chance = meta.get("chance") or self.chance
+        if meta.get("prior") is not None:
+            self.prior = torch.tensor(meta["prior"], dtype=torch.float64)
         self.stop_reason = meta["stop_reason"]
         self.early.load_state_dict(meta["early_stopping"])
         if self.plateau and meta["plateau"]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import ray
 from ray import tune
 
-from orchestrator.trainable.config import TrialConfig
+from orchestrator.spec.settings import TrialConfig
 
 if TYPE_CHECKING:
     from orchestrator.trainable.trainer import Trainer
@@ -34,7 +34,7 @@ def trial_index(trial_id: str) -> int:
         return zlib.crc32(trial_id.encode())
 
 
-def _device_and_threads() -> tuple[str, int]:
+def device_and_threads() -> tuple[str, int]:
     import torch
 
     context = tune.get_context()
@@ -95,12 +95,12 @@ def train_trial(config: dict) -> None:
     from orchestrator.trainable.trainer import Trainer
 
     cfg = TrialConfig.model_validate(config)
-    device, threads = _device_and_threads()
+    device, threads = device_and_threads()
     # one thread per CPU granted, so concurrent trials do not oversubscribe the cores
     torch.set_num_threads(threads)
     trial_id = tune.get_context().get_trial_id()
     node_id = ray.get_runtime_context().get_node_id()  # tells nodes apart on one host
-    trainer = Trainer(cfg, trial_index(trial_id), device)
+    trainer = Trainer(cfg, trial_index(trial_id), device, threads)
     checkpoint = tune.get_checkpoint()
     # PBT's exploit hands this trial another trial's checkpoint: the first epoch after
     # it says whose weights (and which epoch of them) it continued from

@@ -1,0 +1,27 @@
+"""The facts about a sweep that scheduler and searcher factories are built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    seed: int
+    max_epochs: int
+    max_concurrent_trials: int | None = None
+    # PBT: the continuous searched keys as Tune domains, nested as in the trial config
+    mutations: dict = field(default_factory=dict)
+
+
+def build_context(spec: SweepSpec) -> BuildContext:
+    """What the scheduler and searcher factories need to know of the sweep."""
+    from orchestrator.engine.space import pbt_mutations
+
+    return BuildContext(
+        seed=spec.seed, max_epochs=spec.max_epochs,
+        max_concurrent_trials=spec.max_concurrent_trials,
+        mutations=pbt_mutations(spec) if spec.scheduler.name == "pbt" else {},
+    )

@@ -1,0 +1,156 @@
+"""Continue a sweep whose driver stopped (killed, interrupted, terminated) from Ray
+Tune's own experiment state: finished trials are not run again, unfinished ones continue
+from their last checkpoint, ASHA gets its rungs back, and the results tables stay the
+record of what ended."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from orchestrator.engine import shipping
+from orchestrator.engine.run import SweepOutcome, drive, trainable, warn_on_stderr
+from orchestrator.errors import OrchestratorError
+from orchestrator.results import schema
+from orchestrator.results.folder import read_sweep_json, read_tables, sweep_json_path
+from orchestrator.results.lease import refuse_if_held
+from orchestrator.results.storage import Location
+from orchestrator.spec import SweepSpec, spec_from_mapping
+
+Errored = Literal["resume", "restart"] | None
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What `sweep resume` found in a sweep folder, read before Ray starts."""
+
+    folder: Location
+    spec: SweepSpec
+    status: str | None
+    trials: pd.DataFrame | None
+    history: pd.DataFrame | None
+    errored: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ended(self) -> frozenset[str]:
+        """Trials the tables record as ended normally: their rows are final."""
+        if self.trials is None or not len(self.trials):
+            return frozenset()
+        done = self.trials[(self.trials[schema.STATUS] == "terminated")
+                           & self.trials[schema.STOP_REASON].notna()]
+        return frozenset(done[schema.TRIAL_ID])
+
+    def finished(self, errored: Errored) -> bool:
+        """Nothing to do: every trial ended, and errored ones are not to be run again."""
+        return self.status == "finished" and not (errored and self.errored)
+
+
+def plan_resume(folder: Location) -> ResumePlan:
+    """Check a sweep folder for `resume` without starting Ray: its sweep.json (the spec
+    comes from there), its tables and Tune's experiment state."""
+    data = read_sweep_json(folder)
+    spec = spec_from_mapping(data["spec"], str(sweep_json_path(folder)))
+    trials, history = read_tables(folder)
+    errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
+    plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored,
+                      _code_warnings(data, spec))
+    if plan.status != "finished" and not (
+        (folder / "tuner.pkl").is_file()
+        and any(c.name.startswith("experiment_state-") for c in folder.children())
+    ):
+        raise OrchestratorError(
+            f"{folder}: has no Ray Tune experiment state (tuner.pkl and "
+            "experiment_state-*.json), so it cannot be resumed; the driver died before Tune "
+            f"saved any: start it again with `sweep run SPEC --overwrite`"
+        )
+    return plan
+
+
+def _code_warnings(recorded: dict, spec: SweepSpec) -> tuple[str, ...]:
+    """A warning when the user's code differs from the code the sweep ran with: resumed
+    trials would then train with other code than their checkpoints came from."""
+    before = recorded.get("code_hash")
+    now = shipping.code_hash(spec)
+    if not before or before == now:
+        return ()
+    return (f"warning: the code in {', '.join(spec.code)} has changed since this sweep "
+            f"started (sha256 {before[:12]} -> {(now or 'none')[:12]}); resumed trials "
+            "run the code as it is now",)
+
+
+class _DeletedCheckpointNoise(logging.Filter):
+    """Tune's restored snapshot can list checkpoints Tune itself deleted later; when it
+    tries to delete them again it logs an error with a traceback, though nothing is
+    lost (the trainable restores from the newest checkpoint on disk). Drop that one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, FileNotFoundError) and "checkpoint_" in str(exc)
+                    and "Error handling checkpoint" in record.getMessage())
+
+
+def _quiet_deleted_checkpoint_noise() -> None:
+    """Add the filter once per process, however many sweeps it resumes."""
+    logger = logging.getLogger("ray.tune.execution.tune_controller")
+    if not any(isinstance(f, _DeletedCheckpointNoise) for f in logger.filters):
+        logger.addFilter(_DeletedCheckpointNoise())
+
+
+def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
+    from ray import tune
+
+    from orchestrator.engine.asha_replay import replay_history
+    from orchestrator.engine.stoppers import StopEnded
+
+    _quiet_deleted_checkpoint_noise()
+    path = str(plan.folder.local) if plan.folder.local else plan.folder.path
+    tuner = tune.Tuner.restore(
+        path, trainable=trainable(plan.spec), resume_unfinished=True,
+        resume_errored=errored == "resume", restart_errored=errored == "restart",
+        storage_filesystem=None if plan.folder.local else plan.folder.fs,
+    )
+    # Tune restores the RunConfig pickled by the first run, callbacks included. This
+    # driver's own (a sink that reloads the tables, a progress view on this console)
+    # replace them, and trials the tables already record as ended are stopped at their
+    # first report: Tune's last snapshot can predate their end.
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = callbacks
+    if plan.ended:
+        run_config.stop = StopEnded(plan.ended)
+    replay_history(tuner._local_tuner._tune_config.scheduler, _metric_rows(plan),
+                   plan.spec.mode)
+    return tuner
+
+
+def _metric_rows(plan: ResumePlan) -> list[tuple[str, int, float]]:
+    """(trial_id, epoch, metric) of every epoch reported so far: the history table and
+    what Tune's trial folders recorded after its last write."""
+    from orchestrator.results.rebuild import history_rows
+
+    rows = history_rows(plan.folder)
+    if plan.history is not None:
+        rows.update({(r[schema.TRIAL_ID], r["epoch"]): r
+                     for r in plan.history.to_dict("records")})
+    return [(trial_id, epoch, row[plan.spec.metric]) for (trial_id, epoch), row in rows.items()]
+
+
+def resume_sweep(
+    plan: ResumePlan,
+    *,
+    address: str | None = None,
+    errored: Errored = None,
+    callbacks: list | None = None,
+    warn: Callable[[str], None] = warn_on_stderr,
+) -> SweepOutcome:
+    """Continue an interrupted sweep from Tune's experiment state: finished trials are
+    not run again, unfinished ones continue from their last checkpoint; errored ones
+    are resumed from their checkpoint or restarted from scratch when `errored` says so."""
+    refuse_if_held(plan.folder)  # fast, before Ray starts; the lease is taken once it runs
+    return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
+                 command="resume", address=address, callbacks=callbacks, warn=warn,
+                 ended=plan.ended, drop_errored=errored == "restart", before=plan.trials)

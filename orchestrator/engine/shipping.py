@@ -1,0 +1,64 @@
+"""The user's code travels with the sweep through Ray's runtime env.
+
+The code folders are copied (what `spec.user_code.code_files` lets through) into one
+package, `sweep_code_<sweep name>/<index>/...`, that Ray uploads once and unpacks on
+every node (`py_modules`); a trial puts each `<index>` folder on its sys.path
+(`trainable.user_data.code_folders`). Nothing assumes a shared file system or a
+PYTHONPATH, so a trial on another node, or in a job whose local folder is gone, imports
+the same code. The package's name is the sweep's, so a resumed sweep ships under the
+name its trials' restored configs carry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orchestrator.spec import SweepSpec
+from orchestrator.spec.user_code import code_digest, code_files
+
+
+def package_name(spec: SweepSpec) -> str | None:
+    """The importable name the sweep's code travels under; None without user code."""
+    if not spec.code:
+        return None
+    return "sweep_code_" + re.sub(r"\W", "_", spec.name)
+
+
+def code_config(spec: SweepSpec) -> dict[str, Any]:
+    """What a trial's config says of the code (`spec.settings.CodeConfig`)."""
+    return {"package": package_name(spec), "folders": list(spec.code)}
+
+
+def code_hash(spec: SweepSpec) -> str | None:
+    """sha256 of the shipped code (recorded in sweep.json; resume compares it)."""
+    return code_digest(list(spec.code))[0] if spec.code else None
+
+
+def stage(folders: list[str], into: Path) -> None:
+    """Copy each folder's shipped files into `into/<index>/`."""
+    for index, folder in enumerate(folders):
+        for file in code_files(folder):
+            target = into / str(index) / file.relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file.path, target)
+
+
+@contextlib.contextmanager
+def runtime_env(spec: SweepSpec) -> Iterator[dict[str, Any] | None]:
+    """The runtime env that ships the sweep's code (None without user code); the staged
+    copy lives for the body of the `with` (Ray uploads it when it starts or joins)."""
+    name = package_name(spec)
+    if name is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="sweep-code-") as tmp:
+        package = Path(tmp) / name
+        package.mkdir()
+        stage(list(spec.code), package)
+        yield {"py_modules": [str(package)]}

@@ -1,0 +1,100 @@
+"""One writer per sweep: a lease taken before anything of the sweep is written and held
+for the driver's life.
+
+Two `sweep run` (or `resume`) of one name into one storage would otherwise both write
+the same tables, and one run's trials would be lost without a word. On a folder (local
+or an NFS-like mount) the lease is an exclusive `flock` on `<storage>/.<name>.lease`: the
+kernel releases it when its holder ends, however it ends (a SIGKILL included), so a
+lease is never broken while its holder lives and never outlives it. The file says who
+holds it, for the refusal's message. On an object store a lease needs a conditional
+write that pyarrow's filesystems do not offer: there the lease is not taken (docs say
+so).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import platform
+import time
+from collections.abc import Iterator
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.results.storage import Location
+
+
+class SweepBusy(OrchestratorError):
+    """Another driver holds the sweep's lease."""
+
+
+def lease_path(folder: Location):
+    """Where the lease of the sweep in `folder` lives: beside the folder, not in it (a
+    fresh `run --overwrite` deletes the folder)."""
+    return folder.local.parent / f".{folder.local.name}.lease"
+
+
+@contextlib.contextmanager
+def sweep_lease(folder: Location, command: str) -> Iterator[None]:
+    """Hold the lease of the sweep in `folder` for the body of the `with`; a lease held
+    by another driver is one line (exit 2) naming who holds it and since when."""
+    if folder.local is None:
+        yield  # an object store: no lease (see the module's docstring)
+        return
+    path = lease_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepBusy(_held_by(path, folder.local.name)) from None
+        holder = {"command": command, "pid": os.getpid(), "host": platform.node(),
+                  "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # released: nobody holds it
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def is_held(folder: Location) -> bool | None:
+    """Does a live driver hold the sweep's lease? None on an object store (no lease)."""
+    if folder.local is None:
+        return None
+    path = lease_path(folder)
+    if not path.is_file():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def refuse_if_held(folder: Location) -> None:
+    """Before Ray starts: the same refusal as `sweep_lease`'s when a live driver holds
+    the lease now (writing nothing; the lease itself is taken once Ray runs)."""
+    if is_held(folder):
+        raise SweepBusy(_held_by(lease_path(folder), folder.local.name))
+
+
+def _held_by(path, name: str) -> str:
+    try:
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    who = (f"`sweep {holder.get('command', '?')}` (pid {holder.get('pid', '?')} on "
+           f"{holder.get('host', '?')}, since {holder.get('since', '?')})") if holder else \
+        "another driver"
+    return (f"name: sweep {name!r} is being written by {who}; one writer at a time: wait "
+            f"for it to end, or choose another --name (lease: {path})")

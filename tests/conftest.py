@@ -1,4 +1,7 @@
-"""Shared fixtures: ONE real Ray instance for every integration test of the session."""
+"""Fixtures: ONE real Ray instance for every integration test of the session; and the
+fast lane's guard. A test that starts Ray (this Ray, a cluster, an embedded one) or
+runs the console script or a benchmark in a subprocess is marked `slow`; the fast lane,
+`pytest -m "not slow"`, starts none of them, and an unmarked test that tries is failed."""
 
 from __future__ import annotations
 
@@ -8,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+GUARD = pytest.StashKey[dict]()
 
 
 @pytest.fixture(scope="session")
@@ -27,39 +29,70 @@ def ray_address():
         ray.shutdown()
 
 
-def tiny_spec(tmp_path: Path, name: str = "tiny", **changes) -> dict:
-    """A sweep of a few trials of a few epochs on the synthetic data set."""
-    spec = {
-        "name": name,
-        "num_samples": 2,
-        "seed": 3,
-        "train": {
-            "dataset": {"name": "synthetic", "n_samples": 300, "n_features": 8},
-            "model": {"name": "mlp", "hidden": 16, "depth": 1},
-            "epochs": 3,
-            "batch_size": 32,
-            "optimizer": {"name": "sgd", "lr": 0.05},
-            "schedule": {"name": "cosine", "warmup_epochs": 1},
-            "batch_scaling": {"rule": "sqrt", "reference_batch_size": 32},
-        },
-        "search_space": {"optimizer.lr": {"loguniform": [0.01, 0.3]},
-                         "batch_size": {"choice": [16, 32]}},
-        "scheduler": {"name": "fifo"},
-        "storage": str(tmp_path / "sweeps"),
-    }
-    for key, value in changes.items():
-        spec[key] = value
-    return spec
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the session's Ray (directly or through a fixture) is slow."""
+    unmarked = [item.nodeid for item in items
+                if "ray_address" in item.fixturenames and not item.get_closest_marker("slow")]
+    if unmarked:
+        raise pytest.UsageError("these tests start Ray (ray_address) but are not marked "
+                                "slow:\n  " + "\n  ".join(unmarked))
 
 
-def write_spec(tmp_path: Path, spec: dict, filename: str = "spec.yaml") -> Path:
-    path = tmp_path / filename
-    path.write_text(yaml.safe_dump(spec))
-    return path
+def _slow_process(args) -> str | None:
+    """What a command line starts that only slow tests may: the console script, Ray's
+    CLI, Ray's own servers (whoever starts Ray in-process starts those) or a benchmark;
+    None for anything else."""
+    argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    if not argv:
+        return None
+    program = Path(os.fsdecode(argv[0])).name
+    if program in ("sweep", "ray", "gcs_server", "raylet"):
+        return f"`{program}`"
+    if len(argv) > 2 and argv[1] == "-m" and str(argv[2]).startswith("bench."):
+        return f"`python -m {argv[2]}`"
+    return None
 
 
-def sweep_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real console script (the one `pip install -e .` put next to python)."""
-    exe = Path(sys.executable).with_name("sweep")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env=dict(os.environ))
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before a fast test and its fixtures are set up: ray.init and the slow
+    subprocesses fail it (with an exception no `except Exception` swallows), and the
+    attempt is recorded in case something swallows that too."""
+    if item.get_closest_marker("slow"):
+        return
+    patch = pytest.MonkeyPatch()
+    tried: list[str] = []
+    item.stash[GUARD] = {"patch": patch, "tried": tried, "ray": "ray" in sys.modules}
+
+    def refuse(what: str):
+        tried.append(what)
+        pytest.fail(f"{what} in a test not marked slow: mark it @pytest.mark.slow",
+                    pytrace=False)
+
+    if "ray" in sys.modules:
+        patch.setattr(sys.modules["ray"], "init", lambda *a, **k: refuse("ray.init"))
+    real_init = subprocess.Popen.__init__
+
+    def popen(self, args, *rest, **kwargs):
+        started = _slow_process(args)
+        if started:
+            refuse(f"a subprocess running {started}")
+        real_init(self, args, *rest, **kwargs)
+
+    patch.setattr(subprocess.Popen, "__init__", popen)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    guard = item.stash.get(GUARD, None)
+    if guard is not None:
+        guard["patch"].undo()
+        ray = sys.modules.get("ray")
+        if not guard["ray"] and ray is not None and ray.is_initialized():
+            guard["tried"].append("ray.init (after importing ray)")
+            ray.shutdown()
+        if guard["tried"]:
+            pytest.fail(f"{item.nodeid} is not marked slow but tried: "
+                        + ", ".join(guard["tried"]), pytrace=False)
+    return result

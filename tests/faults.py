@@ -21,9 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.results import schema
-from tests.conftest import REPO
+from tests.helpers import REPO, SWEEP
 
-SWEEP = str(Path(sys.executable).with_name("sweep"))
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -40,11 +39,22 @@ def wait_for(condition: Callable[[], object], timeout_s: float, what: str,
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
-def start_sweep(*args: str, env: dict | None = None) -> subprocess.Popen:
+def start_sweep(*args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.Popen:
     """The console script in a new process group (so a kill reaches all of it)."""
-    return subprocess.Popen([SWEEP, *args], cwd=REPO, stdout=subprocess.PIPE,
+    return subprocess.Popen([SWEEP, *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env=env if env is not None else dict(os.environ))
+
+
+def kill_run_when(ready: Callable[[], object], what: str, *args: str,
+                  cwd: Path = REPO) -> None:
+    """Start `sweep ARGS` in `cwd`, wait for `ready()`, then SIGKILL its process group
+    (the driver dies without a word, as on a lost machine)."""
+    with ended_at_exit(start_sweep(*args, cwd=cwd)) as proc:
+        wait_for(lambda: ready() or proc.poll() is not None, 180, what)
+        assert proc.poll() is None, "the sweep ended before the kill"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
@@ -67,7 +77,7 @@ def read_trials(results_dir: Path) -> pd.DataFrame | None:
     """The trials table as the sink last wrote it (trials.parquet and its parts), or None
     before that."""
     from orchestrator.errors import OrchestratorError
-    from orchestrator.sweep_folder import read_trials as read
+    from orchestrator.results.folder import read_trials as read
 
     try:
         return read(results_dir)
@@ -82,7 +92,7 @@ def ended_trials(results_dir: Path) -> int:
 
 def reported_epochs(results_dir: Path) -> int:
     from orchestrator.errors import OrchestratorError
-    from orchestrator.sweep_folder import read_history
+    from orchestrator.results.folder import read_history
 
     try:
         history = read_history(results_dir)  # history.parquet and its parts
@@ -184,6 +194,9 @@ def ray_cluster(dashboard: bool = False) -> Iterator[Cluster]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    # the nodes' `python` (a job's entrypoint) is this one, the project installed in it,
+    # whether or not the shell that started the tests activated the venv
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     options = ["--include-dashboard=false"]
     dashboard_port = None
     if dashboard:

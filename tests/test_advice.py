@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from orchestrator.results.advice import advise
+from orchestrator.analysis.advice import advise
 
 
 def spec(**changes) -> dict:

@@ -1,5 +1,6 @@
 """Reading a sweep: export, report (figures, HTML in a real browser), ls, and the
-declared schema of the tables. These commands read files only: no Ray."""
+declared schema of the tables. These commands read files only: no Ray. The sweeps they
+read are real ones (slow); their bad-input messages are checked in-process."""
 
 from __future__ import annotations
 
@@ -17,13 +18,11 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from orchestrator.engine.run import run_sweep
 from orchestrator.results import schema
-from orchestrator.runner import run_sweep
-from orchestrator.spec import spec_from_mapping
-from tests.conftest import sweep_cli, tiny_spec, write_spec
+from orchestrator.spec.model import spec_from_mapping
 from tests.faults import ended_at_exit, ended_trials, start_sweep, wait_for
-
-pytestmark = pytest.mark.ray
+from tests.helpers import invoke, slow_spec, sweep_cli, tiny_spec, write_spec
 
 SPACE = {"optimizer.lr": {"loguniform": [0.003, 0.5]}, "batch_size": {"choice": [16, 32, 64]},
          "model.depth": {"randint": [1, 2]}}
@@ -36,10 +35,10 @@ def storage(tmp_path_factory, ray_address) -> Path:
     train = {**tiny_spec(tmp)["train"], "epochs": 6}
     run_sweep(spec_from_mapping(tiny_spec(
         tmp, name="asha", num_samples=10, search_space=SPACE, train=train,
-        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})), quiet=True)
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})))
     run_sweep(spec_from_mapping(tiny_spec(
         tmp, name="grid", num_samples=1, searcher={"name": "grid"},
-        search_space={"schedule.name": {"grid": ["step", "cosine"]}})), quiet=True)
+        search_space={"schedule.name": {"grid": ["step", "cosine"]}})))
     return tmp / "sweeps"
 
 
@@ -50,6 +49,7 @@ def not_blank(png: Path) -> bool:
     return png.stat().st_size > 5000 and float(np.std(pixels)) > 0.02
 
 
+@pytest.mark.slow
 def test_report_prints_the_summary_and_writes_figures_and_one_html(storage, tmp_path):
     out = tmp_path / "report"
     result = sweep_cli("report", "asha", "--storage", str(storage), "--out", str(out),
@@ -74,6 +74,7 @@ def test_report_prints_the_summary_and_writes_figures_and_one_html(storage, tmp_
     assert "<script" not in page and "@import" not in page
 
 
+@pytest.mark.slow
 def test_report_of_a_tiny_sweep_says_what_it_did_not_draw(storage, tmp_path):
     result = sweep_cli("report", str(storage / "grid"), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -81,6 +82,7 @@ def test_report_of_a_tiny_sweep_says_what_it_did_not_draw(storage, tmp_path):
     assert "Not drawn:" in page and "importance.png" in page
 
 
+@pytest.mark.slow
 def test_html_report_renders_in_a_real_browser(storage, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
@@ -102,6 +104,7 @@ def test_html_report_renders_in_a_real_browser(storage, tmp_path):
     assert colourful.mean() > 0.003
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("table", ["trials", "history"])
 def test_export_equals_the_live_tables_in_every_format(storage, tmp_path, table):
     live = pd.read_parquet(storage / "asha" / "results" / f"{table}.parquet")
@@ -135,13 +138,10 @@ def test_export_equals_the_live_tables_in_every_format(storage, tmp_path, table)
                     assert a.isna().equals(b.isna()), column
                     assert (a.dropna().astype(str).values == b.dropna().astype(str).values
                             ).all() or a.dropna().empty, column
-    bad = sweep_cli("export", "asha", "--storage", str(storage), "-o", str(tmp_path / "x.txt"))
-    assert bad.returncode == 2 and bad.stderr.startswith("error: -o: ")
 
 
+@pytest.mark.slow
 def test_export_and_ls_of_a_sweep_killed_mid_way(storage, tmp_path, ray_address):
-    from tests.test_resume import slow_spec
-
     here = tmp_path / "sweeps"
     shutil.copytree(storage / "asha", here / "asha")  # a finished sweep next to it
     # and one stopped gracefully (what Ctrl-C leaves: tables whole, status interrupted)
@@ -181,9 +181,10 @@ def test_export_and_ls_of_a_sweep_killed_mid_way(storage, tmp_path, ray_address)
              if line.startswith("│")}
     assert "finished" in lines["asha"] and "val_acc" in lines["asha"]
     assert "interrupted" in lines["grid"]
-    assert "running (or its driver died" in lines["cut"]
+    assert "killed (its driver died)" in lines["cut"]  # its lease is free: no driver
 
 
+@pytest.mark.slow
 def test_one_glob_query_reads_every_sweep_with_the_declared_schema(storage):
     files = sorted(storage.glob("*/results/trials.parquet"))
     assert len(files) == 2
@@ -198,6 +199,7 @@ def test_one_glob_query_reads_every_sweep_with_the_declared_schema(storage):
     assert history.schema.equals(schema.history_schema(), check_metadata=False)
 
 
+@pytest.mark.slow
 def test_reading_commands_do_not_import_ray_or_torch(storage, tmp_path):
     import sys
 
@@ -211,3 +213,50 @@ def test_reading_commands_do_not_import_ray_or_torch(storage, tmp_path):
         result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, (args, result.stderr[-2000:])
+
+
+# -- bad input: one line and exit 2, in-process ---------------------------------------
+
+def test_export_of_a_missing_sweep(tmp_path):
+    result = invoke("export", "nope", "--storage", str(tmp_path), "-o", str(tmp_path / "t.csv"))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no sweep 'nope' in {tmp_path}\n"
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_export_to_a_file_of_no_known_format(tmp_path):
+    (tmp_path / "asha").mkdir()
+    out = tmp_path / "x.txt"
+    result = invoke("export", "asha", "--storage", str(tmp_path), "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: -o: {out} does not end in .parquet, .csv or .jsonl; "
+                             "say which with --format\n")
+    assert not out.exists()
+
+
+def test_report_of_a_folder_that_holds_no_sweep(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    result = invoke("report", str(folder), "--out", str(tmp_path / "report"))
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {folder}: is not a sweep folder (it has no "
+                             "results/sweep.json)\n")
+    assert not (tmp_path / "report").exists()
+
+
+def test_ls_of_a_storage_that_is_not_a_folder(tmp_path):
+    result = invoke("ls", "--storage", str(tmp_path / "nope"))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --storage: {tmp_path / 'nope'} is not a folder\n"
+
+
+def test_ls_leaves_out_other_folders_and_names_a_damaged_sweep(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "broken" / "results").mkdir(parents=True)
+    (tmp_path / "broken" / "results" / schema.SWEEP_FILE).write_text('{"spec": {')
+    result = invoke("ls", "--storage", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert f"1 sweeps in {tmp_path}" in result.stdout
+    (row,) = [line for line in result.stdout.splitlines() if "broken" in line]
+    assert "unreadable" in row
+    assert "notes" not in result.stdout

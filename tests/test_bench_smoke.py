@@ -1,4 +1,5 @@
-"""Benchmarks are not tests (no timing is asserted); a tiny run of each proves it runs."""
+"""Benchmarks are not tests (no timing is asserted); a tiny run of each proves it runs
+(a subprocess that starts Ray: slow)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
-pytestmark = pytest.mark.ray
+from tests.helpers import REPO
 
 
 def run_bench(name: str, tmp_path: Path, *args: str, says: str) -> dict:
@@ -30,12 +29,14 @@ def run_bench(name: str, tmp_path: Path, *args: str, says: str) -> dict:
     return data
 
 
+@pytest.mark.slow
 def test_asha_benchmark_runs_and_records(tmp_path):
     data = run_bench("asha", tmp_path, "--samples", "3", "--epochs", "3", says="ASHA ran")
     assert [row["scheduler"] for row in data["rows"]] == ["fifo", "asha"]
     assert data["rows"][1]["epochs_run"] <= data["rows"][0]["epochs_run"]
 
 
+@pytest.mark.slow
 def test_export_benchmark_runs_and_records(tmp_path):
     data = run_bench("export", tmp_path, "--trials", "5", "--epochs", "4", "--repeats", "1",
                      says="the pyarrow write")
@@ -43,6 +44,7 @@ def test_export_benchmark_runs_and_records(tmp_path):
     assert data["args"]["trials"] * data["args"]["epochs"] == 20
 
 
+@pytest.mark.slow
 def test_peers_benchmark_runs_and_records(tmp_path):
     data = run_bench("peers", tmp_path, "--seeds", "0", "--trials", "2", says="x Optuna")
     assert set(data["runs"]) == {"sweep", "sweep command", "optuna", "random"}
@@ -51,6 +53,7 @@ def test_peers_benchmark_runs_and_records(tmp_path):
         assert run["timeline"] and 0 < run["best"] <= 1
 
 
+@pytest.mark.slow
 def test_scale_benchmark_runs_and_records(tmp_path):
     data = run_bench("scale", tmp_path, "--sizes", "2", "3", "--sink-trials", "3",
                      "--sink-epochs", "2", "--repeats", "1", says="overhead per trial at 3")
@@ -58,6 +61,7 @@ def test_scale_benchmark_runs_and_records(tmp_path):
     assert {s["mode"] for s in data["sink"]} == {"parts", "rewrite every write"}
 
 
+@pytest.mark.slow
 def test_overhead_benchmark_runs_and_records(tmp_path):
     data = run_bench("overhead", tmp_path, "--trials", "2", "--epochs", "2", "--repeats", "1",
                      says="against bare Ray Tune")
@@ -69,6 +73,7 @@ def test_overhead_benchmark_runs_and_records(tmp_path):
     assert all(len(runs) == 1 for runs in data["runs"].values())
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_logic_runs_without_a_gpu(tmp_path):
     # the packing benchmark proper needs a GPU (the device machine); --cpu runs its logic
     data = run_bench("gpu", tmp_path, "--cpu", "--trials", "2", "--epochs", "1",

@@ -1,4 +1,6 @@
-"""The real console script in a subprocess: exit codes, one-line errors, the plan."""
+"""The `sweep` command: one-line errors, exit codes and the plan, in-process through
+click's CliRunner; and the real console script in a subprocess (slow): a sweep end to
+end, errored trials, Ctrl-C, and `--help` of every command on a fresh machine."""
 
 from __future__ import annotations
 
@@ -6,60 +8,100 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from orchestrator.results import schema
-from tests.conftest import sweep_cli, tiny_spec, write_spec
+from tests.helpers import COMMANDS, SWEEP, invoke, newcomer_env, sweep_cli, tiny_spec, write_spec
+
+
+def test_the_commands_are_the_ones_smoke_tested():
+    from orchestrator.cli import main
+
+    assert sorted(main.commands) == sorted(COMMANDS)
 
 
 def test_bad_spec_is_one_line_and_exit_2(tmp_path):
     path = write_spec(tmp_path, tiny_spec(tmp_path, scheduler={"name": "asha",
                                                                 "reduction_factor": 1}))
-    result = sweep_cli("run", str(path))
-    assert result.returncode == 2
+    result = invoke("run", str(path))
+    assert result.exit_code == 2
     assert result.stderr == f"error: {path}: scheduler.reduction_factor: is 1, but must be >= 2\n"
-    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stdout == ""
 
 
 def test_bad_override_is_blamed_on_set(tmp_path):
     path = write_spec(tmp_path, tiny_spec(tmp_path))
-    result = sweep_cli("validate", str(path), "--set", "train.model.depth=0")
-    assert result.returncode == 2
+    result = invoke("validate", str(path), "--set", "train.model.depth=0")
+    assert result.exit_code == 2
     assert result.stderr == "error: --set: train.model.depth: is 0, but must be >= 1\n"
 
 
+def test_validate_prints_the_plan(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    result = invoke("validate", str(path), "--set", "num_samples=5")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("sweep tiny: 5 trials (5 samples x grid of 1)\n")
+    assert not (tmp_path / "sweeps").exists()
+
+
 def test_missing_spec_file_exit_2(tmp_path):
-    result = sweep_cli("run", str(tmp_path / "nope.yaml"))
-    assert result.returncode == 2
+    result = invoke("run", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {tmp_path / 'nope.yaml'}: cannot be read")
+    assert result.stderr.count("\n") == 1
 
 
 def test_unreachable_address_fails_fast_in_one_line(tmp_path):
     path = write_spec(tmp_path, tiny_spec(tmp_path))
-    result = sweep_cli("run", str(path), "--address", "127.0.0.1:1", "--quiet", timeout=60)
-    assert result.returncode == 2
+    result = invoke("run", str(path), "--address", "127.0.0.1:1", "--quiet")
+    assert result.exit_code == 2
     assert result.stderr.startswith("error: --address: nothing answers at 127.0.0.1:1 (")
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "sweeps").exists()  # nothing written
+
+
+def test_an_existing_sweep_is_not_overwritten(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    (tmp_path / "sweeps" / "tiny").mkdir(parents=True)
+    result = invoke("run", str(path), "--quiet")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: name: a sweep 'tiny' already exists in "
+                                    f"{tmp_path / 'sweeps'}; continue it with `sweep resume")
+    assert "--overwrite" in result.stderr and result.stderr.count("\n") == 1
+    assert not list((tmp_path / "sweeps" / "tiny").iterdir())  # left as it was
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     spec = tiny_spec(tmp_path, search_space={"schedule.name": {"grid": ["step", "cosine"]},
                                              "optimizer.lr": {"loguniform": [0.01, 0.1]}})
     path = write_spec(tmp_path, spec)
-    result = sweep_cli("run", str(path), "--dry-run", "--num-samples", "3",
-                       "--set", "resources.cpu=2")
-    assert result.returncode == 0, result.stderr
+    result = invoke("run", str(path), "--dry-run", "--num-samples", "3",
+                    "--set", "resources.cpu=2")
+    assert result.exit_code == 0, result.stderr
     assert "6 trials (3 samples x grid of 2)" in result.stdout
     assert "scheduler   fifo" in result.stdout
     assert "per trial   2 CPU, 0 GPU, up to 3 epochs" in result.stdout
     assert not (tmp_path / "sweeps").exists()
 
 
+# -- the real console script in a subprocess ----------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_answers_help_on_a_fresh_machine(tmp_path, command):
+    """The console script as installed, in a shell where Ray never ran (an empty HOME,
+    no RAY_* variable): what the in-process tests above cannot show."""
+    result = subprocess.run([SWEEP, command, "--help"], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path, env=newcomer_env(tmp_path / "home"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: sweep {command} ")
+    assert result.stderr == ""
+
+
+@pytest.mark.slow
 def test_run_end_to_end_through_the_console_script(tmp_path, ray_address):
     spec = tiny_spec(tmp_path, scheduler={"name": "asha", "grace_period": 1,
                                           "reduction_factor": 2})
@@ -103,26 +145,32 @@ def test_run_end_to_end_through_the_console_script(tmp_path, ray_address):
     assert len(pd.read_parquet(results / schema.TRIALS_FILE)) == 4  # nothing was touched
 
 
+@pytest.mark.slow
 def test_errored_trials_give_exit_1_and_rows(tmp_path, ray_address):
-    spec = tiny_spec(tmp_path, name="broken", num_samples=1)
-    spec["train"]["dataset"] = {"name": "table", "path": str(tmp_path / "missing.csv")}
-    path = write_spec(tmp_path, spec)
+    """A trial that raises (here the user's data factory, in the trial: bad data the
+    driver can check is refused before Ray starts instead) is an error row, exit 1."""
+    from tests.user_project import write_project
+
+    path = write_project(tmp_path, name="broken", num_samples=1, search_space={},
+                         storage=str(tmp_path / "sweeps"))
+    (tmp_path / "my_data.py").write_text("def load(seed, **settings):\n"
+                                         "    raise RuntimeError('the data is gone')\n")
     result = sweep_cli("run", str(path), "--address", ray_address, "--quiet")
     assert result.returncode == 1, result.stderr
     assert "1 of 1 trials errored" in result.stderr
     trials = pd.read_parquet(tmp_path / "sweeps" / "broken" / "results" / schema.TRIALS_FILE)
     assert trials["status"].tolist() == ["error"]
     assert trials["stop_reason"].tolist() == ["error"]
-    assert "missing.csv is not a file" in trials["error"][0]
+    assert "the data is gone" in trials["error"][0]
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_results_and_marks_the_sweep_interrupted(tmp_path, ray_address):
     spec = tiny_spec(tmp_path, name="interrupted", num_samples=3)
     spec["train"].update(epochs=100000, checkpoint_every=200, early_stopping={"patience": None})
     path = write_spec(tmp_path, spec)
     results = tmp_path / "sweeps" / "interrupted" / "results"
-    exe = Path(sys.executable).with_name("sweep")
-    proc = subprocess.Popen([str(exe), "run", str(path), "--address", ray_address, "--quiet"],
+    proc = subprocess.Popen([SWEEP, "run", str(path), "--address", ray_address, "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=dict(os.environ))
     try:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.trainable.config import DatasetConfig, ModelConfig
+from orchestrator.spec.settings import DatasetConfig, ModelConfig
 from orchestrator.trainable.data import load_dataset
 from orchestrator.trainable.models import build_model
 

@@ -1,5 +1,5 @@
-"""`sweep lr-find`: the LR range test through the real console script (no Ray), and a
-few epochs at its suggestion train well."""
+"""`sweep lr-find`: the LR range test through the real console script (no Ray; slow),
+and a few epochs at its suggestion train well; its bad options in-process."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestrator.spec import load_spec
-from orchestrator.trainable.config import TrialConfig
+from orchestrator.spec.model import load_spec
+from orchestrator.spec.settings import TrialConfig
 from orchestrator.trainable.lr_find import suggestion
 from orchestrator.trainable.trainer import Trainer
-from tests.conftest import REPO, sweep_cli
+from tests.helpers import REPO, invoke, sweep_cli
 
 QUICKSTART = str(REPO / "search_spaces" / "digits_mlp_asha.yaml")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_a_few_epochs_at_the_suggested_rate_reach_90_percent(tmp_path, optimizer):
     result = sweep_cli("lr-find", QUICKSTART, "--json", "--out", str(tmp_path),
@@ -58,5 +59,6 @@ def test_the_suggestion_is_the_steepest_descent_before_the_minimum():
     (["--steps", "5"], "error: --steps: is 5, but must be >= 20"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, message):
-    result = sweep_cli("lr-find", QUICKSTART, "--out", str(tmp_path), *args)
-    assert result.returncode == 2 and result.stderr == message + "\n"
+    result = invoke("lr-find", QUICKSTART, "--out", str(tmp_path), *args)
+    assert result.exit_code == 2 and result.stderr == message + "\n"
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -8,31 +8,17 @@ and without `--address`, so they start their own embedded Ray like a new user's.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, tiny_spec, write_spec
+from tests.helpers import REPO, newcomer_env, tiny_spec, write_spec
 
-pytestmark = pytest.mark.ray
-
-
-def newcomer_env(home: Path) -> dict[str, str]:
-    """The environment of a fresh shell: no Ray settings, an empty HOME."""
-    home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env["HOME"] = str(home)
-    env.pop("XDG_CACHE_HOME", None)
-    env.pop("XDG_CONFIG_HOME", None)
-    # the venv's scripts first, as after `. .venv/bin/activate`
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+pytestmark = pytest.mark.slow
 
 
 def run_as_newcomer(args: list[str], cwd: Path, home: Path,

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from orchestrator.results import schema
-from tests.conftest import tiny_spec, write_spec
 from tests.faults import ended_at_exit, ray_cluster, start_sweep, wait_for
+from tests.helpers import tiny_spec, write_spec
 
-pytestmark = pytest.mark.ray
+pytestmark = pytest.mark.slow
 
 EPOCHS = 12
 

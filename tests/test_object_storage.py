@@ -18,18 +18,20 @@ import pytest
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
-from orchestrator.storage import open_storage
-from orchestrator.sweep_folder import read_trials
-from tests.conftest import REPO, tiny_spec, write_spec
-from tests.faults import SWEEP, answers, ended_at_exit, free_port, wait_for
+from orchestrator.results.folder import read_trials
+from orchestrator.results.storage import open_storage
+from tests.faults import answers, ended_at_exit, free_port, wait_for
+from tests.helpers import REPO, SWEEP, tiny_spec, write_spec
 
-pytestmark = pytest.mark.ray
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def s3():
     """(storage URI, environment with credentials) of a moto S3 server on 127.0.0.1."""
-    server = shutil.which("moto_server")
+    # this venv's server first (its moto is the one pinned for the tests), then PATH's
+    server = (shutil.which("moto_server", path=os.path.dirname(sys.executable))
+              or shutil.which("moto_server"))
     if server is None:
         pytest.skip("moto's server is not installed (pip install 'moto[server]')")
     port = free_port()

@@ -1,6 +1,7 @@
 """`sweep resume` after a driver killed, interrupted or terminated; errored trials;
-damaged folders. Real processes: the console script joins the session's Ray, and is
-killed by its process group, as a job system or a reboot would."""
+damaged folders. Real processes (slow): the console script joins the session's Ray, and
+is killed by its process group, as a job system or a reboot would. A sweep that is not
+there at all is checked in-process."""
 
 from __future__ import annotations
 
@@ -8,35 +9,31 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pandas.testing as pdt
 import pytest
+import yaml
 
+from orchestrator.engine.run import run_sweep
 from orchestrator.results import schema
-from orchestrator.runner import run_sweep
-from orchestrator.spec import spec_from_mapping
-from orchestrator.sweep_folder import read_history, read_trials
-from tests.conftest import sweep_cli, tiny_spec, write_spec
+from orchestrator.results.folder import read_history, read_trials
+from orchestrator.spec.model import spec_from_mapping
 from tests.faults import ended_at_exit, ended_trials, reported_epochs, start_sweep, wait_for
+from tests.helpers import (
+    SLOW_EPOCHS,
+    SLOW_TRIALS,
+    SWEEP,
+    invoke,
+    slow_spec,
+    sweep_cli,
+    tiny_spec,
+    write_spec,
+)
 
-pytestmark = pytest.mark.ray
-
-TRIALS, EPOCHS = 6, 8
+TRIALS, EPOCHS = SLOW_TRIALS, SLOW_EPOCHS  # of slow_spec
 TIMINGS = ["epoch_s", "time_total_s"]
-
-
-def slow_spec(tmp_path: Path, name: str) -> dict:
-    """Trials of ~2 s (8 epochs of ~0.15 s), two at a time: slow enough to kill the
-    driver at a chosen moment, fast enough for CI."""
-    spec = tiny_spec(tmp_path, name=name, num_samples=TRIALS, max_concurrent_trials=2)
-    spec["train"].update(dataset={"name": "synthetic", "n_samples": 20000, "n_features": 20},
-                         model={"name": "mlp", "hidden": 64, "depth": 2}, epochs=EPOCHS,
-                         batch_size=64, early_stopping={"patience": None})
-    spec["search_space"] = {"optimizer.lr": {"loguniform": [0.01, 0.3]}}
-    return spec
 
 
 def by_index(frame: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +61,7 @@ def assert_complete(trials: pd.DataFrame, history: pd.DataFrame) -> None:
 def straight(tmp_path_factory, ray_address):
     """The same sweep run without interruption: what every resumed sweep must equal."""
     tmp = tmp_path_factory.mktemp("straight")
-    outcome = run_sweep(spec_from_mapping(slow_spec(tmp, "straight")), quiet=True)
+    outcome = run_sweep(spec_from_mapping(slow_spec(tmp, "straight")))
     assert_complete(outcome.trials, outcome.history)
     return by_index(outcome.history).drop(columns=TIMINGS)
 
@@ -81,6 +78,7 @@ def kill_when(tmp_path, ray_address, name: str, ready) -> tuple[Path, subprocess
     return results, proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment, ready", [
     ("before-any-trial-ended", lambda r: reported_epochs(r) >= 1 and ended_trials(r) == 0),
     ("mid-way", lambda r: ended_trials(r) >= TRIALS // 2),
@@ -116,6 +114,7 @@ def test_driver_killed_then_resumed_loses_and_repeats_nothing(tmp_path, ray_addr
     assert again.returncode == 0 and "already finished" in again.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_or_terminated_then_resumed(tmp_path, ray_address, sig, code):
     path = write_spec(tmp_path, slow_spec(tmp_path, "stopped"))
@@ -138,45 +137,58 @@ def test_interrupted_or_terminated_then_resumed(tmp_path, ray_address, sig, code
     assert_complete(*tables(results))
 
 
+@pytest.mark.slow
 def test_errored_trial_exit_1_then_restarted(tmp_path, ray_address):
-    spec = tiny_spec(tmp_path, name="errored", num_samples=1)
-    good, late = tmp_path / "good.csv", tmp_path / "late.csv"
-    frame = pd.DataFrame({"a": range(200), "b": [i % 7 for i in range(200)],
-                          "label": [i % 2 for i in range(200)]})
-    frame.to_csv(good, index=False)
-    spec["train"]["dataset"] = {"name": "table", "path": str(good)}
-    spec["search_space"] = {"dataset.path": {"grid": [str(good), str(late)]}}
-    path = write_spec(tmp_path, spec)
+    """One trial's data is not there yet (a user's data factory raises in the trial):
+    exit 1 with its error row; a plain resume leaves it; once the data arrives,
+    --restart-errored runs it again from scratch."""
+    from tests.user_project import write_project
+
+    arrived = tmp_path / "arrived"
+    path = write_project(tmp_path / "proj", name="errored", num_samples=1,
+                         storage=str(tmp_path / "sweeps"),
+                         search_space={"dataset.source": {"grid": ["good", "late"]}})
+    (tmp_path / "proj" / "my_data.py").write_text(
+        "from pathlib import Path\nimport torch\n\n\n"
+        "def load(seed, source='good', arrived=None, **settings):\n"
+        "    if source == 'late' and not Path(arrived).exists():\n"
+        "        raise FileNotFoundError('the late data is not there yet')\n"
+        "    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(seed))\n"
+        "    y = (x[:, 0] > 0).long()\n"
+        "    return (x[:160], y[:160]), (x[160:], y[160:])\n")
+    spec = yaml.safe_load(path.read_text())
+    spec["train"]["dataset"] = {"factory": "my_data:load", "arrived": str(arrived)}
+    path.write_text(yaml.safe_dump(spec))
     results = tmp_path / "sweeps" / "errored" / schema.RESULTS_DIR
 
     first = sweep_cli("run", str(path), "--address", ray_address, "--quiet")
     assert first.returncode == 1, first.stderr[-3000:]
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
     failed = trials[trials[schema.STATUS] == "error"]
-    assert len(failed) == 1 and "late.csv is not a file" in failed["error"].iloc[0]
+    assert len(failed) == 1 and "the late data is not there yet" in failed["error"].iloc[0]
 
     plain = sweep_cli("resume", str(results.parent), "--address", ray_address)
     assert plain.returncode == 0 and "already finished" in plain.stderr  # errors stay errors
 
-    frame.to_csv(late, index=False)  # the missing file arrives
+    arrived.touch()  # the missing data arrives
     restarted = sweep_cli("resume", str(results.parent), "--address", ray_address,
                           "--restart-errored", "--quiet")
     assert restarted.returncode == 0, restarted.stderr[-3000:]
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
     history = pd.read_parquet(results / schema.HISTORY_FILE)
     assert len(trials) == 2 and (trials[schema.STATUS] == "terminated").all()
-    assert set(trials["config.dataset.path"]) == {str(good), str(late)}
+    assert set(trials["config.dataset.source"]) == {"good", "late"}
     assert set(history[schema.TRIAL_ID]) == set(trials[schema.TRIAL_ID])
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())
     assert sweep["segments"][-1]["restarted_errored"] == failed[schema.TRIAL_ID].tolist()
 
 
-# -- damaged or finished folders: one line, no Ray -------------------------------
+# -- missing, damaged or finished folders: one line, no Ray -------------------------
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, ray_address) -> Path:
     tmp = tmp_path_factory.mktemp("finished")
-    return run_sweep(spec_from_mapping(tiny_spec(tmp, name="done")), quiet=True).experiment_dir
+    return run_sweep(spec_from_mapping(tiny_spec(tmp, name="done"))).experiment_dir
 
 
 def resume_without_ray(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -185,8 +197,7 @@ def resume_without_ray(tmp_path: Path, *args: str) -> subprocess.CompletedProces
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     env = {**os.environ, "TMPDIR": str(blocker / "tmp")}
-    exe = Path(sys.executable).with_name("sweep")
-    return subprocess.run([str(exe), "resume", *args], capture_output=True, text=True,
+    return subprocess.run([SWEEP, "resume", *args], capture_output=True, text=True,
                           timeout=120, env=env)
 
 
@@ -196,15 +207,40 @@ def copy_of(folder: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(folder, tmp_path / folder.name))
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_says_so_without_starting_ray(tmp_path, finished):
     result = resume_without_ray(tmp_path, str(finished))
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("sweep done already finished (2 trials, 0 errored)")
 
 
+def test_a_missing_sweep_is_one_line_and_exit_2(tmp_path):
+    """In-process: the guard of the fast lane fails this test if Ray starts."""
+    storage = tmp_path / "storage"
+    (storage / "other").mkdir(parents=True)
+    result = invoke("resume", "nope", "--storage", str(storage))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no sweep 'nope' in {storage}\n"
+
+
+def test_a_folder_that_holds_no_sweep_is_one_line_and_exit_2(tmp_path):
+    folder = tmp_path / "storage" / "empty"
+    folder.mkdir(parents=True)
+    result = invoke("resume", str(folder))
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: {folder}: is not a sweep folder (it has no "
+                             "results/sweep.json)\n")
+
+
+def test_resume_and_restart_of_errored_trials_exclude_each_other(tmp_path):
+    result = invoke("resume", str(tmp_path), "--resume-errored", "--restart-errored")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: --resume-errored, --restart-errored: give one or the "
+                             "other\n")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, message", [
-    ("missing", "error: no sweep 'nope' in {storage}"),
-    ("empty", "error: {folder}: is not a sweep folder (it has no results/sweep.json)"),
     ("no-state", "error: {folder}: has no Ray Tune experiment state"),
     ("truncated-parquet", "error: {folder}/results/history.parquet: is not a readable Parquet "
                           "file ("),
@@ -214,22 +250,15 @@ def test_damaged_folders_are_one_line_and_exit_2(tmp_path, finished, damage, mes
     folder = copy_of(finished, tmp_path / "storage")
     sweep = json.loads((folder / "results" / "sweep.json").read_text())
     (folder / "results" / "sweep.json").write_text(json.dumps({**sweep, "status": "running"}))
-    args = [str(folder)]
-    if damage == "missing":
-        args = ["nope", "--storage", str(tmp_path / "storage")]
-    elif damage == "empty":
-        folder = tmp_path / "storage" / "empty"
-        folder.mkdir()
-        args = [str(folder)]
-    elif damage == "no-state":
+    if damage == "no-state":
         (folder / "tuner.pkl").unlink()
     elif damage == "truncated-parquet":
         data = (folder / "results" / "history.parquet").read_bytes()
         (folder / "results" / "history.parquet").write_bytes(data[: len(data) // 2])
     elif damage == "corrupt-json":
         (folder / "results" / "sweep.json").write_text('{"spec": {')
-    result = resume_without_ray(tmp_path, *args)
+    result = resume_without_ray(tmp_path, str(folder))
     assert result.returncode == 2, result.stderr
-    expected = message.format(folder=folder, storage=tmp_path / "storage")
+    expected = message.format(folder=folder)
     assert result.stderr.startswith(expected), result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -1,12 +1,12 @@
 import pytest
 
-from orchestrator.trainable.config import BatchScalingConfig
+from orchestrator.spec.settings import BatchScalingConfig
 from orchestrator.trainable.early_stopping import EarlyStopping
 from orchestrator.trainable.scaling import effective_lr
 
 
 def test_sqrt_rule_tuning_md_example():
-    # TUNING.md: batch 32 -> 128 (k = 4) takes lr 0.01 -> 0.02 under the square-root rule
+    # docs/tuning.md: batch 32 -> 128 (k = 4) takes lr 0.01 -> 0.02 under the square-root rule
     scaling = BatchScalingConfig(rule="sqrt", reference_batch_size=32)
     assert effective_lr(0.01, 128, scaling) == pytest.approx(0.02, rel=1e-12)
 
@@ -21,7 +21,7 @@ def test_scaling_rules(rule, batch, expected):
 
 
 def tuning_md_accuracy_curve() -> list[float]:
-    # TUNING.md: val acc climbs 65% -> 82% over 20 epochs, holds at 82-83% for
+    # docs/tuning.md: val acc climbs 65% -> 82% over 20 epochs, holds at 82-83% for
     # epochs 21-25, drops to 81.5% at epoch 26 (and stays lower after)
     climb = [0.65 + (0.82 - 0.65) * i / 19 for i in range(20)]
     hold = [0.821, 0.826, 0.824, 0.828, 0.830]

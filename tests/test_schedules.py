@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from orchestrator.trainable.config import ScheduleConfig
+from orchestrator.spec.settings import ScheduleConfig
 from orchestrator.trainable.schedules import SCHEDULES, Plateau, lr_at
 
 SPE, EPOCHS, LR = 7, 30, 0.1
@@ -107,7 +107,7 @@ def test_warmup_ramps_linearly_to_the_base_rate():
 
 
 def test_step_decay_follows_tuning_md():
-    # TUNING.md: start at 0.1, multiply by 0.1 every 10 epochs
+    # docs/tuning.md: start at 0.1, multiply by 0.1 every 10 epochs
     cfg = ScheduleConfig(name="step", step_size=10, gamma=0.1)
     assert [lr_at(e * SPE, 0.1, cfg, SPE, TOTAL) for e in (0, 9, 10, 19, 20)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 0.001]

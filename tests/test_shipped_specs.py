@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runner import run_sweep
-from orchestrator.spec import load_spec
-from tests.conftest import REPO, sweep_cli, tiny_spec, write_spec
+from orchestrator.engine.run import run_sweep
+from orchestrator.spec.model import load_spec
+from tests.helpers import REPO, invoke, sweep_cli, tiny_spec, write_spec
 
 SPECS = sorted((REPO / "search_spaces").glob("*.yaml"))
 
@@ -22,6 +22,9 @@ def test_there_are_shipped_specs():
 def test_spec_validates(path: Path):
     spec = load_spec(path)
     assert spec.name.replace("-", "_") == path.stem
+    result = invoke("validate", str(path))  # and the command prints its plan
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"sweep {spec.name}: {spec.trial_count} trials (")
 
 
 def runs_on_cpu(path: Path) -> bool:
@@ -29,20 +32,20 @@ def runs_on_cpu(path: Path) -> bool:
     return spec.resources.gpu == 0 and spec.train.dataset.name in ("digits", "synthetic")
 
 
-@pytest.mark.ray
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [p for p in SPECS if runs_on_cpu(p)], ids=lambda p: p.stem)
 def test_spec_runs_shrunk(path: Path, tmp_path, ray_address):
     spec = load_spec(path, [f"storage={tmp_path}", "train.epochs=3", "num_samples=2",
                             "max_concurrent_trials=2"])
     if spec.grid_size > 1:
         spec = load_spec(path, [f"storage={tmp_path}", "train.epochs=3", "num_samples=1"])
-    outcome = run_sweep(spec, quiet=True)
+    outcome = run_sweep(spec)
     assert outcome.errored == 0
     assert len(outcome.trials) == spec.trial_count
     assert outcome.trials[f"best_{spec.metric}"].notna().all()
 
 
-@pytest.mark.ray
+@pytest.mark.slow
 def test_embedded_ray_is_the_default(tmp_path):
     """Without --address, `sweep run` starts (and ends) its own local Ray."""
     path = write_spec(tmp_path, tiny_spec(tmp_path, name="embedded", num_samples=1))

@@ -12,10 +12,10 @@ import pandas.testing as pdt
 import pyarrow as pa
 
 from orchestrator.results import rows, schema
+from orchestrator.results.folder import parts_of, read_history, read_trials
 from orchestrator.results.sink import ResultsSink
 from orchestrator.results.tables import arrow_from_rows, to_arrow
-from orchestrator.sweep_folder import parts_of, read_history, read_trials
-from orchestrator.trainable.config import TrainConfig
+from orchestrator.spec.settings import TrainConfig
 
 
 def result(trial_id: str, epoch: int) -> dict:

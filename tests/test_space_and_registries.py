@@ -9,15 +9,16 @@ from ray.tune.search import Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.sample import Domain
 
-from orchestrator.distributions import Distribution
+from orchestrator.engine.context import build_context
+from orchestrator.engine.schedulers import TIME_ATTR
+from orchestrator.engine.schedulers import create_scheduler as _create_scheduler
+from orchestrator.engine.searchers import create_searcher as _create_searcher
+from orchestrator.engine.space import param_space, pbt_mutations, to_domain
 from orchestrator.errors import OrchestratorError
-from orchestrator.runner import build_context
-from orchestrator.schedulers import SCHEDULERS, TIME_ATTR
-from orchestrator.schedulers import create_scheduler as _create_scheduler
-from orchestrator.searchers import SEARCHERS
-from orchestrator.searchers import create_searcher as _create_searcher
-from orchestrator.space import param_space, pbt_mutations, to_domain
-from orchestrator.spec import spec_from_mapping
+from orchestrator.spec.distributions import Distribution
+from orchestrator.spec.model import spec_from_mapping
+from orchestrator.spec.schedulers import SCHEDULERS
+from orchestrator.spec.searchers import SEARCHERS
 
 SPACE = {
     "optimizer.lr": {"loguniform": [1e-4, 0.3]},
@@ -89,6 +90,13 @@ def test_every_scheduler_builds_and_counts_epochs(name):
         assert scheduler._time_attr == TIME_ATTR
 
 
+def test_every_option_model_has_a_factory_and_every_factory_options():
+    from orchestrator.engine import schedulers, searchers
+
+    assert set(schedulers.FACTORIES) == set(SCHEDULERS)
+    assert set(searchers.FACTORIES) == set(SEARCHERS)
+
+
 def test_asha_max_t_defaults_to_epochs():
     assert create_scheduler(spec())._max_t == 7
     assert create_scheduler(spec(scheduler={"name": "asha", "max_t": 3}))._max_t == 3
@@ -131,7 +139,7 @@ def test_random_searcher_is_seeded_from_the_spec():
 
 def test_asha_rungs_are_rebuilt_from_history_on_resume():
     """Tune does not save the scheduler: replay_history gives ASHA back its rungs."""
-    from orchestrator.schedulers import replay_history
+    from orchestrator.engine.asha_replay import replay_history
 
     s = spec(scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
     scheduler = create_scheduler(s)

@@ -15,18 +15,18 @@ import pandas.testing as pdt
 import pytest
 from ray.tune import Callback
 
-from orchestrator.results import rebuild_tables, schema
-from orchestrator.results.rebuild import trial_folders
-from orchestrator.runner import run_sweep
-from orchestrator.schedulers import SCHEDULERS
-from orchestrator.spec import spec_from_mapping
-from tests.conftest import REPO, tiny_spec, write_spec
+from orchestrator.engine.run import run_sweep
+from orchestrator.results import schema
+from orchestrator.results.rebuild import rebuild_tables, trial_folders
+from orchestrator.spec.model import spec_from_mapping
+from orchestrator.spec.schedulers import SCHEDULERS
+from tests.helpers import REPO, tiny_spec, write_spec
 
-pytestmark = pytest.mark.ray
+pytestmark = pytest.mark.slow
 
 
 def sweep(tmp_path, **changes):
-    return run_sweep(spec_from_mapping(tiny_spec(tmp_path, **changes)), quiet=True)
+    return run_sweep(spec_from_mapping(tiny_spec(tmp_path, **changes)))
 
 
 def trial_index(frame: pd.DataFrame) -> pd.Series:
@@ -160,14 +160,22 @@ class PeakRunning(Callback):
         self.peak = max(self.peak, sum(1 for t in trials if str(t.status) == "RUNNING"))
 
 
-@pytest.mark.parametrize("searcher", ["random", "optuna"])
+@pytest.mark.parametrize("searcher", [{"name": "random"},
+                                      {"name": "optuna", "n_startup_trials": 2}],
+                         ids=lambda s: s["name"])
 def test_max_concurrent_trials_holds_for_every_searcher(tmp_path, ray_address, searcher):
+    if searcher["name"] == "optuna":
+        pytest.importorskip("optuna")
     peak = PeakRunning()
     spec = spec_from_mapping(tiny_spec(tmp_path, num_samples=3, max_concurrent_trials=1,
-                                       searcher={"name": searcher}))
-    outcome = run_sweep(spec, quiet=True, callbacks=[peak])
-    assert len(outcome.trials) == 3
+                                       searcher=searcher))
+    outcome = run_sweep(spec, callbacks=[peak])
+    assert len(outcome.trials) == 3 and outcome.errored == 0
     assert peak.peak == 1
+    if searcher["name"] == "optuna":  # its samples stay in the space, constants are kept
+        lrs = outcome.trials["config.optimizer.lr"]
+        assert lrs.between(0.01, 0.3).all() and lrs.nunique() == 3
+        assert (outcome.trials["config.optimizer.momentum"] == 0.9).all()
 
 
 def test_torch_threads_follow_the_trials_cpu_share(tmp_path, ray_address):
@@ -197,15 +205,6 @@ def test_time_budget_cuts_the_sweep(tmp_path, ray_address):
     outcome = sweep(tmp_path, num_samples=3, time_budget_s=4, train=train)
     assert (outcome.trials["stop_reason"] == "budget").any()
     assert not (outcome.trials["stop_reason"] == "completed").any()
-
-
-def test_optuna_searcher_runs_seeded(tmp_path, ray_address):
-    pytest.importorskip("optuna")
-    outcome = sweep(tmp_path, num_samples=3, searcher={"name": "optuna", "n_startup_trials": 2})
-    assert len(outcome.trials) == 3 and outcome.errored == 0
-    lrs = outcome.trials["config.optimizer.lr"]
-    assert lrs.between(0.01, 0.3).all() and lrs.nunique() == 3
-    assert (outcome.trials["config.optimizer.momentum"] == 0.9).all()  # constants kept
 
 
 def test_table_data_set_by_relative_path(tmp_path, ray_address, monkeypatch):
@@ -239,7 +238,7 @@ def test_trial_restored_by_tune_after_a_crash_matches_an_uninterrupted_one(tmp_p
     spec = dict(num_samples=1, train=train, failure={"max_failures": 1})
     straight = sweep(tmp_path / "straight", **spec)
     killer = KillWorkerOnce(at=3)
-    crashed = run_sweep(spec_from_mapping(tiny_spec(tmp_path / "crashed", **spec)), quiet=True,
+    crashed = run_sweep(spec_from_mapping(tiny_spec(tmp_path / "crashed", **spec)),
                         callbacks=[killer])
     assert killer.killed is not None  # the worker really died mid-trial
     lines = (crashed.experiment_dir / killer.killed / "result.json").read_text().splitlines()

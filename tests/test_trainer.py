@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from orchestrator.trainable.config import TrialConfig
+from orchestrator.spec.settings import TrialConfig
 from orchestrator.trainable.trainer import Trainer, trial_seed
 
 SYNTHETIC = {"name": "synthetic", "n_samples": 400, "n_features": 10, "n_classes": 3}

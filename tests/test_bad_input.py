@@ -1,0 +1,189 @@
+"""Bad input ends in one line and exit code 2 (or 3 for a cluster that refuses us),
+never a traceback or a screenful: undecodable specs, YAML that expands without end,
+over-long values, and a Jobs API that refuses the token."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import invoke
+
+
+def one_line_error(*args: str, code: int = 2) -> str:
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    text = result.stderr.strip()
+    assert text.startswith("error: ") and "\n" not in text and "Traceback" not in text
+    return text
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"name: caf\xe9\n", "is not UTF-8 text (byte 0xe9 at offset 9); save it as UTF-8"),
+    (bytes(range(256)), "is not UTF-8 text (byte 0x80 at offset 128)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "is not UTF-8 text (byte 0x89 at offset 0)"),
+])
+def test_a_spec_that_is_not_text_is_one_line(tmp_path, content, message):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    assert message in one_line_error("validate", str(path))
+
+
+def test_yaml_that_expands_without_end_is_refused_at_once(tmp_path):
+    """A 1 KB "billion laughs": each alias list repeats the one before nine times."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        prev, name = chr(96 + i), chr(97 + i)
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    path = tmp_path / "spec.yaml"
+    path.write_text("\n".join(lines) + "\nname: bomb\ntrain:\n  epochs: *i\n")
+    assert path.stat().st_size < 1024
+    text = one_line_error("validate", str(path))
+    assert "expands to more than 100,000 values (YAML aliases)" in text
+
+
+def test_a_few_aliases_still_load(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("defaults: &lr {loguniform: [0.001, 0.1]}\nname: ok\n"
+                    "search_space:\n  optimizer.lr: *lr\n")
+    result = invoke("validate", str(path))
+    assert result.exit_code == 2 and "defaults: is not a known key" in result.stderr
+    path.write_text("name: ok\nsearch_space:\n  optimizer.lr: &lr {loguniform: [0.001, 0.1]}"
+                    "\n  optimizer.weight_decay: *lr\n")
+    assert invoke("validate", str(path)).exit_code == 0
+
+
+@pytest.mark.parametrize("spec", [
+    'name: "{}"\n'.format("a b" * 100_000),
+    "name: x\ntrain:\n  epochs: [{}]\n".format(", ".join(["1"] * 20_000)),
+    "name: x\nsearch_space:\n  optimizer.lr: {{choice: [{}]}}\n  batch_size: {{uniform: x}}\n"
+    .format(", ".join(["0.1"] * 50_000)),
+])
+def test_an_over_long_value_is_quoted_short(tmp_path, spec):
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec)
+    assert len(one_line_error("validate", str(path))) < 1500
+
+
+def test_a_spec_of_megabytes_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: x\n# " + "x" * 2**21 + "\n")
+    assert "is 2.0 MiB; a spec is a few KB (at most 1 MiB)" in one_line_error("validate",
+                                                                             str(path))
+
+
+class _Refuses(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(401)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"Unauthorized: Missing or invalid authentication token")
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def refusing_server() -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 that answers 401 to everything, as a Jobs API
+    with token auth answers a client with no token or the wrong one."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refuses)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_a_jobs_api_that_refuses_the_token_says_where_the_token_goes(token, tmp_path):
+    with refusing_server() as address:
+        result = invoke("jobs", "--address", address,
+                        env={"RAY_AUTH_TOKEN": token, "RAY_AUTH_TOKEN_PATH": None,
+                             "HOME": str(tmp_path)})
+    assert result.exit_code == 3, result.output
+    text = result.stderr.strip()
+    which = "no token was sent" if token is None else "the token sent is not the cluster's"
+    assert f"refused this client ({which}" in text
+    assert "RAY_AUTH_TOKEN" in text and "\n" not in text and "did not answer" not in text
+
+
+@pytest.mark.parametrize("csv, message", [
+    ("a,b,label\n" + "1,2,0\n1,nan,1\n" * 20,
+     "train.dataset.path: {path}: feature column 'b' holds nan at row 1; features must be "
+     "finite numbers"),
+    ("a,b,label\n" + "1,2,0\n1,3,\n" * 20, "train.dataset.label: column 'label' of {path} is "
+                                           "empty at row 1"),
+    ("a,b,label\n", "train.dataset.path: {path} has 0 rows: with val_fraction 0.2 a split "
+                    "keeps fewer than 5"),
+    ("a,b,y\n" + "1,2,0\n" * 40, "train.dataset.label: column 'label' is not in {path} "
+                                 "(columns: a, b, y)"),
+    ("a,b,label\n" + "1,2,0\n" * 40, "train.dataset.label: column 'label' of {path} holds one "
+                                     "class (0); a classification needs two or more"),
+    ("a,b,label\n" + "x,y,0\nz,w,1\n" * 20, "train.dataset.path: {path} has no numeric "
+                                            "feature columns"),
+])
+def test_bad_table_data_is_refused_before_ray_starts(tmp_path, csv, message):
+    from tests.helpers import tiny_spec, write_spec
+
+    table = tmp_path / "table.csv"
+    table.write_text(csv)
+    spec = tiny_spec(tmp_path)
+    spec["train"]["dataset"] = {"name": "table", "path": str(table)}
+    text = one_line_error("run", str(write_spec(tmp_path, spec)), "--quiet")
+    assert text == f"error: {message.format(path=table)}"
+    assert not (tmp_path / "sweeps").exists()  # refused before anything was written
+
+
+def test_a_missing_table_is_refused_before_ray_starts(tmp_path):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec = tiny_spec(tmp_path)
+    spec["train"]["dataset"] = {"name": "table", "path": str(tmp_path / "gone.csv")}
+    text = one_line_error("run", str(write_spec(tmp_path, spec)), "--quiet")
+    assert text == f"error: train.dataset.path: {tmp_path / 'gone.csv'} is not a file"
+
+
+def test_a_second_writer_of_a_sweep_is_refused_while_the_first_lives(tmp_path):
+    """A real second process holds the sweep's lease (as a running `sweep run` does):
+    `run` and `resume` of that name are one line naming it; once it is gone (killed
+    with SIGKILL, as a crashed driver is), the lease is free again."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path, name="shared"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from orchestrator.results.lease import sweep_lease\n"
+         "from orchestrator.results.storage import open_storage\n"
+         "with sweep_lease(open_storage(sys.argv[1]) / 'shared', 'run'):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(120)\n", str(tmp_path / "sweeps")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        text = one_line_error("run", str(spec_path), "--quiet")
+        assert text.startswith("error: name: sweep 'shared' is being written by `sweep run` "
+                               f"(pid {holder.pid} on ")
+        assert "one writer at a time" in text
+        assert not (tmp_path / "sweeps" / "shared").exists()  # nothing was written
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    from orchestrator.results.lease import sweep_lease
+    from orchestrator.results.storage import open_storage
+
+    with sweep_lease(open_storage(str(tmp_path / "sweeps")) / "shared", "run"):
+        pass  # the kernel released the dead holder's lease

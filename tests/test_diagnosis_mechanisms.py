@@ -1,0 +1,226 @@
+"""The mechanisms of issue #21, one hand-made curve each (docs/diagnosis.md).
+
+Each test fails on the diagnosis before the issue: a train loss read against the
+untrained model's validation loss; "learned, then collapsed to chance" read as a capacity
+limit or as healthy; a loss at the chance level read as a capacity limit; a rising
+validation loss missed because the objective (accuracy) was noisy; a short run still
+improving read as levelled; a capacity limit claimed without evidence.
+"""
+
+import math
+
+import pytest
+
+from orchestrator.diagnosis import diagnose
+
+TEN = {"stop_reason": "completed", "initial_val_loss": 2.31, "initial_val_acc": 0.1,
+       "chance_val_loss": 2.303, "chance_val_acc": 0.1, "config.epochs": 20}
+
+
+def rows(train, val, acc=None, lr=1e-3, r2=None):
+    """History rows, one per epoch; `lr` a constant or one value per epoch."""
+    n = len(train)
+    lrs = lr if isinstance(lr, list) else [lr] * n
+    out = []
+    for e in range(n):
+        row = {"epoch": e + 1, "train_loss": train[e], "val_loss": val[e], "lr": lrs[e]}
+        if acc is not None:
+            row["val_acc"] = acc[e]
+        if r2 is not None:
+            row["val_r2"], row["val_mae"] = r2[e], math.sqrt(val[e])
+        out.append(row)
+    return out
+
+
+def line(a, b, n):
+    return [a + (b - a) * e / (n - 1) for e in range(n)]
+
+
+# -- like with like -------------------------------------------------------------------
+
+def test_a_train_loss_is_not_compared_with_the_untrained_validation_loss():
+    """A slow, steady fall at lr 1e-4 (SGD without momentum, dropout on): the train loss
+    of epoch 2 (1.11) sits above the untrained model's *validation* loss (1.03), as the
+    mean over an epoch of dropout does; val_acc rises 0.41 -> 0.59 on three classes. The
+    old rule read it `diverged`."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 1.03, "initial_val_acc": 0.45,
+             "chance_val_loss": 1.0986, "chance_val_acc": 0.34, "config.epochs": 20}
+    train = [1.12, 1.11] + line(1.10, 0.90, 18)
+    val = line(1.02, 0.80, 20)
+    acc = line(0.41, 0.59, 20)
+    found = diagnose(rows(train, val, acc, lr=1e-4), trial)
+    assert found.label == "lr_too_low", found
+    assert "still falling" in found.reason
+
+
+def test_beating_chance_is_measured_from_chance_not_from_the_untrained_model():
+    """The same run thrown above its own start at epoch 3 (its train loss, 1.3 against
+    its first epoch's 1.12): it learned (val_acc 0.59 on three classes, chance 0.34), so
+    the rate is too high, not a divergence, even though the untrained net scored 0.45."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 1.03, "initial_val_acc": 0.45,
+             "chance_val_loss": 1.0986, "chance_val_acc": 0.34, "config.epochs": 20}
+    train = [1.12, 1.05, 1.30] + line(1.0, 0.80, 17)
+    val = [1.0, 0.98, 1.02] + line(0.97, 0.78, 17)
+    acc = [0.41, 0.45, 0.43] + line(0.47, 0.59, 17)
+    found = diagnose(rows(train, val, acc, lr=0.5), trial)
+    assert found.label == "lr_too_high", found
+    assert "1.3" in found.reason and "1.12" in found.reason
+
+
+# -- learned, then collapsed ----------------------------------------------------------
+
+def test_learned_then_blown_up_at_a_one_cycle_peak_is_lr_too_high():
+    """val_acc 0.98, then the one-cycle peak throws the train loss to 1e6 and the net sits
+    at chance for the rest of the run while the rate anneals: not a capacity limit."""
+    lr = [0.04, 0.3, 0.6, 1.0, 0.9] + line(0.8, 0.001, 15)
+    train = [1.5, 0.3, 0.1, 1e6] + [2.302] * 16
+    val = [0.8, 0.15, 0.08, 40.0] + [2.303] * 16
+    acc = [0.75, 0.95, 0.98, 0.1] + [0.1] * 16
+    found = diagnose(rows(train, val, acc, lr=lr), TEN, "val_loss", "min")
+    assert found.label == "lr_too_high", found
+    assert "collapsed to chance" in found.reason and "0.98" in found.reason
+
+
+def test_learned_then_blown_up_at_a_warm_restart_is_lr_too_high():
+    lr = [0.5, 0.35, 0.15, 0.02] * 2 + [0.5, 0.47, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01,
+                                         0.005, 0.002, 0.001]
+    train = [1.0, 0.2, 0.05, 0.02, 3e4] + [2.302] * 15
+    val = [0.5, 0.12, 0.07, 0.06, 9e3] + [2.303] * 15
+    acc = [0.9, 0.96, 0.98, 0.98, 0.1] + [0.1] * 15
+    found = diagnose(rows(train, val, acc, lr=lr), TEN, "val_loss", "min")
+    assert found.label == "lr_too_high", found
+
+
+def test_learned_then_collapsed_to_chance_is_not_healthy():
+    """A binary task: val_acc reached 0.77, then a spike during the warmup sent the train
+    loss back to ln 2 and the model predicts the majority class until early stopping
+    ends the run. The old rule, blind to rises while the rate rises, read it healthy."""
+    trial = {"stop_reason": "early_stopping", "initial_val_loss": 0.70,
+             "initial_val_acc": 0.5, "chance_val_loss": 0.6931, "chance_val_acc": 0.5,
+             "config.epochs": 20}
+    lr = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.32, 0.32, 0.32]
+    train = [0.66, 0.58, 0.52, 0.50, 0.49, 3.0, 0.6932, 0.6931, 0.6932]
+    val = [0.64, 0.56, 0.50, 0.49, 0.49, 0.75, 0.6931, 0.6931, 0.6931]
+    acc = [0.62, 0.70, 0.76, 0.77, 0.76, 0.5, 0.5, 0.5, 0.5]
+    found = diagnose(rows(train, val, acc, lr=lr), trial)
+    assert found.label == "lr_too_high", found
+    assert "0.77" in found.reason and "collapsed to chance at epoch 6" in found.reason
+
+
+# -- the chance level is the rate's doing, never capacity ----------------------------
+
+def test_a_loss_at_the_chance_level_at_a_tiny_rate_is_lr_too_low():
+    """A net (layer norm: untrained 2.45) drifts smoothly to the chance loss and stays
+    there (100-101% of it) at lr 1e-5, val_acc at chance: it is not learning."""
+    train = line(2.46, 2.31, 8) + [2.305] * 12
+    val = line(2.44, 2.31, 8) + [2.306] * 12
+    acc = [0.1] * 20
+    found = diagnose(rows(train, val, acc, lr=1e-5), {**TEN, "initial_val_loss": 2.45})
+    assert found.label == "lr_too_low", found
+    assert "not learning" in found.reason and "capacity" not in found.reason
+
+
+def test_a_loss_at_the_chance_level_at_a_huge_rate_is_lr_too_high():
+    """The same level, but the train loss jumps from epoch to epoch (a rate that throws
+    the weights about): too high, not too low."""
+    train = [2.41, 2.34, 2.33, 2.35, 2.34, 2.36, 2.33, 2.35, 2.32, 2.34, 2.33, 2.36]
+    val = [2.34, 2.31, 2.33, 2.30, 2.34, 2.32, 2.35, 2.31, 2.33, 2.34, 2.32, 2.33]
+    acc = [0.1, 0.11, 0.09, 0.1, 0.1, 0.08, 0.11, 0.1, 0.09, 0.1, 0.1, 0.09]
+    found = diagnose(rows(train, val, acc, lr=1.0), {**TEN, "config.epochs": 12})
+    assert found.label in ("lr_too_high", "diverged"), found
+
+
+def test_a_regression_at_the_chance_level_at_a_huge_rate_is_lr_too_high():
+    """A regression falls to the loss of predicting the mean in two epochs and sits there
+    (R² about 0) with a jumpy loss: the rate, not the capacity."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 259.0, "chance_val_loss": 27.5,
+             "config.epochs": 12}
+    train = [170, 29.6, 26.6, 26.4, 26.7, 26.4, 26.6, 26.3, 26.7, 26.4, 26.6, 26.5]
+    val = [29.5, 28.6, 27.8, 27.6, 27.9, 27.5, 27.8, 27.6, 28.0, 27.5, 27.7, 27.9]
+    r2 = [1 - v / 27.5 for v in val]
+    found = diagnose(rows(train, val, lr=1.0, r2=r2), trial, "val_loss", "min")
+    assert found.label in ("lr_too_high", "diverged"), found
+    assert "R²" in found.reason or "val_r2" in found.reason
+
+
+# -- underfitting only on evidence ----------------------------------------------------
+
+def test_a_levelled_loss_whose_train_loss_keeps_falling_away_from_validation_is_healthy():
+    """val loss levels at 0.97 (55% of chance) while the train loss keeps creeping down
+    (0.80 -> 0.69): the model fits its training set beyond what generalises, so it has
+    capacity to spare; the old rule claimed "too little capacity"."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 2.0, "initial_val_acc": 0.1,
+             "chance_val_loss": 1.76, "chance_val_acc": 0.34, "config.epochs": 15}
+    train = [1.59, 1.25, 1.15, 1.08, 0.99, 0.94, 0.90, 0.86, 0.82, 0.80, 0.76, 0.745, 0.72,
+             0.70, 0.69]
+    val = [1.35, 1.24, 1.18, 1.14, 1.09, 1.06, 1.04, 1.01, 1.0, 0.988, 0.995, 0.966, 1.0,
+           0.974, 0.967]
+    acc = [0.56, 0.59, 0.60, 0.65, 0.65, 0.70, 0.68, 0.70, 0.70, 0.72, 0.70, 0.70, 0.69,
+           0.72, 0.70]
+    found = diagnose(rows(train, val, acc, lr=3e-3), trial)
+    assert found.label == "healthy", found
+
+
+def test_a_capacity_limit_shows_train_and_validation_levelling_together():
+    """The evidence underfitting needs: well below chance (58%), both losses levelled
+    together at a rate that still moves weights; still falling slowly, or flat."""
+    train = [2.3 - 1.0 * (1 - 0.8 ** e) for e in range(30)]
+    val = [t + 0.02 for t in train]
+    acc = [0.1 + 0.4 * (1 - 0.8 ** e) for e in range(30)]
+    found = diagnose(rows(train, val, acc, lr=3e-3), {**TEN, "config.epochs": 30})
+    assert found.label == "underfitting", found
+    assert "levelled off" in found.reason
+    train = train[:15] + [1.3, 1.302, 1.299, 1.301, 1.3, 1.3, 1.301, 1.299, 1.3, 1.3, 1.301,
+                          1.3, 1.3, 1.299, 1.3]
+    val = val[:15] + [1.34, 1.33, 1.335, 1.34, 1.33, 1.332, 1.338, 1.34, 1.335, 1.33, 1.34,
+                      1.336, 1.333, 1.339, 1.34]
+    found = diagnose(rows(train, val, acc, lr=3e-3), {**TEN, "config.epochs": 30})
+    assert found.label == "underfitting", found
+
+
+# -- overfitting on the validation loss too ---------------------------------------------
+
+def test_a_rising_validation_loss_is_overfitting_though_the_objective_is_noisy():
+    """30% label noise, a wide net: the val loss rises 0.82 -> 2.7 while the train loss
+    falls 1.09 -> 0.14; val_acc (the objective) only wobbles around 0.6. The old rule
+    judged the objective alone and read the still-falling train loss as lr_too_low."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 1.1, "initial_val_acc": 0.33,
+             "chance_val_loss": 1.0986, "chance_val_acc": 0.34, "config.epochs": 30}
+    train = line(1.09, 0.14, 30)
+    val = [0.95, 0.86, 0.82] + line(0.9, 2.7, 27)
+    acc = [0.55 + 0.04 * ((e * 7) % 5 - 2) / 2 for e in range(30)]
+    found = diagnose(rows(train, val, acc, lr=3e-3), trial)
+    assert found.label == "overfitting", found
+    assert "val loss" in found.reason and "2.7" in found.reason
+
+
+# -- a completed run still improving at its end ----------------------------------------
+
+@pytest.mark.parametrize("val", [[1.6, 0.9, 0.45], [2.1, 1.6, 1.0, 0.5]])
+def test_a_short_planned_run_still_improving_fast_is_not_healthy(val):
+    """Planned for a few epochs and still improving fast at the end (val_acc 0.57 ->
+    0.92, the last epoch a quarter of the val loss's fall): it ran out of epochs."""
+    planned = len(val)
+    train = [v * 1.2 for v in val]
+    acc = [0.57, 0.78, 0.88, 0.92][-planned:]
+    found = diagnose(rows(train, val, acc, lr=0.01), {**TEN, "config.epochs": planned})
+    assert found.label == "lr_too_low", found
+    assert f"{planned} planned epochs" in found.reason
+
+
+def test_a_short_planned_run_that_levelled_is_healthy():
+    train, val, acc = [1.53, 0.364, 0.185], [0.502, 0.19, 0.111], [0.83, 0.936, 0.958]
+    found = diagnose(rows(train, val, acc, lr=0.1), {**TEN, "config.epochs": 3})
+    assert found.label == "healthy", found
+
+
+# -- what must not change -------------------------------------------------------------
+
+def test_fallback_start_without_the_untrained_model():
+    """A user's own loop records no baselines: the higher of the first epoch's train and
+    val losses stands in for the untrained model's loss, so a first epoch that learned
+    is no blow-up."""
+    train = [3.0] + [2.3 * 0.6 ** e + 0.01 for e in range(1, 20)]
+    val = [1.2] + [t * 1.05 for t in train[1:]]
+    found = diagnose(rows(train, val, lr=0.1), {"stop_reason": "completed"}, "val_loss", "min")
+    assert found.label == "healthy", found

@@ -1,0 +1,92 @@
+"""The code is laid out by the pipeline's stages, and imports only point down:
+cli -> jobs -> engine -> analysis -> results -> trainable -> spec -> the base modules
+(errors, diagnosis, ray_auth). The trainable never imports the engine, the results or
+the CLI; the results never import analysis or the CLI."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "orchestrator"
+# lower first; a module may import its own stage and the stages below it
+STAGES = ["base", "spec", "trainable", "results", "analysis", "engine", "jobs", "cli"]
+BASE = {"errors", "diagnosis", "ray_auth"}
+
+
+def stage_of(module: str) -> str | None:
+    """The stage of a dotted module name inside the package (None outside it)."""
+    parts = module.split(".")
+    if parts[0] != "orchestrator" or len(parts) < 2:
+        return None
+    if parts[1] in STAGES:
+        return parts[1]
+    assert parts[1] in BASE, f"{module}: a module outside every stage"
+    return "base"
+
+
+def modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        dotted = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        out.append((dotted.removesuffix(".__init__"), path))
+    return out
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every orchestrator module the file imports, at its top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith("orchestrator.")}
+
+
+def test_every_module_belongs_to_a_stage():
+    flat = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert flat == BASE, "a new top-level module: put it in its stage's folder"
+    for name, _ in modules():
+        if name not in ("orchestrator", "orchestrator.__main__"):
+            stage_of(name)
+
+
+def test_imports_point_down_the_pipeline():
+    upward = []
+    for name, path in modules():
+        if name in ("orchestrator", "orchestrator.__main__"):
+            continue  # the package's face and `python -m orchestrator` sit above it all
+        own = STAGES.index(stage_of(name))
+        upward += [f"{name} ({STAGES[own]}) imports {m}" for m in sorted(imports_of(path))
+                   if (s := stage_of(m)) is not None and STAGES.index(s) > own]
+    assert not upward, "\n".join(upward)
+
+
+def test_stages_import_what_they_must_not_import_never():
+    """The two rules the pipeline rests on, stated on their own."""
+    for name, path in modules():
+        stage = None if name in ("orchestrator", "orchestrator.__main__") else stage_of(name)
+        used = {stage_of(m) for m in imports_of(path)}
+        if stage == "trainable":
+            assert not used & {"engine", "results", "analysis", "cli", "jobs"}, name
+        if stage == "results":
+            assert not used & {"analysis", "cli", "engine", "jobs"}, name
+
+
+def test_the_checker_sees_an_upward_import(tmp_path):
+    """The test above would fail on a results module importing the CLI."""
+    bad = tmp_path / "sink.py"
+    bad.write_text("def f():\n    from orchestrator.cli.common import main\n")
+    assert stage_of(sorted(imports_of(bad))[0]) == "cli"
+
+
+def test_validating_a_spec_imports_neither_ray_nor_torch():
+    code = ("import sys, orchestrator.spec, orchestrator.cli.common; "
+            "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,132 @@
+"""A user's own training loop (`train.function`): the spec's checks before Ray starts
+(fast), and, with real Ray processes (slow), the loop under ASHA from its own folder,
+a driver killed mid-sweep then resumed, and a trial whose loop does not report the
+spec's metric."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from orchestrator.results import schema
+from tests.faults import ended_trials, kill_run_when, reported_epochs
+from tests.helpers import invoke
+from tests.user_project import sweep_in, tables, write_loop_project
+
+
+def changed(path, **changes):
+    data = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        section, _, leaf = key.rpartition(".")
+        target = data[section] if section else data
+        if value is None:
+            target.pop(leaf, None)
+        else:
+            target[leaf] = value
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"train.function": "nowhere:train"},
+     "train.function: cannot import 'nowhere' (ModuleNotFoundError: No module named "
+     "'nowhere')"),
+    ({"train.function": "my_loop:torch"}, "train.function: my_loop:torch is a module, not a "
+                                          "callable"),
+    ({"train.function": "my_loop:torch.manual_seed"},
+     "train.function: my_loop:torch.manual_seed must take (config, trial)"),
+    ({"search_space": {"lr": {"loguniform": [0.01, 0.2]}, "hiden": {"choice": [8, 32]}}},
+     "search_space.hiden: names no key that train: declares (it declares: epochs, hidden, "
+     "lr, rows)"),
+    ({"metric": "accuracy", "mode": None},
+     "mode: is required: metric 'accuracy' is your loop's own"),
+    ({"train.epochs": None}, "train.epochs: is None, but your loop must declare its epochs"),
+])
+def test_bad_loops_are_one_line_before_ray(tmp_path, changes, message):
+    path = changed(write_loop_project(tmp_path / "p"), **changes)
+    result = invoke("validate", str(path))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {path}: {message}"), result.stderr
+    assert "\n" not in result.stderr.strip()
+
+
+def test_a_loop_validates_and_lr_find_says_it_needs_the_trainable(tmp_path):
+    path = write_loop_project(tmp_path / "p")
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0 and "my_loop:train (yours)" in result.stdout
+    refused = invoke("lr-find", str(path))
+    assert refused.exit_code == 2 and "train.function: lr-find trains the shared" in \
+        refused.stderr
+
+
+def assert_each_epoch_once(trials: pd.DataFrame, history: pd.DataFrame) -> None:
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+    for trial_id, epochs in history.groupby(schema.TRIAL_ID)["epoch"]:
+        last = int(trials.loc[trials[schema.TRIAL_ID] == trial_id, "epochs"].iloc[0])
+        assert sorted(epochs) == list(range(1, last + 1)), trial_id
+
+
+@pytest.mark.slow
+def test_a_loop_under_asha_from_its_own_folder(tmp_path, ray_address):
+    project = tmp_path / "project"
+    write_loop_project(project, num_samples=8, train={
+        "function": "my_loop:train", "epochs": 8, "lr": 0.05, "hidden": 16, "rows": 400},
+        scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = project / "sweeps" / "user-loop" / schema.RESULTS_DIR
+    trials, history = tables(results)
+    assert len(trials) == 8
+    reasons = set(trials[schema.STOP_REASON])
+    assert "scheduler" in reasons and "completed" in reasons  # ASHA stopped some
+    assert (trials.loc[trials[schema.STOP_REASON] == "completed", "epochs"] == 8).all()
+    assert_each_epoch_once(trials, history)
+    # the loop's own metric: a float column of both tables, filled everywhere
+    assert history["grad_steps"].dtype == "float64" and history["grad_steps"].notna().all()
+    assert trials["grad_steps"].notna().all()
+    assert set(trials["config.hidden"]) <= {8, 32}
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["loop_metrics"] == {"grad_steps": "float64"}
+    assert trials["diagnosis"].notna().all()
+    assert trials["diagnosis_reason"].str.contains("your own loop").all()
+    report = sweep_in(project, "report", "user-loop", "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    export = sweep_in(project, "export", "user-loop", "--table", "history", "-o",
+                      str(tmp_path / "h.csv"))
+    assert export.returncode == 0 and "grad_steps" in (tmp_path / "h.csv").read_text()
+
+
+@pytest.mark.slow
+def test_a_loop_killed_mid_sweep_then_resumed_has_every_epoch_once(tmp_path, ray_address):
+    project = tmp_path / "project"
+    write_loop_project(project, num_samples=4, max_concurrent_trials=2, train={
+        "function": "my_loop:train", "epochs": 6, "lr": 0.05, "hidden": 64, "rows": 20000},
+        scheduler={"name": "fifo"})
+    results = project / "sweeps" / "user-loop" / schema.RESULTS_DIR
+    kill_run_when(lambda: reported_epochs(results) >= 3 and ended_trials(results) < 4,
+                  "the loop sweep to get going", "run", "spec.yaml", "--address", ray_address,
+                  "--quiet", cwd=project)
+    resumed = sweep_in(project, "resume", "user-loop", "--address", ray_address, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials, history = tables(results)
+    assert len(trials) == 4 and (trials[schema.STOP_REASON] == "completed").all()
+    assert (trials["epochs"] == 6).all()
+    assert_each_epoch_once(trials, history)
+    segments = json.loads((results / schema.SWEEP_FILE).read_text())["segments"]
+    assert [s["status"] for s in segments] == ["killed", "finished"]
+
+
+@pytest.mark.slow
+def test_a_loop_that_does_not_report_the_metric_errors_with_one_line(tmp_path, ray_address):
+    project = tmp_path / "project"
+    write_loop_project(project, num_samples=1, metric="accuracy", mode="max",
+                       search_space={})
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet")
+    assert result.returncode == 1, result.stderr[-3000:]
+    trials, _ = tables(project / "sweeps" / "user-loop" / schema.RESULTS_DIR)
+    error = trials["error"].iloc[0]
+    assert ("the spec's metric 'accuracy' is not among the reported keys (grad_steps, "
+            "train_loss, val_acc, val_loss)") in error

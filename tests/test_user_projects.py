@@ -1,0 +1,126 @@
+"""Users' projects end to end, as a user runs them: `sweep run` in the project's own
+folder outside the repository, trials in Ray workers (the embedded Ray, whose workers get
+the code through Ray's runtime env); a driver killed with SIGKILL on the Dataset path,
+then `sweep resume`; and a project submitted to a two-node cluster whose folder is
+deleted as soon as `sweep submit` returns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas.testing as pdt
+import pytest
+
+from orchestrator.results import schema
+from tests.faults import ended_trials, kill_run_when, ray_cluster, reported_epochs
+from tests.helpers import newcomer_env
+from tests.user_project import sweep_in, tables, write_loop_project, write_project
+
+pytestmark = pytest.mark.slow
+
+TIMINGS = ["epoch_s", "time_total_s"]
+
+
+@pytest.mark.parametrize("kind, task, code_dir", [
+    ("tensors", "regression", None),         # modules beside the spec
+    ("dataset", "classification", "src"),    # modules in a `code:` folder
+])
+def test_a_user_project_runs_from_its_own_folder(tmp_path, kind, task, code_dir):
+    project = tmp_path / "project"
+    write_project(project, kind=kind, task=task, code_dir=code_dir,
+                  scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+                  num_samples=4)
+    result = sweep_in(project, "run", "spec.yaml", "--quiet",
+                      env=newcomer_env(tmp_path / "home"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    results = project / "sweeps" / f"user-{kind}-{task}" / schema.RESULTS_DIR
+    trials, history = tables(results)
+    assert len(trials) == 4 and trials[schema.STOP_REASON].notna().all()
+    assert set(trials["config.model.width"]) <= {8, 16}
+    assert (trials["config.model.factory"] == "my_models:build").all()
+    assert trials["diagnosis"].notna().all() and trials["diagnosis_reason"].notna().all()
+    if task == "regression":
+        assert trials["val_acc"].isna().all() and trials["val_r2"].notna().all()
+        assert (trials["best_val_loss"] < trials["chance_val_loss"]).all()
+        assert "val_r2" in history and history["val_r2"].notna().all()
+    else:
+        assert (trials["best_val_acc"] > trials["chance_val_acc"]).all()
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert len(sweep["code_hash"]) == 64
+    assert sweep["spec"]["code"] == [str((project / (code_dir or "")).resolve())]
+
+
+def test_the_dataset_path_killed_then_resumed_gives_the_rows_of_a_straight_run(
+        tmp_path, ray_address):
+    changes = dict(num_samples=4, max_concurrent_trials=2,
+                   train={"dataset": {"factory": "my_data:load", "kind": "dataset",
+                                      "n": 12000, "features": 16},
+                          "model": {"factory": "my_models:build", "width": 64,
+                                    "dropout": 0.2},
+                          "epochs": 6, "batch_size": 64, "checkpoint_every": 1,
+                          "optimizer": {"name": "sgd", "lr": 0.05},
+                          "early_stopping": {"patience": None}},
+                   search_space={"optimizer.lr": {"loguniform": [0.01, 0.2]}})
+    straight_project, killed_project = tmp_path / "straight", tmp_path / "killed"
+    write_project(straight_project, kind="dataset", **changes)
+    write_project(killed_project, kind="dataset", **changes)
+    name = "user-dataset-classification"
+
+    straight = sweep_in(straight_project, "run", "spec.yaml", "--address", ray_address,
+                        "--quiet")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    _, expected = tables(straight_project / "sweeps" / name / schema.RESULTS_DIR)
+
+    results = killed_project / "sweeps" / name / schema.RESULTS_DIR
+    kill_run_when(lambda: reported_epochs(results) >= 3 and ended_trials(results) < 2,
+                  "the sweep to get going", "run", "spec.yaml", "--address", ray_address,
+                  "--quiet", cwd=killed_project)
+    resumed = sweep_in(killed_project, "resume", name, "--address", ray_address, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "has changed" not in resumed.stderr  # the same code: no warning
+    trials, history = tables(results)
+    assert len(trials) == 4 and (trials[schema.STOP_REASON] == "completed").all()
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+
+    def rows(frame):
+        index = frame[schema.TRIAL_ID].str.rsplit("_", n=1).str[-1]
+        return (frame.assign(**{schema.TRIAL_ID: index}).drop(columns=TIMINGS)
+                .sort_values(list(schema.HISTORY_KEY)).reset_index(drop=True))
+
+    pdt.assert_frame_equal(rows(history), rows(expected))
+
+
+def test_submitted_projects_run_after_their_folders_are_deleted(tmp_path):
+    """A user's model and data, and a user's own loop, each submitted to a two-node
+    cluster: their folders are deleted as soon as `sweep submit` returns."""
+    factories, loop = tmp_path / "factories", tmp_path / "loop"
+    write_project(factories, kind="dataset", code_dir="src", num_samples=4,
+                  train={"dataset": {"factory": "my_data:load", "kind": "dataset",
+                                     "n": 6000},
+                         "model": {"factory": "my_models:build", "width": 16},
+                         "epochs": 4, "batch_size": 32,
+                         "optimizer": {"name": "adam", "lr": 0.01},
+                         "early_stopping": {"patience": None}})
+    write_loop_project(loop, train={"function": "my_loop:train", "epochs": 4, "lr": 0.05,
+                                    "hidden": 16, "rows": 8000})
+    storage = tmp_path / "cluster-storage"
+    with ray_cluster(dashboard=True) as cluster:
+        env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
+        for project, name in ((factories, "user-dataset-classification"),
+                              (loop, "user-loop")):
+            submitted = sweep_in(project, "submit", "spec.yaml", "--address",
+                                 cluster.dashboard, "--storage", str(storage), env=env)
+            assert submitted.returncode == 0, submitted.stderr[-3000:]
+            shutil.rmtree(project)  # nothing of the user's machine is needed from now on
+            job = submitted.stderr.split(" as job ")[1].split()[0]
+            waited = sweep_in(tmp_path, "logs", job, "--address", cluster.dashboard,
+                              "--follow", env=env)
+            assert waited.returncode == 0, waited.stdout[-3000:] + waited.stderr[-3000:]
+            trials, history = tables(storage / name / schema.RESULTS_DIR)
+            assert len(trials) == 4 and (trials[schema.STOP_REASON] == "completed").all()
+            assert trials["node_id"].nunique() == 2  # trials on both nodes imported the code
+            assert (trials["best_val_acc"] > 0.8).all()
+            assert len(history) == 16 and not history.duplicated(
+                list(schema.HISTORY_KEY)).any()

@@ -1,0 +1,159 @@
+"""A user's project, written where a user keeps one (a folder outside the repository):
+their data factory (tensors or a torch Dataset; classification or regression), their
+model factory, and a spec that names both. Tests of users' code build theirs here."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from orchestrator.results import schema
+from tests.helpers import SWEEP
+
+DATA = '''
+"""The user's data: a seeded table, as tensors or as a torch Dataset."""
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+
+class Rows(TensorDataset):
+    classes = ["no", "yes"]  # torchvision's convention: the class count
+
+
+def load(seed, n=400, features=6, kind="tensors", task="classification", called=None):
+    if called:  # a factory must never run in the driver: this file says it did
+        open(called, "w").write("called")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, features, generator=g)
+    w = torch.linspace(-1, 1, features)
+    if task == "classification":
+        y = (x @ w > 0).long()
+    else:
+        y = x @ w + 0.1 * torch.randn(n, generator=g)
+    cut = int(n * 0.8)
+    train, val = (x[:cut], y[:cut]), (x[cut:], y[cut:])
+    if kind == "dataset":
+        return Rows(*train), Rows(*val)
+    return train, val
+'''
+
+MODELS = '''
+"""The user's model."""
+from torch import nn
+
+
+def build(input_shape, num_outputs, width=16, dropout=0.0):
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], width), nn.ReLU(),
+                         nn.Dropout(dropout), nn.Linear(width, num_outputs))
+'''
+
+
+def sweep_in(folder: Path, *args: str, env: dict | None = None,
+             timeout: float = 300) -> subprocess.CompletedProcess:
+    """The console script run in the user's project folder, as the user runs it."""
+    return subprocess.run([SWEEP, *args], cwd=folder, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """trials.parquet and history.parquet of a sweep that finished writing them."""
+    return (pd.read_parquet(results / schema.TRIALS_FILE),
+            pd.read_parquet(results / schema.HISTORY_FILE))
+
+
+def write_project(folder: Path, *, kind: str = "tensors", task: str = "classification",
+                  code_dir: str | None = None, **spec_changes) -> Path:
+    """The project in `folder`: my_data.py and my_models.py beside the spec, or in
+    `code_dir` (then named by `code:`). Returns the spec's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    modules = folder / code_dir if code_dir else folder
+    modules.mkdir(parents=True, exist_ok=True)
+    (modules / "my_data.py").write_text(textwrap.dedent(DATA))
+    (modules / "my_models.py").write_text(textwrap.dedent(MODELS))
+    spec = {
+        "name": f"user-{kind}-{task}",
+        "num_samples": 2,
+        "seed": 1,
+        "train": {
+            "task": task,
+            "dataset": {"factory": "my_data:load", "kind": kind, "task": task},
+            "model": {"factory": "my_models:build", "width": 16},
+            "epochs": 3,
+            "batch_size": 32,
+            "optimizer": {"name": "adam", "lr": 0.01},
+        },
+        "search_space": {"model.width": {"choice": [8, 16]}},
+        "scheduler": {"name": "fifo"},
+    }
+    if code_dir:
+        spec["code"] = [code_dir]
+    spec.update(spec_changes)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+LOOP = '''
+"""The user's own training loop (no Ray in sight)."""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def train(config, trial):
+    torch.manual_seed(trial.seed)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(config["rows"], 8, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    x_val, y_val = x[: config["rows"] // 5], y[: config["rows"] // 5]
+    model = nn.Sequential(nn.Linear(8, config["hidden"]), nn.ReLU(),
+                          nn.Linear(config["hidden"], 2))
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9)
+    start = 0
+    state = trial.restore()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["rng"])
+        start = state["epoch"]
+    for epoch in range(start + 1, config["epochs"] + 1):
+        total = 0.0
+        for idx in torch.randperm(len(x)).split(32):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        with torch.no_grad():
+            logits = model(x_val)
+        trial.report(epoch=epoch, train_loss=total / len(x),
+                     val_loss=F.cross_entropy(logits, y_val).item(),
+                     val_acc=(logits.argmax(1) == y_val).float().mean().item(),
+                     grad_steps=epoch * ((len(x) + 31) // 32),
+                     checkpoint={"epoch": epoch, "model": model.state_dict(),
+                                 "opt": opt.state_dict(), "rng": torch.get_rng_state()})
+'''
+
+
+def write_loop_project(folder: Path, **spec_changes) -> Path:
+    """A project whose trials run the user's own loop (my_loop.py beside the spec)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "my_loop.py").write_text(textwrap.dedent(LOOP))
+    spec = {
+        "name": "user-loop",
+        "metric": "val_acc",
+        "num_samples": 4,
+        "seed": 2,
+        "train": {"function": "my_loop:train", "epochs": 4, "lr": 0.05, "hidden": 16,
+                  "rows": 400},
+        "search_space": {"lr": {"loguniform": [0.01, 0.2]}, "hidden": {"choice": [8, 32]}},
+        "scheduler": {"name": "fifo"},
+    }
+    spec.update(spec_changes)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path

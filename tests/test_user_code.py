@@ -14,7 +14,7 @@ from orchestrator.spec import load_spec, spec_from_mapping
 from orchestrator.spec.settings import TrialConfig
 from orchestrator.spec.user_code import code_digest, code_folders, import_ref
 from orchestrator.trainable.trainer import Trainer
-from tests.helpers import invoke
+from tests.helpers import REPO, invoke
 from tests.user_project import write_project
 
 
@@ -286,3 +286,14 @@ def test_lr_find_runs_on_a_user_model_and_dataset(tmp_path):
     found = json.loads(result.stdout)
     assert found["steps_run"] >= 10 and found["suggested_lr"] > 0
     assert (tmp_path / "lr" / "lr_find.parquet").is_file()
+
+
+@pytest.mark.parametrize("example", sorted(p.parent.name for p in
+                                           (REPO / "examples").glob("*/spec.yaml")))
+def test_every_example_project_validates_from_its_own_folder(example, monkeypatch):
+    """The user projects in examples/ (their specs name their code), checked as a user
+    would, from the project's folder: factories and loops import, arguments fit."""
+    monkeypatch.chdir(REPO / "examples" / example)
+    result = invoke("validate", "spec.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "(yours)" in result.stdout

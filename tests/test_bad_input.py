@@ -187,3 +187,38 @@ def test_a_second_writer_of_a_sweep_is_refused_while_the_first_lives(tmp_path):
 
     with sweep_lease(open_storage(str(tmp_path / "sweeps")) / "shared", "run"):
         pass  # the kernel released the dead holder's lease
+
+
+def test_export_and_report_to_a_place_that_cannot_be_written_is_one_line(tmp_path):
+    """A sweep's tables written by the library (no Ray), then exported and reported under
+    a path whose parent is a file."""
+    from orchestrator.results import schema
+    from orchestrator.results.provenance import begin_segment, end_segment
+    from orchestrator.results.tables import frames, write_history, write_trials
+    from orchestrator.spec import spec_from_mapping
+    from tests.helpers import tiny_spec
+
+    spec = spec_from_mapping(tiny_spec(tmp_path, name="done"))
+    results = tmp_path / "sweeps" / "done" / schema.RESULTS_DIR
+    begin_segment(results, spec.resolved(), "run")
+    history = {("t_00000", e): {"trial_id": "t_00000", "epoch": e, "train_loss": 1.0 / e,
+                                "val_loss": 1.1 / e, "val_acc": 0.5 + e / 10}
+               for e in (1, 2, 3)}
+    trials, history_frame = frames(
+        {"t_00000": {"trial_id": "t_00000", "status": "terminated",
+                     "stop_reason": "completed", "epochs": 3}}, history, "val_acc", "max")
+    write_trials(trials, results / schema.TRIALS_FILE, "val_acc")
+    write_history(history_frame, results / schema.HISTORY_FILE)
+    end_segment(results, spec.resolved(), status="finished", elapsed_s=1.0, trials_ended=1)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    storage = str(tmp_path / "sweeps")
+    assert invoke("export", "done", "--storage", storage, "-o", str(tmp_path / "ok.csv")
+                  ).exit_code == 0
+    text = one_line_error("export", "done", "--storage", storage, "-o",
+                          str(blocker / "x.csv"))
+    assert text == f"error: -o: cannot write {blocker / 'x.csv'} ({blocker} is a file, not a " \
+                   "folder)"
+    text = one_line_error("report", "done", "--storage", storage, "--out", str(blocker / "r"))
+    assert text == f"error: --out: cannot write {blocker / 'r'} ({blocker} is a file, not a " \
+                   "folder)"

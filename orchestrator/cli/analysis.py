@@ -3,6 +3,9 @@ train in-process, and start no Ray."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 
 from orchestrator.cli.common import (
@@ -11,8 +14,24 @@ from orchestrator.cli.common import (
     out_console,
     user_errors,
 )
+from orchestrator.errors import OrchestratorError
 from orchestrator.results.schema import EXPORT_FORMATS, TABLES
 from orchestrator.spec.settings import DEFAULT_STORAGE
+
+
+@contextlib.contextmanager
+def _writing(option: str, where) -> Iterator[None]:
+    """A file or folder the user named that cannot be written (a path under a file, a
+    read-only or full disk) is one line naming the option, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        from pathlib import Path
+
+        blocker = next((p for p in Path(where).absolute().parents if p.is_file()), None)
+        why = (f"{blocker} is a file, not a folder" if blocker else
+               f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
+        raise OrchestratorError(f"{option}: cannot write {where} ({why})") from None
 
 
 def _sweep_folder(name_or_path: str, storage: str | None):
@@ -36,7 +55,9 @@ def export(name_or_path: str, output: str, table: str, fmt: str | None,
 
     from orchestrator.results.export import export_sweep
 
-    written = export_sweep(_sweep_folder(name_or_path, storage), Path(output), table, fmt)
+    folder = _sweep_folder(name_or_path, storage)
+    with _writing("-o", output):
+        written = export_sweep(folder, Path(output), table, fmt)
     if written.rebuilt:
         click.echo(f"rebuilt from Tune's trial folders: {', '.join(written.rebuilt)} "
                    "(the sweep did not finish writing its tables)", err=True)
@@ -68,7 +89,8 @@ def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
         out = tables.folder.local / "results" / "report"
     else:  # an object store: the figures and the page are written here
         out = Path(f"{tables.spec['name']}-report")
-    built = build_report(tables, out, top)
+    with _writing("--out", out):
+        built = build_report(tables, out, top)
     print_report(out_console, tables, built, top)
     if tables.rebuilt:
         click.echo(f"rebuilt from Tune's trial folders: {', '.join(tables.rebuilt)}", err=True)

@@ -214,6 +214,22 @@ def test_a_finished_sweep_says_so_without_starting_ray(tmp_path, finished):
     assert result.stderr.startswith("sweep done already finished (2 trials, 0 errored)")
 
 
+@pytest.mark.slow
+def test_a_deleted_trials_table_comes_back_from_tunes_folders(tmp_path, finished):
+    """trials.parquet deleted: `resume` and `ls` rebuild its rows rather than report a
+    finished sweep of 0 trials (no Ray needed)."""
+    import shutil
+
+    folder = copy_of(finished, tmp_path)
+    (folder / schema.RESULTS_DIR / schema.TRIALS_FILE).unlink()
+    shutil.rmtree(folder / schema.RESULTS_DIR / schema.TRIALS_PARTS_DIR, ignore_errors=True)
+    result = resume_without_ray(tmp_path, str(folder))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("sweep done already finished (2 trials, 0 errored)")
+    listed = invoke("ls", "--storage", str(tmp_path))
+    assert listed.exit_code == 0 and "2 terminated" in listed.stdout
+
+
 def test_a_missing_sweep_is_one_line_and_exit_2(tmp_path):
     """In-process: the guard of the fast lane fails this test if Ray starts."""
     storage = tmp_path / "storage"

@@ -56,6 +56,13 @@ def plan_resume(folder: Location) -> ResumePlan:
     data = read_sweep_json(folder)
     spec = spec_from_mapping(data["spec"], str(sweep_json_path(folder)))
     trials, history = read_tables(folder)
+    if trials is None and data.get("status") == "finished":
+        # the trials table is gone (deleted, moved aside): its rows come back from the
+        # history and Tune's trial folders, rather than "finished (0 trials)"
+        from orchestrator.results.load import load_sweep
+
+        rebuilt = load_sweep(folder)
+        trials, history = rebuilt.trials, rebuilt.history
     errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
     plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored,
                       _code_warnings(data, spec))

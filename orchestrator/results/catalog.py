@@ -8,6 +8,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
 from orchestrator.results.folder import read_sweep_json, read_trials, sweep_json_path
 from orchestrator.results.lease import is_held
+from orchestrator.results.load import load_sweep
 from orchestrator.results.storage import open_storage
 
 
@@ -32,6 +33,8 @@ def list_sweeps(storage: str) -> pd.DataFrame:
         try:
             sweep = read_sweep_json(folder)
             trials = read_trials(folder / schema.RESULTS_DIR)  # its file and parts
+            if trials is None:  # the table is gone: its rows come back from Tune's folders
+                trials = load_sweep(folder).trials
         except OrchestratorError as exc:  # one damaged sweep does not hide the others
             rows.append({"name": folder.name, "state": f"unreadable: {exc}"})
             continue

@@ -46,8 +46,8 @@ def test_a_project_beside_its_spec_validates_and_its_folder_is_the_code(tmp_path
     path = write_project(tmp_path / "proj")
     spec = load_spec(path)
     assert spec.code == (str((tmp_path / "proj").resolve()),)
-    code, out = error_line("validate", str(path))
-    assert code == 0 and "my_models:build (yours)" in invoke("validate", str(path)).stdout
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0 and "my_models:build (yours)" in result.stdout
 
 
 def test_code_folders_are_shipped_and_the_spec_folder_only_when_needed(tmp_path):
@@ -235,6 +235,18 @@ def test_a_factory_returning_the_wrong_thing_says_what_it_must_return(tmp_path):
     path = write_project(tmp_path / "p")
     (tmp_path / "p" / "my_data.py").write_text("def load(seed, **kw):\n    return [1, 2, 3]\n")
     with pytest.raises(UserDataError, match="returned a list: it must return"):
+        Trainer(trial_config(path))
+
+
+def test_fractional_classification_labels_are_refused_not_truncated(tmp_path):
+    from orchestrator.trainable.user_data import UserDataError
+
+    path = write_project(tmp_path / "p")
+    (tmp_path / "p" / "my_data.py").write_text(
+        "import torch\n\ndef load(seed, **kw):\n"
+        "    x, y = torch.randn(40, 6), torch.rand(40) * 2\n"
+        "    return (x[:30], y[:30]), (x[30:], y[30:])\n")
+    with pytest.raises(UserDataError, match="labels must be whole numbers"):
         Trainer(trial_config(path))
 
 

@@ -66,9 +66,9 @@ class TensorData:
         """What the untrained model is evaluated on: the whole validation split."""
         return self.val_batches(batch_size)
 
-    def targets(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(train, validation) targets, known up front for tensors."""
-        return self.y_train, self.y_val
+    def train_targets(self) -> torch.Tensor:
+        """The training targets, known up front for tensors (the chance level's prior)."""
+        return self.y_train
 
 
 def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int, num_outputs: int,

@@ -98,10 +98,10 @@ class Trainer:
         self.initial: dict[str, float] = {}
         self.chance: dict[str, float | None] = {}
         self.prior: torch.Tensor | None = None
-        known = self.data.targets()
+        known = self.data.train_targets()
         if known is not None:
             prior = Prior(cfg.task, self.data.num_outputs)
-            prior.add(known[0])
+            prior.add(known)
             self.prior = prior.prediction()
         self.stop_reason: str | None = None
         self.restored_from_epoch = 0  # the checkpoint's epoch when resumed, else 0

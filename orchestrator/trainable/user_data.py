@@ -132,7 +132,7 @@ class LoaderData:
         head = Subset(self.val, range(min(INITIAL_EXAMPLES, len(self.val))))
         return self._on_device(DataLoader(head, batch_size=batch_size))
 
-    def targets(self) -> None:
+    def train_targets(self) -> None:
         """Not known up front: the trainer collects them in its first passes."""
         return None
 
@@ -209,9 +209,9 @@ def load_user_data(ref: UserFactory, seed: int, task: str, code: CodeConfig,
                             "both Datasets")
     if isinstance(train, tuple):
         (x_train, y_train), (x_val, y_val) = train, val
+        outputs = _outputs(task, y_train, y_val, None)  # on the labels as given
         y_train = _check_targets(task, y_train, "train")
         y_val = _check_targets(task, y_val, "val")
-        outputs = _outputs(task, y_train, y_val, None)
         return TensorData(x_train.float(), y_train, x_val.float(), y_val, outputs,
                           task).to(device)
     x0, y0 = train[0]

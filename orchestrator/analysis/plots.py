@@ -1,16 +1,14 @@
-"""The report's figures, as PNG files, from the two tables and the resolved spec.
+"""The report's figures as PNG files (`sweep report --format png`, and the docs), from
+the two tables and the resolved spec.
 
 matplotlib only (Agg, no display); every function takes the tables and returns the
 path it wrote, or None when the sweep has nothing to show for it (each says why in
-`SKIPPED`).
+`SKIPPED`). Settings are drawn on the axes of `axes.py`: real values at the ticks.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -20,31 +18,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from orchestrator.analysis.axes import metric_axis, setting_axes  # noqa: E402
+from orchestrator.analysis.curve_marks import (  # noqa: E402
+    STOP_COLOURS,
+    UNFINISHED_COLOUR,
+    asha_rungs,
+)
+from orchestrator.analysis.importance import NOT_ENOUGH  # noqa: E402
 from orchestrator.results import schema  # noqa: E402
 
 DPI = 110
-STOP_COLOURS = {"completed": "#2b8a3e", "early_stopping": "#1971c2", "scheduler": "#e8590c",
-                "diverged": "#c92a2a", "error": "#862e9c", "budget": "#868e96"}
-LOG_KINDS = ("loguniform", "lograndint")
-
-
-def searched(spec: dict[str, Any]) -> dict[str, str]:
-    """Searched keys -> their distribution kind, from the resolved spec."""
-    return {key: next(iter(dist)) for key, dist in spec.get("search_space", {}).items()}
-
-
-def asha_rungs(spec: dict[str, Any]) -> list[int]:
-    """The epochs at which ASHA judged trials (none for other schedulers)."""
-    options = spec.get("scheduler", {})
-    if options.get("name") != "asha":
-        return []
-    grace, factor = options.get("grace_period", 1), options.get("reduction_factor", 3)
-    max_t = options.get("max_t") or spec["train"]["epochs"]
-    rungs, k = [], 0
-    while grace * factor**k < max_t:
-        rungs.append(int(grace * factor**k))
-        k += 1
-    return rungs
 
 
 def _save(fig, path: Path) -> Path:
@@ -52,22 +35,6 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
-
-
-def _values(column: pd.Series) -> pd.Series:
-    """Config values as plottable values (lists are JSON text in the table)."""
-    return column.map(lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[")
-                      else v)
-
-
-def _categories(x: pd.Series) -> list[str]:
-    """The distinct values as labels, in numeric order when they are numbers."""
-    def key(label: str):
-        try:
-            return (0, float(label), label)
-        except ValueError:
-            return (1, 0.0, label)
-    return sorted(x.astype(str).unique(), key=key)
 
 
 def learning_curves(trials: pd.DataFrame, history: pd.DataFrame, spec: dict, out: Path) -> Path:
@@ -79,7 +46,7 @@ def learning_curves(trials: pd.DataFrame, history: pd.DataFrame, spec: dict, out
         reason = reasons.get(trial_id, "unfinished")
         label = None if reason in seen else reason
         seen.add(reason)
-        ax.plot(rows["epoch"], rows[metric], color=STOP_COLOURS.get(reason, "#adb5bd"),
+        ax.plot(rows["epoch"], rows[metric], color=STOP_COLOURS.get(reason, UNFINISHED_COLOUR),
                 alpha=0.75, linewidth=1.2, label=label)
     for rung in asha_rungs(spec):
         ax.axvline(rung, color="#495057", linestyle="--", linewidth=0.8)
@@ -92,64 +59,53 @@ def learning_curves(trials: pd.DataFrame, history: pd.DataFrame, spec: dict, out
 
 
 def metric_vs_settings(trials: pd.DataFrame, spec: dict, out: Path) -> Path | None:
-    keys = searched(spec)
     best = schema.best_column(spec["metric"])
-    if not keys or trials[best].notna().sum() == 0:
+    axes = setting_axes(trials, spec)
+    if not axes or trials[best].notna().sum() == 0:
         return None
-    cols = min(3, len(keys))
-    rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
-    for ax, (key, kind) in zip(axes.flat, keys.items()):
-        x = _values(trials[schema.CONFIG_PREFIX + key])
-        if pd.api.types.is_numeric_dtype(x) and kind not in ("choice", "grid"):
-            ax.scatter(x, trials[best], s=18, color="#1971c2", alpha=0.8)
-            if kind in LOG_KINDS:
-                ax.set_xscale("log")
-        else:
-            labels = _categories(x)
-            codes = x.astype(str).map({v: i for i, v in enumerate(labels)})
-            jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(codes))
-            ax.scatter(codes + jitter, trials[best], s=18, color="#1971c2", alpha=0.8)
-            ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
-        ax.set(xlabel=key, ylabel=best)
+    cols = min(3, len(axes))
+    rows = -(-len(axes) // cols)
+    fig, subplots = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax, axis in zip(subplots.flat, axes):
+        # categories side by side would hide each other: spread them a little
+        jitter = (np.random.default_rng(0).uniform(-0.12, 0.12, len(axis.values))
+                  if axis.categorical else 0.0)
+        ax.scatter(axis.values + jitter, trials[best], s=18, color="#1971c2", alpha=0.8)
+        ax.set_xticks(axis.tickvals, axis.ticktext, rotation=30 if axis.categorical else 0,
+                      fontsize=8)
+        ax.set_xlim(axis.low - 0.05 * (axis.high - axis.low),
+                    axis.high + 0.05 * (axis.high - axis.low))
+        ax.set(xlabel=axis.label, ylabel=best)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(subplots.flat)[len(axes):]:
         ax.axis("off")
     fig.suptitle(f"{best} against each searched setting")
     return _save(fig, out / "metric_vs_settings.png")
 
 
-def _encoded(trials: pd.DataFrame, keys: dict[str, str]) -> pd.DataFrame:
-    """Each searched setting as a number in [0, 1] (log scale where searched so,
-    categories in sorted order)."""
-    encoded = {}
-    for key, kind in keys.items():
-        x = _values(trials[schema.CONFIG_PREFIX + key])
-        if pd.api.types.is_numeric_dtype(x) and kind not in ("choice", "grid"):
-            x = np.log10(x.astype(float)) if kind in LOG_KINDS else x.astype(float)
-        else:
-            labels = _categories(x)
-            x = x.astype(str).map({v: i for i, v in enumerate(labels)}).astype(float)
-        span = x.max() - x.min()
-        encoded[key] = (x - x.min()) / span if span else x * 0 + 0.5
-    return pd.DataFrame(encoded)
-
-
 def parallel_coordinates(trials: pd.DataFrame, spec: dict, out: Path) -> Path | None:
-    keys = searched(spec)
     best = schema.best_column(spec["metric"])
     scored = trials[trials[best].notna()].reset_index(drop=True)
-    if len(keys) < 2 or len(scored) < 2:
+    settings = setting_axes(scored, spec)
+    if len(settings) < 2 or len(scored) < 2:
         return None
-    encoded = _encoded(scored, keys)
+    axes = [*settings, metric_axis(best, scored[best])]
     values = scored[best]
     norm = plt.Normalize(values.min(), values.max())
     cmap = plt.get_cmap("viridis" if spec["mode"] == "max" else "viridis_r")
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(keys)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(axes)), 4.5))
+    lines = np.column_stack([a.normalized() for a in axes])
     for i in values.sort_values(ascending=spec["mode"] == "max").index:
-        ax.plot(range(len(keys)), encoded.loc[i], color=cmap(norm(values[i])), alpha=0.8)
-    ax.set_xticks(range(len(keys)), list(keys), rotation=15)
-    ax.set_yticks([0, 1], ["low", "high"])
+        ax.plot(range(len(axes)), lines[i], color=cmap(norm(values[i])), alpha=0.8)
+    # every axis its own scale: its real values written beside it
+    for x, axis in enumerate(axes):
+        ax.axvline(x, color="#495057", linewidth=0.8)
+        for tick, text in zip(axis.tickvals, axis.ticktext):
+            y = (tick - axis.low) / (axis.high - axis.low)
+            ax.text(x + 0.03, y, text, fontsize=7, va="center", color="#343a40")
+    ax.set_xticks(range(len(axes)), [a.label for a in axes], rotation=15)
+    ax.set_yticks([])
+    ax.set_ylim(-0.05, 1.05)
     ax.set_title(f"searched settings of every trial, coloured by {best}")
     fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=best)
     return _save(fig, out / "parallel_coordinates.png")
@@ -175,39 +131,24 @@ def lr_curves(trials: pd.DataFrame, history: pd.DataFrame, spec: dict, out: Path
     return _save(fig, out / "lr_curves.png")
 
 
-MIN_TRIALS_FOR_IMPORTANCE = 8
-
-
-def importance(trials: pd.DataFrame, spec: dict, out: Path) -> tuple[Path | None, pd.Series]:
-    """Permutation importance of each searched setting for a random forest that
-    predicts the best metric from the settings (scikit-learn)."""
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.inspection import permutation_importance
-
-    keys = searched(spec)
-    best = schema.best_column(spec["metric"])
-    scored = trials[trials[best].notna()].reset_index(drop=True)
-    if not keys or len(scored) < MIN_TRIALS_FOR_IMPORTANCE:
-        return None, pd.Series(dtype=float)
-    x = _encoded(scored, keys).fillna(0.5)
-    y = scored[best].astype(float)
-    forest = RandomForestRegressor(n_estimators=200, random_state=0).fit(x, y)
-    result = permutation_importance(forest, x, y, n_repeats=10, random_state=0)
-    scores = pd.Series(result.importances_mean, index=list(keys)).sort_values()
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(keys) + 1.5))
-    ax.barh(scores.index, scores.values, xerr=result.importances_std[
-        [list(keys).index(k) for k in scores.index]], color="#1971c2")
-    ax.set(xlabel=f"drop in R² of {best} when the setting is shuffled",
-           title="hyperparameter importance (random forest, permutation)")
+def importance(scores: pd.DataFrame, spec: dict, out: Path) -> Path | None:
+    """The permutation importances of `importance.importance`, as bars."""
+    if scores.empty:
+        return None
+    scores = scores.sort_values("mean")
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(scores) + 1.5))
+    ax.barh(scores.index, scores["mean"], xerr=scores["std"], color="#1971c2")
+    ax.set(xlabel=f"drop in R² of {schema.best_column(spec['metric'])} when the setting is "
+           "shuffled", title="hyperparameter importance (random forest, permutation)")
     ax.grid(alpha=0.3, axis="x")
-    return _save(fig, out / "importance.png"), scores.sort_values(ascending=False)
+    return _save(fig, out / "importance.png")
 
 
-SKIPPED = {
-    "metric_vs_settings.png": "no searched settings, or no trial with a score",
-    "parallel_coordinates.png": "fewer than 2 searched settings or 2 scored trials",
-    "lr_curves.png": "no trial with a score",
-    "importance.png": f"fewer than {MIN_TRIALS_FOR_IMPORTANCE} scored trials, or nothing searched",
+SKIPPED = {  # by file stem: why a figure was not drawn
+    "metric_vs_settings": "no searched settings, or no trial with a score",
+    "parallel_coordinates": "fewer than 2 searched settings or 2 scored trials",
+    "lr_curves": "no trial with a score",
+    "importance": NOT_ENOUGH,
 }
 
 

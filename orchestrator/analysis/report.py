@@ -1,5 +1,7 @@
-"""`sweep report`: the terminal summary, the PNG figures and one self-contained HTML
-page (images embedded, no network access at all) of a sweep, from its files."""
+"""`sweep report`: the terminal summary and one self-contained HTML page of a sweep, from
+its files. The page's charts are interactive (plotly, its JavaScript inline once) or,
+with `--format png`, PNG figures written beside it and embedded; either way the page
+fetches nothing from the network."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ import yaml
 from rich.console import Console, Group
 from rich.table import Table
 
-from orchestrator.analysis import plots
 from orchestrator.analysis.account import ComputeAccount, compute_account
 from orchestrator.analysis.advice import advise
+from orchestrator.analysis.importance import importance
 from orchestrator.analysis.leaderboard import leaderboard, leaderboard_frame
 from orchestrator.results import schema
 from orchestrator.results.atomic import write_atomic
@@ -23,6 +25,21 @@ from orchestrator.results.load import SweepTables
 from orchestrator.results.tables import diagnosed
 
 HTML_FILE = "report.html"
+# each figure: its file stem (PNG file, chart id) -> its heading on the page
+FIGURES = {
+    "learning_curves": "Learning curves",
+    "metric_vs_settings": "The metric against each searched setting",
+    "parallel_coordinates": "Parallel coordinates",
+    "lr_curves": "Learning-rate schedules of the top trials",
+    "importance": "Hyperparameter importance",
+}
+# how to use an interactive chart, under it
+HINTS = {
+    "learning_curves": "Hover a line for its trial, settings and value; click a stop reason "
+                       "in the legend to hide or show its trials.",
+    "parallel_coordinates": "Drag along an axis to keep only the trials in that range (on "
+                            "several axes at once); click the axis outside it to clear.",
+}
 
 
 @dataclass
@@ -31,9 +48,11 @@ class Report:
     account: ComputeAccount
     counts: dict[str, pd.Series]
     advice: list[str] = field(default_factory=list)
-    figures: dict[str, Path] = field(default_factory=dict)  # title -> PNG
-    skipped: dict[str, str] = field(default_factory=dict)  # file -> why
-    importance: pd.Series | None = None
+    fmt: str = "html"
+    figures: dict[str, str] = field(default_factory=dict)  # file stem -> chart or <img>
+    pngs: list[Path] = field(default_factory=list)  # written with --format png
+    skipped: dict[str, str] = field(default_factory=dict)  # heading -> why not drawn
+    importance: pd.DataFrame | None = None  # mean, std per searched setting
 
     @property
     def html_path(self) -> Path:
@@ -52,29 +71,56 @@ def rediagnosed(tables: SweepTables) -> SweepTables:
                                             tables.mode))
 
 
-def build_report(tables: SweepTables, out: Path, top: int = 10) -> Report:
-    """Write the figures and report.html into `out`; return what they hold."""
-    out.mkdir(parents=True, exist_ok=True)
+def _charts(tables: SweepTables, report: Report, top: int) -> None:
+    """The interactive charts, as HTML fragments, into `report`."""
+    from orchestrator.analysis import charts
+
     trials, history, spec = tables.trials, tables.history, tables.spec
-    report = Report(out, compute_account(trials, history), _counts(trials),
-                    advice=advise(trials, spec))
-    figures = {
-        "Learning curves": lambda: plots.learning_curves(trials, history, spec, out),
-        "The metric against each searched setting":
-            lambda: plots.metric_vs_settings(trials, spec, out),
-        "Parallel coordinates": lambda: plots.parallel_coordinates(trials, spec, out),
-        "Learning-rate schedules of the top trials":
-            lambda: plots.lr_curves(trials, history, spec, out, top=min(top, 5)),
+    drawn = {
+        "learning_curves": lambda: charts.learning_curves(trials, history, spec),
+        "metric_vs_settings": lambda: charts.metric_vs_settings(trials, spec),
+        "parallel_coordinates": lambda: charts.parallel_coordinates(trials, spec),
+        "lr_curves": lambda: charts.lr_curves(trials, history, spec, top=min(top, 5)),
+        "importance": lambda: charts.importance(report.importance, spec),
     }
-    for title, draw in figures.items():
+    for name, draw in drawn.items():
+        fig = draw()
+        if fig is None:
+            report.skipped[FIGURES[name]] = charts.SKIPPED[name]
+            continue
+        hint = f'<p class="hint">{html.escape(HINTS[name])}</p>' if name in HINTS else ""
+        report.figures[name] = charts.fragment(fig, name) + hint
+
+
+def _pngs(tables: SweepTables, report: Report, top: int) -> None:
+    """The PNG figures, written into the report's folder and embedded in the page."""
+    from orchestrator.analysis import plots  # matplotlib: only for PNGs
+
+    trials, history, spec, out = tables.trials, tables.history, tables.spec, report.out
+    drawn = {
+        "learning_curves": lambda: plots.learning_curves(trials, history, spec, out),
+        "metric_vs_settings": lambda: plots.metric_vs_settings(trials, spec, out),
+        "parallel_coordinates": lambda: plots.parallel_coordinates(trials, spec, out),
+        "lr_curves": lambda: plots.lr_curves(trials, history, spec, out, top=min(top, 5)),
+        "importance": lambda: plots.importance(report.importance, spec, out),
+    }
+    for name, draw in drawn.items():
         path = draw()
-        if path:
-            report.figures[title] = path
-    importance_png, report.importance = plots.importance(trials, spec, out)
-    if importance_png:
-        report.figures["Hyperparameter importance"] = importance_png
-    produced = {p.name for p in report.figures.values()}
-    report.skipped = {name: why for name, why in plots.SKIPPED.items() if name not in produced}
+        if path is None:
+            report.skipped[FIGURES[name]] = plots.SKIPPED[name]
+            continue
+        report.pngs.append(path)
+        report.figures[name] = _img(path, FIGURES[name])
+
+
+def build_report(tables: SweepTables, out: Path, top: int = 10, fmt: str = "html") -> Report:
+    """Write report.html (and with fmt "png" the PNG figures) into `out`; return what
+    they hold."""
+    out.mkdir(parents=True, exist_ok=True)
+    trials, spec = tables.trials, tables.spec
+    report = Report(out, compute_account(trials, tables.history), _counts(trials),
+                    advice=advise(trials, spec), fmt=fmt, importance=importance(trials, spec))
+    (_pngs if fmt == "png" else _charts)(tables, report, top)
     html_text = render_html(tables, report, top)
     write_atomic(report.html_path, lambda tmp: tmp.write_text(html_text))
     return report
@@ -111,9 +157,11 @@ def terminal_summary(tables: SweepTables, report: Report, top: int = 10) -> Grou
     parts.append(_series_table("compute by node", account.by_node.rename_axis("node")))
     parts.extend(f"advice: {sentence}" for sentence in report.advice)
     if report.importance is not None and len(report.importance):
-        parts.append("importance: " + ", ".join(f"{k} {v:.3f}"
-                                                for k, v in report.importance.items()))
-    parts.append(f"figures and report: {report.html_path}")
+        parts.append("importance: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in report.importance["mean"].items()))
+    if report.pngs:
+        parts.append(f"figures: {len(report.pngs)} PNG files in {report.out}")
+    parts.append(f"report: {report.html_path}")
     return Group(*parts)
 
 
@@ -136,7 +184,8 @@ th { background: #f1f3f5; } td:first-child, th:first-child { text-align: left; }
 .account { font-size: 1.05rem; background: #e7f5ff; padding: .6rem .8rem; border-radius: 4px; }
 img { max-width: 100%; height: auto; border: 1px solid #f1f3f5; }
 pre { background: #f8f9fa; padding: .8rem; overflow-x: auto; font-size: .8rem; }
-.skipped { color: #6c757d; font-size: .85rem; }
+.skipped, .hint { color: #6c757d; font-size: .85rem; }
+.hint { margin-top: 0; }
 .wide { overflow-x: auto; }
 """
 
@@ -168,8 +217,14 @@ def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
     account = report.account
     advice = ("<h2>Advice</h2><ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in report.advice)
               + "</ul>") if report.advice else ""
-    figures = "".join(f"<h2>{html.escape(title)}</h2>{_img(path, title)}"
-                      for title, path in report.figures.items())
+    # each heading an anchor: report.html#parallel_coordinates
+    figures = "".join(f'<h2 id="{name}">{html.escape(FIGURES[name])}</h2>{figure}'
+                      for name, figure in report.figures.items())
+    script = ""  # a page of PNGs has no script at all
+    if report.fmt == "html" and report.figures:  # plotly.js once, for every chart
+        from orchestrator.analysis.charts import plotly_js
+
+        script = f"<script>{plotly_js()}</script>"
     skipped = "".join(f"<li>{html.escape(name)}: {html.escape(why)}</li>"
                       for name, why in report.skipped.items())
     rebuilt = (f"<p class='meta'>Rows completed from Tune's trial folders: "
@@ -183,7 +238,7 @@ def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sweep report: {html.escape(spec['name'])}</title><style>{STYLE}</style></head>
+<title>sweep report: {html.escape(spec['name'])}</title><style>{STYLE}</style>{script}</head>
 <body>
 <h1>Sweep {html.escape(spec['name'])}</h1>
 <p class="meta">{meta}</p>{rebuilt}

@@ -18,6 +18,9 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.results.schema import EXPORT_FORMATS, TABLES
 from orchestrator.spec.settings import DEFAULT_STORAGE
 
+# here, not in analysis.report: `sweep --help` should not import pandas
+REPORT_FORMATS = ("html", "png")
+
 
 @contextlib.contextmanager
 def _writing(option: str, where) -> Iterator[None]:
@@ -71,12 +74,15 @@ def export(name_or_path: str, output: str, table: str, fmt: str | None,
               "results/report).")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Trials in the leaderboard.")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="html",
+              show_default=True, help="html: interactive charts in report.html (offline, "
+              "one file); png: PNG figures, embedded in a static report.html too.")
 @click.option("--open", "open_page", is_flag=True, help="Open report.html in a browser.")
 @click.option("--storage", help="Folder that holds sweeps (NAME is looked up there).")
 @user_errors
-def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
+def report(name_or_path: str, out_dir: str | None, top: int, fmt: str, open_page: bool,
            storage: str | None) -> None:
-    """Summarise a sweep: leaderboard, counts, compute saved, figures and report.html."""
+    """Summarise a sweep: leaderboard, counts, compute saved, charts and report.html."""
     from pathlib import Path
 
     from orchestrator.analysis.report import build_report, print_report, rediagnosed
@@ -90,7 +96,7 @@ def report(name_or_path: str, out_dir: str | None, top: int, open_page: bool,
     else:  # an object store: the figures and the page are written here
         out = Path(f"{tables.spec['name']}-report")
     with _writing("--out", out):
-        built = build_report(tables, out, top)
+        built = build_report(tables, out, top, fmt)
     print_report(out_console, tables, built, top)
     if tables.rebuilt:
         click.echo(f"rebuilt from Tune's trial folders: {', '.join(tables.rebuilt)}", err=True)

@@ -15,16 +15,20 @@ each curve (`--show` prints them) and writes its label and reason into `labels.y
 `heldout` curves measure it, and their labels must be written before the diagnosis is
 ever run on them. The first sweeps are all `dev`; the curves of an `ho-` sweep are split
 in half by a hash of their curve ids, within each of its setups and across its rates, so
-that every such setup has curves in both parts (see `assign_split`).
+that every such setup has curves in both parts (see `assign_split`). Every curve of an
+`h2-` sweep is `heldout2`: a second, fresh held-out batch, built after the first one had
+been measured. A split once recorded is kept when other sweeps are added or rebuilt.
 
     python tests/data/diagnosis/build.py                 # (re)build every sweep
     python tests/data/diagnosis/build.py --only NAME     # add or rebuild one sweep
     python tests/data/diagnosis/build.py --show [SWEEP]  # print the curves to label
     python tests/data/diagnosis/build.py --show 'ho-*' --split heldout
+    python tests/data/diagnosis/build.py --show 'h2-*' --split heldout2
 
 Specs name their data files relative to the repository root (where this script runs
 them from). Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel
-after it. The tables of the `ho-table-*` specs are made by `tables/make_tables.py`.
+after it. The tables of the `ho-table-*` and `h2-` specs are made by
+`tables/make_tables.py`.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.
                "config.dataset.standardize", "config.dataset.noise",
                "config.batch_scaling.rule", "config.batch_scaling.reference_batch_size"]
 HELDOUT_PREFIX = "ho-"
+HELDOUT2_PREFIX = "h2-"  # every curve of these sweeps is `heldout2`
+SPLITS = ("dev", "heldout", "heldout2")
 
 
 def _load_spec(spec_path: Path, overrides: list[str] = ()):
@@ -85,7 +91,10 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
     """`dev` for the first sweeps. An `ho-` sweep's curves are split in half within each
     setup (each combination of its grid values other than the rate): taken in order of
     rate, each consecutive pair gives one curve to `heldout` (the one whose curve-id hash
-    comes first) and the other to `dev`; a setup's odd last curve goes by its hash."""
+    comes first) and the other to `dev`; a setup's odd last curve goes by its hash. Every
+    curve of an `h2-` sweep is `heldout2`."""
+    if sweep.startswith(HELDOUT2_PREFIX):
+        return ["heldout2"] * len(rows)
     if not sweep.startswith(HELDOUT_PREFIX):
         return ["dev"] * len(rows)
     digest = {c: hashlib.sha256(c.encode()).hexdigest() for c in rows["curve_id"]}
@@ -106,8 +115,9 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
 
 def backfill(trials: pd.DataFrame, specs: dict[str, Path]) -> pd.DataFrame:
     """Columns added after a sweep was built: the kept settings its spec fixes (not
-    searched) and its effective rate, where missing; and `split` (recomputed: it is a
-    function of the curve ids and settings). No other existing value is changed."""
+    searched) and its effective rate, where missing; and `split`, where missing (from
+    `assign_split`; a split already recorded is kept, so that a curve moved from one part
+    to another stays there). No other existing value is changed."""
     from orchestrator.results.schema import BASELINE_COLUMNS
     from orchestrator.spec.settings import BatchScalingConfig
     from orchestrator.trainable.scaling import effective_lr
@@ -119,7 +129,10 @@ def backfill(trials: pd.DataFrame, specs: dict[str, Path]) -> pd.DataFrame:
         if sweep not in specs:
             continue
         spec = _load_spec(specs[sweep])
-        trials.loc[rows.index, "split"] = assign_split(rows, sweep, spec.grid_keys)
+        missing = trials.loc[rows.index, "split"].isna()
+        if missing.any():
+            split = pd.Series(assign_split(rows, sweep, spec.grid_keys), index=rows.index)
+            trials.loc[rows.index[missing], "split"] = split[missing]
         train = pd.json_normalize(spec.train.model_dump(mode="json")).iloc[0]
         for column in KEEP_CONFIG:
             key = column.removeprefix("config.")
@@ -213,13 +226,94 @@ def _setup(t: pd.Series) -> str:
     return "  ".join(parts)
 
 
-def show(only: str | None, split: str | None = None) -> None:
+def _flow(value) -> str:
+    """A spec's section on one line (YAML flow style)."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False).strip()
+
+
+def _data_summary(train, searched=None) -> str:
+    """What the data set holds: rows, features, classes or the target's spread."""
+    import numpy as np
+
+    dataset = train.dataset
+    if dataset.name == "digits":
+        return "scikit-learn digits: 1797 images of 8x8 pixels (0..16, scaled to 0..1), 10 classes"
+    if dataset.name == "synthetic":
+        return (f"sklearn make_classification: {dataset.n_samples} rows, {dataset.n_features}"
+                f" features ({max(2, dataset.n_features // 2)} informative), "
+                f"{dataset.n_classes} classes, {dataset.noise:.0%} of the labels flipped")
+    if dataset.name != "table":
+        return dataset.name
+    frame = pd.read_parquet(dataset.path) if dataset.path.endswith(".parquet") else \
+        pd.read_csv(dataset.path)
+    target = frame.pop(dataset.label)
+    features = frame.select_dtypes("number")
+    scaling = ("standardized by the training split" if dataset.standardize else "fed raw")
+    if searched and "dataset.standardize" in searched:
+        scaling = "standardized or fed raw: searched"
+    text = (f"{Path(dataset.path).name}: {len(frame)} rows, {features.shape[1]} numeric "
+            f"features (sd {features.std().min():.3g} .. {features.std().max():.3g}, "
+            f"{scaling})")
+    if train.task == "regression":
+        y = target.to_numpy(dtype=float)
+        return text + (f", target {dataset.label!r}: mean {y.mean():.4g} sd {y.std():.4g}"
+                       f" range {y.min():.4g} .. {y.max():.4g} (not scaled)")
+    shares = target.value_counts(normalize=True)
+    return text + (f", {len(shares)} classes in {dataset.label!r} (shares "
+                   f"{shares.max():.0%} .. {shares.min():.0%}, median "
+                   f"{float(np.median(shares)):.0%})")
+
+
+def _sweep_header(sweep: str) -> list[str]:
+    """The sweep's spec as written (no comments) and what it leaves to defaults that shape
+    the curves: the data, the validation share, warmup and each schedule family's options,
+    early stopping's min_delta, the scheduler."""
+    import yaml
+
+    path = HERE / "specs" / f"{sweep}.yaml"
+    if not path.exists():
+        return [f"## sweep {sweep} (no spec)"]
+    raw = yaml.safe_load(path.read_text())
+    spec = _load_spec(path)
+    train = spec.train
+    families = set(raw.get("search_space", {}).get("schedule.name", {}).get("grid", [])) \
+        | {train.schedule.name}
+    options = {"step": ["step_size", "gamma"], "multistep": ["milestones", "gamma"],
+               "exponential": ["gamma"], "cosine": ["eta_min"],
+               "cosine_restarts": ["T_0", "T_mult", "eta_min"],
+               "onecycle": ["pct_start", "div_factor", "final_div_factor"],
+               "linear": ["end_factor"], "plateau": ["factor", "patience", "threshold"]}
+    schedule = {"warmup_epochs": train.schedule.warmup_epochs}
+    for family in sorted(families):
+        schedule.update({f"{family}.{o}": getattr(train.schedule, o)
+                         for o in options.get(family, [])})
+    lines = [f"## sweep {sweep}: metric {spec.metric} ({spec.mode}), "
+             f"{spec.num_samples} sample(s), seed {spec.seed}",
+             f"   data: {_data_summary(train, spec.search_space)}; validation share "
+             f"{train.dataset.val_fraction:g}",
+             f"   train: {_flow(raw.get('train', {}))}",
+             f"   search_space: {_flow(raw.get('search_space', {}))}",
+             f"   scheduler: {_flow(raw.get('scheduler', {}))}  searcher: "
+             f"{_flow(raw.get('searcher', {}))}",
+             f"   schedule options: {_flow(schedule)}; early_stopping.min_delta "
+             f"{train.early_stopping.min_delta:g}; label_smoothing {train.label_smoothing:g};"
+             f" grad_clip {train.optimizer.grad_clip}; nesterov {train.optimizer.nesterov}"]
+    return lines
+
+
+def show(only: str | None, split: str | None = None, headers: bool = False) -> None:
     curves, trials = pd.read_parquet(CURVES), pd.read_parquet(TRIALS)
+    shown_sweep = None
     for _, t in trials.iterrows():
         if only and not fnmatch.fnmatchcase(t["sweep"], only):
             continue
         if split and _get(t, "split", "dev") != split:
             continue
+        if headers and t["sweep"] != shown_sweep:
+            shown_sweep = t["sweep"]
+            print("\n".join(_sweep_header(shown_sweep)))
         c = curves[curves["curve_id"] == t["curve_id"]].sort_values("epoch")
         patience = _get(t, "config.early_stopping.patience")
         print(f"== {t['curve_id']}  [{_get(t, 'split', 'dev')}]  {_setup(t)}")
@@ -245,7 +339,13 @@ if __name__ == "__main__":
     parser.add_argument("--show", nargs="?", const="", metavar="SWEEP",
                         help="print the curves (of one sweep, or a glob of sweeps such as "
                              "'ho-*') instead of building")
-    parser.add_argument("--split", choices=["dev", "heldout"],
+    parser.add_argument("--split", choices=SPLITS,
                         help="with --show: only the curves of one split")
+    parser.add_argument("--headers", action="store_true",
+                        help="with --show: before each sweep's curves, its spec's settings "
+                             "and its data")
     args = parser.parse_args()
-    show(args.show or None, args.split) if args.show is not None else build(args.only)
+    if args.show is not None:
+        show(args.show or None, args.split, args.headers)
+    else:
+        build(args.only)

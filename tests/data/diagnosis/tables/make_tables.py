@@ -1,8 +1,10 @@
-"""Write the small CSV tables the `ho-table-*` sweep specs of the diagnosis corpus read.
+"""Write the small CSV tables the `ho-table-*` and `h2-*` sweep specs of the diagnosis
+corpus read.
 
 Deterministic (fixed seeds, rounded values): rerunning it rewrites the same files.
 
-    python tests/data/diagnosis/tables/make_tables.py
+    python tests/data/diagnosis/tables/make_tables.py            # every table
+    python tests/data/diagnosis/tables/make_tables.py wide.csv   # only the ones named
 
     scales.csv      1000 rows, 10 numeric features whose scales run from 1e-3 to 1e4
                     (with offsets), 4 classes in column `label` (integers 0..3)
@@ -10,6 +12,16 @@ Deterministic (fixed seeds, rounded values): rerunning it rewrites the same file
                     "c0".."c6"), 10% of the labels flipped
     regression.csv  1000 rows, 8 features (5 used by the target), a float target `y`
                     (Friedman #1: 10 sin(pi x1 x2) + 20 (x3 - 0.5)^2 + 10 x4 + 5 x5 + noise)
+
+Added with the `h2-` sweeps:
+
+    wide.csv        360 rows, 48 features of which 6 informative (the rest noise), 2
+                    classes in `label` (60/40), 12% of the labels flipped: few rows for
+                    many features
+    prices.csv      800 rows, 6 features (two skewed: lognormal, one a count), a float
+                    target `price` on a large scale (mean about 300, sd about 120), noise
+                    growing with the price and 2% of the rows gross outliers
+    classes20.csv   1600 rows, 16 features, 20 balanced classes in `label` (integers)
 """
 
 from __future__ import annotations
@@ -55,8 +67,51 @@ def regression() -> pd.DataFrame:
     return frame
 
 
+def wide() -> pd.DataFrame:
+    x, y = make_classification(n_samples=360, n_features=48, n_informative=6,
+                               n_redundant=0, n_repeated=0, n_classes=2,
+                               n_clusters_per_class=2, weights=[0.6, 0.4], flip_y=0.12,
+                               class_sep=1.0, shuffle=True, random_state=31)
+    frame = pd.DataFrame(x, columns=[f"v{i}" for i in range(48)])
+    frame["label"] = y
+    return frame
+
+
+def prices() -> pd.DataFrame:
+    rng = np.random.default_rng(32)
+    n = 800
+    area = rng.lognormal(mean=4.3, sigma=0.35, size=n)           # about 75, skewed
+    rooms = rng.poisson(3.0, size=n) + 1
+    age = rng.uniform(0, 80, size=n)
+    dist = rng.lognormal(mean=1.5, sigma=0.6, size=n)            # about 4.5, skewed
+    quality = rng.normal(0, 1, size=n)
+    lot = rng.normal(0, 1, size=n)                                # unused by the target
+    base = (2.6 * area + 18 * rooms - 0.9 * age - 25 * np.log(dist)
+            + 40 * np.tanh(quality) + 15 * quality * (age < 30))
+    price = base - base.mean() + 300
+    price = price + rng.normal(0, 1, size=n) * (0.08 * np.abs(price) + 5)
+    outliers = rng.random(n) < 0.02
+    price[outliers] += rng.choice([-1, 1], size=outliers.sum()) * rng.uniform(300, 600,
+                                                                             size=outliers.sum())
+    return pd.DataFrame({"area": area, "rooms": rooms, "age": age, "dist": dist,
+                         "quality": quality, "lot": lot, "price": price})
+
+
+def classes20() -> pd.DataFrame:
+    x, y = make_classification(n_samples=1600, n_features=16, n_informative=12,
+                               n_redundant=2, n_classes=20, n_clusters_per_class=1,
+                               flip_y=0.03, class_sep=1.6, random_state=33)
+    frame = pd.DataFrame(x, columns=[f"z{i}" for i in range(16)])
+    frame["label"] = y
+    return frame
+
+
+TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": regression,
+          "wide.csv": wide, "prices.csv": prices, "classes20.csv": classes20}
+
 if __name__ == "__main__":
-    for name, make in (("scales.csv", scales), ("multiclass.csv", multiclass),
-                       ("regression.csv", regression)):
-        _write(make(), name)
+    import sys
+
+    for name in sys.argv[1:] or TABLES:
+        _write(TABLES[name](), name)
         print(f"{name}: {(HERE / name).stat().st_size // 1024} KiB")

@@ -224,3 +224,80 @@ def test_fallback_start_without_the_untrained_model():
     val = [1.2] + [t * 1.05 for t in train[1:]]
     found = diagnose(rows(train, val, lr=0.1), {"stop_reason": "completed"}, "val_loss", "min")
     assert found.label == "healthy", found
+
+
+# -- what a rise, a jump, a recovery and a fall are measured against -----------------
+
+def test_a_small_rise_of_a_tiny_validation_loss_is_not_overfitting():
+    """The quickstart's best trial: val loss 0.0476 -> 0.053 (13% of its level, 0.2% of
+    the chance loss: a few examples of 360) while val_acc holds at 0.98. The share of the
+    best loss read it as overfitting; the chance loss is the yardstick."""
+    train = [2.3 * 0.5 ** e + 0.005 for e in range(12)]
+    val = [1.2, 0.6, 0.3, 0.15, 0.08, 0.055, 0.0476, 0.048, 0.0478, 0.053, 0.0535, 0.053]
+    acc = [0.7, 0.85, 0.92, 0.95, 0.97, 0.98, 0.981, 0.98, 0.981, 0.98, 0.979, 0.98]
+    trial = {**TEN, "stop_reason": "early_stopping"}
+    found = diagnose(rows(train, val, acc, lr=0.1), trial)
+    assert found.label == "healthy", found
+    # the same relative rise at a loss that is a share of the chance loss is overfitting
+    # (6% of the chance loss here) though it is under 10% of its best
+    val = [1.35, 1.22, 1.09, 1.04, 1.02, 0.953, 0.965, 0.987, 1.04, 1.073, 1.111]
+    train = [1.58, 1.22, 1.03, 0.88, 0.80, 0.73, 0.63, 0.56, 0.50, 0.45, 0.38]
+    acc = [0.54, 0.61, 0.65, 0.68, 0.64, 0.73, 0.72, 0.717, 0.70, 0.704, 0.708]
+    trial = {"stop_reason": "early_stopping", "initial_val_loss": 1.96, "initial_val_acc": 0.14,
+             "chance_val_loss": 1.756, "chance_val_acc": 0.34, "config.epochs": 15}
+    found = diagnose(rows(train, val, acc, lr=1.3e-3), trial)
+    assert found.label == "overfitting", found
+    assert "of the chance loss" in found.reason
+
+
+def test_a_train_loss_jittered_by_dropout_alone_is_no_rate_too_high():
+    """At the chance level with dropout 0.5 at lr 3e-4: the train loss jitters (a mean
+    over fresh dropout masks) while the validation loss falls without a single rise. The
+    rate is too small; only both curves jumping says the steps are too large."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 1.135, "initial_val_acc": 0.31,
+             "chance_val_loss": 1.0999, "chance_val_acc": 0.31, "config.epochs": 30}
+    train = [1.119 - 0.0012 * e + (0.004 if e % 2 else -0.002) for e in range(30)]
+    val = line(1.132, 1.089, 30)
+    acc = [0.308] * 27 + [0.317, 0.325, 0.325]
+    found = diagnose(rows(train, val, acc, lr=3e-4), trial)
+    assert found.label == "lr_too_low", found
+    assert "not learning" in found.reason
+    # the same train loss with a validation loss that jumps too: steps too large
+    val = [v + (0.01 if e % 2 else -0.01) for e, v in enumerate(val)]
+    found = diagnose(rows(train, val, acc, lr=3e-4), trial)
+    assert found.label == "lr_too_high", found
+
+
+def test_a_first_epoch_blow_up_that_left_the_model_at_chance_is_no_recovery():
+    """AdamW at lr 0.1: the first epoch's train loss 8.1 (4.3x the untrained model's
+    1.89), and the model after it at 95% of the chance loss with val_acc at chance: it
+    learned nothing in that epoch, so it did not recover within it. It later edges past
+    chance (val_acc 0.50 on three classes) with a val loss stuck near chance: the rate is
+    too high, not healthy."""
+    trial = {"stop_reason": "early_stopping", "initial_val_loss": 1.894,
+             "initial_val_acc": 0.31, "chance_val_loss": 1.783, "chance_val_acc": 0.33,
+             "config.epochs": 25}
+    train = [8.10, 1.75, 1.726, 1.714, 1.72, 1.604, 1.644, 1.616]
+    val = [1.699, 1.697, 1.722, 1.698, 1.753, 1.737, 1.757, 1.931]
+    acc = [0.354, 0.358, 0.333, 0.346, 0.479, 0.413, 0.446, 0.504]
+    found = diagnose(rows(train, val, acc, lr=0.1), trial, "val_loss", "min")
+    assert found.label == "lr_too_high", found
+    assert "4.28x" in found.reason
+
+
+def test_a_steady_fall_below_the_chance_loss_is_not_levelled():
+    """A regression at lr 1e-4 on unscaled targets: the untrained net starts at 9x the
+    chance loss (predicting the mean), plunges to it, then falls steadily below it to
+    half of it, still falling at the end. Counted from the untrained start the last third
+    is 6% of the fall ("levelled": underfitting); the task is learnt below the chance
+    loss, and there the last third brought all of it."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 240.7,
+             "chance_val_loss": 27.52, "config.epochs": 25}
+    train = [233, 225, 217, 205, 192, 177, 161, 143, 126, 108, 92, 76, 62.5, 50.6, 41.0,
+             33.4, 27.6, 23.4, 20.4, 18.35, 16.9, 15.8, 15.0, 14.4, 13.86]
+    val = [233, 225, 215, 203, 188, 173, 156, 138, 120, 103, 86.6, 71.8, 58.9, 48.1, 39.2,
+           32.4, 27.4, 23.65, 21.05, 19.18, 17.74, 16.72, 15.88, 15.21, 14.67]
+    r2 = [1 - v / 27.52 for v in val]
+    found = diagnose(rows(train, val, lr=1e-4, r2=r2), trial, "val_loss", "min")
+    assert found.label == "lr_too_low", found
+    assert "below the chance loss" in found.reason

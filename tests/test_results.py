@@ -40,3 +40,92 @@ def test_config_columns_cover_every_train_setting_with_one_type_each():
                                         "schedule": {"milestones": [10, 15]}},
                               "seed": 3})
     assert columns == {"config.optimizer.lr": 0.1, "config.schedule.milestones": "[10, 15]"}
+
+
+def _written_sweep(tmp_path, metric: str = "val_acc"):
+    """A finished sweep's folder as the library writes it (no Ray): sweep.json and both
+    tables, two trials of three epochs."""
+    from orchestrator.results import schema
+    from orchestrator.results.provenance import begin_segment, end_segment
+    from orchestrator.results.tables import frames, write_history, write_trials
+    from orchestrator.spec import spec_from_mapping
+    from tests.helpers import tiny_spec
+
+    spec = spec_from_mapping(tiny_spec(tmp_path, name="moved", metric=metric))
+    results = tmp_path / "sweeps" / "moved" / schema.RESULTS_DIR
+    begin_segment(results, spec.resolved(), "run")
+    history = {(t, e): {"trial_id": t, "epoch": e, "train_loss": 1.0 / e,
+                        "val_loss": (2.0 if t.endswith("1") else 1.1) / e,
+                        "val_acc": 0.5 + e / 10}
+               for t in ("t_00000", "t_00001") for e in (1, 2, 3)}
+    trials, history_frame = frames(
+        {t: {"trial_id": t, "status": "terminated", "stop_reason": "completed", "epochs": 3}
+         for t in ("t_00000", "t_00001")}, history, metric, spec.mode)
+    write_trials(trials, results / schema.TRIALS_FILE, metric)
+    write_history(history_frame, results / schema.HISTORY_FILE)
+    end_segment(results, spec.resolved(), status="finished", elapsed_s=1.0, trials_ended=2)
+    return results
+
+
+@pytest.mark.parametrize("metric, mode", [("val_acc", "max"), ("val_loss", "min")])
+def test_reading_commands_work_on_intact_tables_whose_sweep_json_was_moved_aside(
+        tmp_path, metric, mode):
+    """README says to move an unreadable sweep.json aside: ls, export and report then
+    read the tables, with one line saying what is unknown."""
+    import pandas as pd
+
+    from orchestrator.results import schema
+    from tests.helpers import invoke
+
+    results = _written_sweep(tmp_path, metric)
+    (results / schema.SWEEP_FILE).rename(tmp_path / "sweep.json.bad")
+    storage = str(tmp_path / "sweeps")
+    warning = (f"warning: {results / schema.SWEEP_FILE} is missing: read from the tables "
+               f"alone (metric {metric}, {mode}); the spec, its search space, the sweep's "
+               "status and times are unknown")
+
+    out = tmp_path / "trials.csv"
+    exported = invoke("export", "moved", "--storage", storage, "-o", str(out))
+    assert exported.exit_code == 0, exported.output
+    assert exported.stderr.splitlines()[0] == warning
+    assert list(pd.read_csv(out)["trial_id"]) == ["t_00000", "t_00001"]
+
+    listed = invoke("ls", "--storage", storage)
+    assert listed.exit_code == 0, listed.output
+    assert "moved" in listed.stdout and "2 terminated" in listed.stdout
+    assert "sweep.json is missing" in listed.stdout
+
+    reported = invoke("report", "moved", "--storage", storage, "--out", str(tmp_path / "r"))
+    assert reported.exit_code == 0, reported.output
+    assert reported.stderr.splitlines()[0] == warning
+    assert f"Top 2 of 2 trials by best_{metric}" in reported.stdout
+    assert (tmp_path / "r" / "report.html").is_file()
+
+
+def test_a_folder_with_neither_sweep_json_nor_tables_is_still_not_a_sweep(tmp_path):
+    from tests.helpers import invoke
+
+    (tmp_path / "sweeps" / "empty" / "results").mkdir(parents=True)
+    result = invoke("export", "empty", "--storage", str(tmp_path / "sweeps"), "-o",
+                    str(tmp_path / "x.csv"))
+    assert result.exit_code == 2
+    assert "is not a sweep folder" in result.stderr
+
+
+@pytest.mark.parametrize("scores, mode", [([0.1, 0.5, 0.2, 0.9], "min"),
+                                          ([0.5, 0.1, 0.9, 0.2], "max")])
+def test_without_sweep_json_a_loops_own_metric_gets_its_mode_from_the_best_values(
+        tmp_path, scores, mode):
+    import pandas as pd
+
+    from orchestrator.results.load import read_sweep
+    from orchestrator.results.storage import as_location
+
+    trials = pd.DataFrame({"trial_id": ["a", "b"], "best_epoch": [1, 1],
+                           "best_score": [0.1, 0.2] if mode == "min" else [0.5, 0.9]})
+    history = pd.DataFrame({"trial_id": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2],
+                            "score": scores})
+    sweep, warning = read_sweep(as_location(tmp_path / "mine"), trials, history)
+    assert sweep["spec"]["metric"] == "score" and sweep["spec"]["mode"] == mode
+    assert sweep["spec"]["name"] == "mine" and sweep["spec"]["train"]["epochs"] == 2
+    assert f"(metric score, {mode})" in warning

@@ -61,6 +61,8 @@ def export(name_or_path: str, output: str, table: str, fmt: str | None,
     folder = _sweep_folder(name_or_path, storage)
     with _writing("-o", output):
         written = export_sweep(folder, Path(output), table, fmt)
+    if written.warning:  # sweep.json is missing
+        click.echo(written.warning, err=True)
     if written.rebuilt:
         click.echo(f"rebuilt from Tune's trial folders: {', '.join(written.rebuilt)} "
                    "(the sweep did not finish writing its tables)", err=True)
@@ -89,6 +91,8 @@ def report(name_or_path: str, out_dir: str | None, top: int, fmt: str, open_page
     from orchestrator.results.load import load_sweep
 
     tables = rediagnosed(load_sweep(_sweep_folder(name_or_path, storage)))
+    if tables.warning:  # sweep.json is missing
+        click.echo(tables.warning, err=True)
     if out_dir:
         out = Path(out_dir)
     elif tables.folder.local:

@@ -12,8 +12,17 @@ from orchestrator.results.load import load_sweep
 from orchestrator.results.storage import open_storage
 
 
+def _is_sweep(folder) -> bool:
+    """A sweep's folder: it has a sweep.json, or (that moved aside) a trials table."""
+    results = folder / schema.RESULTS_DIR
+    return (sweep_json_path(folder).is_file() or (results / schema.TRIALS_FILE).is_file()
+            or (results / schema.TRIALS_PARTS_DIR).is_dir())
+
+
 def _state(sweep: dict, folder) -> str:
     status = sweep.get("status", "?")
+    if status == "unknown":
+        return "unknown (sweep.json is missing)"
     if status == "running":
         held = is_held(folder)  # the driver's lease tells a live one from a dead one
         if held is None:
@@ -24,15 +33,19 @@ def _state(sweep: dict, folder) -> str:
 
 def list_sweeps(storage: str) -> pd.DataFrame:
     """name, trials by status, best metric, started, state, of every sweep in `storage`
-    (a folder or a URI; folders without a sweep.json are not sweeps and are left out)."""
+    (a folder or a URI; folders with neither a sweep.json nor a trials table are not
+    sweeps and are left out)."""
     where = open_storage(storage)
     if not where.is_dir():
         raise OrchestratorError(f"--storage: {storage} is not a folder")
     rows = []
-    for folder in (p for p in where.children() if sweep_json_path(p).is_file()):
+    for folder in (p for p in where.children() if _is_sweep(p)):
         try:
-            sweep = read_sweep_json(folder)
             trials = read_trials(folder / schema.RESULTS_DIR)  # its file and parts
+            if not sweep_json_path(folder).is_file():  # moved aside: what the tables say
+                sweep = load_sweep(folder).sweep
+            else:
+                sweep = read_sweep_json(folder)
             if trials is None:  # the table is gone: its rows come back from Tune's folders
                 trials = load_sweep(folder).trials
         except OrchestratorError as exc:  # one damaged sweep does not hide the others

@@ -10,7 +10,7 @@ import pandas as pd
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
 from orchestrator.results.atomic import write_atomic
-from orchestrator.results.folder import parts_of, read_sweep_json
+from orchestrator.results.folder import parts_of, read_sweep_json, sweep_json_path
 from orchestrator.results.storage import Location
 from orchestrator.results.tables import write_parquet_atomic
 
@@ -77,6 +77,7 @@ class Exported:
     rows: int
     fmt: str
     rebuilt: tuple[str, ...] = ()  # tables completed from Tune's trial folders
+    warning: str | None = None  # sweep.json is missing (`load.read_sweep`)
 
 
 def export_sweep(folder: Location, path: Path, table: str, fmt: str | None) -> Exported:
@@ -87,8 +88,13 @@ def export_sweep(folder: Location, path: Path, table: str, fmt: str | None) -> E
     from orchestrator.results.load import load_sweep
 
     fmt = format_of(path, fmt)
-    sweep = read_sweep_json(folder)
     results = folder / schema.RESULTS_DIR
+    if not sweep_json_path(folder).is_file():  # moved aside: the tables tell what they can
+        tables = load_sweep(folder)
+        frame = tables.trials if table == "trials" else tables.history
+        export_table(frame, path, fmt, declared_schema(table, tables.metric))
+        return Exported(len(frame), fmt, tuple(tables.rebuilt), tables.warning)
+    sweep = read_sweep_json(folder)
     file, parts_dir = ((schema.TRIALS_FILE, schema.TRIALS_PARTS_DIR) if table == "trials"
                        else (schema.HISTORY_FILE, schema.HISTORY_PARTS_DIR))
     stored = results / file

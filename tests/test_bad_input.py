@@ -222,3 +222,26 @@ def test_export_and_report_to_a_place_that_cannot_be_written_is_one_line(tmp_pat
     text = one_line_error("report", "done", "--storage", storage, "--out", str(blocker / "r"))
     assert text == f"error: --out: cannot write {blocker / 'r'} ({blocker} is a file, not a " \
                    "folder)"
+
+
+def test_a_failed_ray_start_points_at_this_processs_own_session_logs(tmp_path, monkeypatch):
+    """Not `session_latest`: on a shared machine that is whichever session started last.
+    Ray names a session it starts after the starting process's pid."""
+    import os
+
+    import ray._common.utils
+
+    from orchestrator.engine.ray_session import _unavailable
+
+    monkeypatch.setattr(ray._common.utils, "get_default_ray_temp_dir", lambda: str(tmp_path))
+    text = str(_unavailable(RuntimeError("boom"), None))
+    assert text == ("could not start Ray (RuntimeError: boom); Ray started no session (no "
+                    "logs); run again with --debug for the traceback")
+    ours = tmp_path / f"session_2026-01-01_10-00-00_000001_{os.getpid()}"
+    (ours / "logs").mkdir(parents=True)
+    other = tmp_path / "session_2026-01-01_10-00-05_000002_1"  # another job's, newer
+    (other / "logs").mkdir(parents=True)
+    (tmp_path / "session_latest").symlink_to(other)
+    text = str(_unavailable(RuntimeError("boom"), None))
+    assert text == (f"could not start Ray (RuntimeError: boom); Ray's logs are in "
+                    f"{ours / 'logs'}; run again with --debug for the traceback")

@@ -33,10 +33,20 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def _logs_folder() -> str:
+def _logs_folder() -> str | None:
+    """The log folder of the Ray session this process started, or None when Ray made
+    none. Not `session_latest`: on a shared machine that is whichever session started
+    last, maybe another user's. Ray names a session it starts `session_<date>_<pid>`
+    after the process that starts it (node.py), so ours is the newest of those."""
+    from pathlib import Path
+
     from ray._common.utils import get_default_ray_temp_dir
 
-    return os.path.join(get_default_ray_temp_dir(), "session_latest", "logs")
+    ours = [p for p in Path(get_default_ray_temp_dir()).glob(f"session_*_{os.getpid()}")
+            if p.is_dir() and not p.is_symlink()]
+    if not ours:
+        return None
+    return str(max(ours, key=lambda p: p.stat().st_mtime) / "logs")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -59,9 +69,11 @@ def _unavailable(exc: Exception, address: str | None) -> RayUnavailable:
             "token authentication, check the token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
             "~/.ray/auth_token; run again with --debug for the traceback"
         )
+    logs = _logs_folder()
+    where = f"Ray's logs are in {logs}" if logs else "Ray started no session (no logs)"
     return RayUnavailable(
-        f"could not start Ray ({_first_line(exc)}); Ray's logs are in {_logs_folder()}; "
-        "run again with --debug for the traceback"
+        f"could not start Ray ({_first_line(exc)}); {where}; run again with --debug for "
+        "the traceback"
     )
 
 

@@ -15,24 +15,28 @@ model, so it is never read against a validation baseline.
 Labels, the first rule that fits wins:
   diverged      a loss is not finite; or the steps threw the loss above where the run
                 started (the first epoch's train loss 3x the untrained model's loss, or
-                a validation loss above the untrained model's, or a train loss above its
-                own start) and validation never beat chance
+                a validation loss above the untrained model's before the train loss had
+                fallen below the chance loss, or a train loss above its own start) and
+                validation never beat chance
   lr_too_high   the same after some learning; or it learned, then collapsed to chance
-                (whatever the schedule did then); or a fall then a lasting rise of the
-                train loss; or a validation loss that swings at the end, while the rate
-                was not rising
+                (whatever the schedule did then); or a train loss blown up 3x its start
+                while the rate rose (a peak too high); or a fall then a lasting rise of
+                the train loss; or a validation loss that swings at the end, with the
+                train loss swinging too or by a good share of the chance loss, while the
+                rate was not rising
   overfitting   the objective or the validation loss worse than its best beyond its noise
-                for good, while the train loss keeps falling
+                for good, while the train loss keeps falling (also for a model that never
+                beat chance on validation but fitted its training set below the chance loss)
   too_short     stopped by the scheduler or the budget before a curve can be judged
-  lr_too_low    it stalled once the schedule had decayed the rate to almost nothing
+  lr_too_low    it stalled once the schedule had cut the rate tenfold or more
   lr_too_low /  never beat chance, the loss at the chance level or above: smooth curves
   lr_too_high   are a rate too small to move the weights; train and validation losses
-                that both jump, or a fast move, a rate too large to learn (never a
-                capacity limit: nothing shows one)
+                that both jump, or a fast move of either, a rate too large to learn (never
+                a capacity limit: nothing shows one)
   underfitting  the validation loss fell well below chance, then train and validation
-                levelled off together far above zero at a rate that still moves weights
-                (its fall counted from the chance loss: the way down to it is the class
-                frequencies, learnt by an output bias at any rate)
+                levelled off together far above zero, at the same level, at a rate that
+                still moves weights (its fall counted from the chance loss: the way down to
+                it is the class frequencies, learnt by an output bias at any rate)
   lr_too_low    the loss barely left its start; or a completed run still improving at its
                 end (train and validation still falling, or the objective still rising)
   healthy       none of the above
@@ -116,6 +120,14 @@ BIG_RISE = 0.30
 # 0 for a curve that only falls or only rises). Here converged runs: 0-0.165; runs whose
 # rate is too high: 0.195-0.67; the threshold sits between.
 UNSTABLE = 0.18
+# ... and the steps are what throws it: the train loss goes back and forth over the same
+# epochs by UNSTABLE too (steps too large throw the weights, and so both curves: 0.19-1.05
+# here), or the validation loss swings by this share of the chance loss per epoch beyond
+# its trend (the size of the problem: 0.2 and more here at rates too large). A validation
+# loss alone that bounces at a low level while the train loss falls smoothly is a sharp
+# minimum seen through a small split, or batch-norm statistics: runs ending at val_acc 0.91-
+# 0.98 with a smooth train loss bounce 0.07 <-> 0.18, which is 1-6% of the chance loss.
+BOUNCE = 0.10
 # Overfitting: the objective's last PERSIST+1 epochs all worse than its (3-epoch median)
 # best by this much: accuracy, absolute (2 points: 7 of 360 digits images) ...
 OVERFIT_ACC_DROP = 0.02
@@ -156,6 +168,12 @@ JUMPY = 0.001
 # that do not learn at a tiny rate move it at most 6%, batch norm included; too large
 # ones 20-100%). A loss still far above chance that falls fast is a slow start, not this.
 FAST_MOVE = 0.25
+# ... or the train loss moved by this share in one epoch (its first epoch's mean against
+# its second's, mostly: steps that threw the weights within the first epoch, then the
+# output bias found the class frequencies). A rate too small to learn moves its train
+# loss as little as its weights: at most 5% per epoch here (dropout and batch norm
+# included, no batch-norm lag as in the validation loss); rates too large 10-31%.
+FAST_TRAIN_MOVE = 0.08
 # Levelled off / still falling: the last third of the epochs brought less / at least this
 # share of the whole fall (healthy runs here: 0-5%; slow ones 20-50%). A run planned for
 # fewer than MIN_JUDGE epochs is judged by its last epoch alone.
@@ -169,6 +187,13 @@ TRACKS = 0.5
 # on it: two flat curves move together within the noise of their 3-epoch medians; a
 # train loss pulling away from a flat validation loss gained 6-8% of it in the runs here.
 FLAT = 0.02
+# A capacity limit leaves the model unable to fit its own training set any better than
+# the validation set: the two losses level off together. A train loss levelled below the
+# validation loss by more than this share of the chance loss fits the training set beyond
+# what generalises, which takes capacity to spare (here capacity limits end 0-5% of the
+# chance loss apart; a regression with outliers whose train loss levels at half its
+# validation loss, 16-33%; a table net still gaining, 9%).
+UNDERFIT_GAP = 0.07
 # Far from converged: a train loss above this share of the chance loss (runs that train
 # well end near 0.1-3% of it).
 FAR_FROM_ZERO = 0.05
@@ -178,9 +203,12 @@ FAR_FROM_ZERO = 0.05
 # frequencies (or the target's spread), which the splits share: a fair yardstick for a
 # train loss too, unlike the untrained model's validation loss.
 FAR_ABOVE = 0.25
-# A schedule that decayed the rate by this factor has stopped training: a stall after it
-# is the rate's doing, not the model's capacity.
-DECAYED = 100.0
+# A schedule that decayed the rate by this factor has slowed the weights as much: a stall
+# after it is the rate's doing, not evidence of the model's capacity. Tenfold, one step of
+# docs/tuning.md's step decay: a steady fall slowed ten times brings its last third under
+# STILL_FALLING of the fall, so it looks "levelled" whatever the capacity (here a ResNet
+# at peak lr 1e-3 stalls at 87% of the chance loss as cosine takes the rate 33x down).
+DECAYED = 10.0
 
 
 @dataclass(frozen=True)
@@ -318,6 +346,13 @@ class _Curves:
         if all(k is None for k in known):
             return None
         return any(known)
+
+    def fit_train(self, upto: int | None = None) -> bool:
+        """Did the train loss (up to index `upto`) fall below the chance band? A model
+        whose validation never beat chance has then still learnt its training set: what
+        it learnt does not generalise (overfitting), the steps did not throw it about."""
+        train = [v for v in self.train[:None if upto is None else upto + 1] if math.isfinite(v)]
+        return bool(train) and min(train) < WELL_BELOW * self.chance_loss
 
     def at_chance_at(self, i: int) -> bool:
         """Epoch i's model is at (or below) the chance level: its score does not beat
@@ -464,13 +499,28 @@ def _thrown_above_start(c: _Curves) -> Diagnosis | None:
             return None
         # a model that learned also lifts its validation loss above the start when it
         # overfits (or, in its first epoch, when batch-norm statistics lag): then only its
-        # train loss tells
-        if c.val[i] > ABOVE_START * c.start and c.learned() is False:
+        # train loss tells; so does one that never beat chance on validation but had
+        # fitted its training set below the chance loss by then (it overfits from the start)
+        if c.val[i] > ABOVE_START * c.start and c.learned() is False and not c.fit_train(i):
             return _thrown(c, i, f"val loss {_g(c.val[i])} at epoch {c.epochs[i]}, above "
                                  f"the untrained model's {_g(c.start)}")
         if i and c.train[i] > ABOVE_START * c.train_start:
             return _thrown(c, i, f"train loss {_g(c.train[i])} at epoch {c.epochs[i]}, "
                                  f"above its start {_g(c.train_start)}")
+    return None
+
+
+def _blown_up_at_a_peak(c: _Curves) -> Diagnosis | None:
+    """While the schedule raised the rate (warmup, a one-cycle peak, a warm restart), the
+    train loss thrown BLOWUP times above where the run started: a rising rate excuses a
+    rise, not a blow-up; the peak is too high, whatever the run recovered to afterwards.
+    The train loss, not the validation loss: batch-norm statistics that lag behind a
+    rising rate lift a validation loss 3x for an epoch while the train loss falls."""
+    for i in range(1, c.n):
+        if c.lr_rose(i - 1, i) and c.train[i] > BLOWUP * c.train_start:
+            return _thrown(c, i, f"train loss {_g(c.train[i])} at epoch {c.epochs[i]} as the "
+                                 f"rate rose, {c.train[i] / c.train_start:.3g}x its start "
+                                 f"{_g(c.train_start)}")
     return None
 
 
@@ -545,10 +595,16 @@ def _unstable(c: _Curves) -> Diagnosis | None:
     swing = back_and_forth(window)
     if swing <= UNSTABLE:
         return None
+    train_swing = back_and_forth(c.train[-len(window):])
+    changes = [b - a for a, b in zip(window, window[1:])]
+    bounce = (sum(map(abs, changes)) - abs(sum(changes))) / len(changes) / c.chance_loss
+    if train_swing <= UNSTABLE and bounce <= BOUNCE:
+        return None  # the train loss falls smoothly and the bounce is small for the task
     return Diagnosis("lr_too_high", (
         f"val loss goes back and forth between {_g(min(window))} and {_g(max(window))} over "
         f"the last {len(window) - 1} epochs ({_pct(math.exp(swing) - 1)} per epoch "
-        f"beyond its trend) at "
+        f"beyond its trend, {_share(bounce)} of the chance loss {_g(c.chance_loss)}; the "
+        f"train loss {_pct(math.exp(train_swing) - 1)}) at "
         f"{c.lr_text(c.n - len(window), c.n - 1)}"))
 
 
@@ -588,8 +644,8 @@ def _worse_for_good(c: _Curves, values: Sequence[float], use_score: bool, name: 
 
 
 def _overfitting(c: _Curves, metric: str) -> Diagnosis | None:
-    if c.n < MIN_JUDGE or c.learned() is False:
-        return None  # a model that never beat chance has nothing to overfit with
+    if c.n < MIN_JUDGE or (c.learned() is False and not c.fit_train()):
+        return None  # a model that learnt nothing, not even its training set, cannot overfit
     use_score, values, name = c.objective(metric)
     candidates = [(use_score, values, name)]
     if name != "val loss":
@@ -659,6 +715,13 @@ def _not_learning(c: _Curves) -> Diagnosis | None:
             f"not learning: {level}, {score}; yet one epoch moved the val loss "
             f"{_pct(1 - math.exp(-fast))} at {c.lr_text(0, c.n - 1)}: steps too large to "
             f"learn, not too small"))
+    train_moves = [abs(math.log(b / a)) for a, b in zip(c.train, c.train[1:]) if a > 0 and b > 0]
+    i = max(range(len(train_moves)), key=train_moves.__getitem__, default=None)
+    if at_chance and i is not None and train_moves[i] >= -math.log(1 - FAST_TRAIN_MOVE):
+        return Diagnosis("lr_too_high", (
+            f"not learning: {level}, {score}; yet the train loss moved "
+            f"{_g(c.train[i])} -> {_g(c.train[i + 1])} in one epoch (epoch {c.epochs[i + 1]}) "
+            f"at {c.lr_text(0, c.n - 1)}: steps too large to learn, not too small"))
     return Diagnosis("lr_too_low", (
         f"not learning: {level}, {score}; a smooth, slow curve (train loss "
         f"{_g(c.train[0])} -> {_g(c.train[-1])}) at {c.lr_text(0, c.n - 1)}"))
@@ -673,6 +736,8 @@ def _underfitting(c: _Curves) -> Diagnosis | None:
     val_end = c.level(c.val, -1)
     if val_end > WELL_BELOW * c.chance_loss or not c.val_tracks():
         return None
+    if val_end - c.level(c.train, -1) > UNDERFIT_GAP * c.chance_loss:
+        return None  # it fits its training set better than it generalises: not capacity
     return Diagnosis("underfitting", (
         f"train loss fell from {_g(c.train_start)} and levelled off at {_g(c.train[-1])} "
         f"({_pct(c.train[-1] / c.chance_loss)} of the chance loss; the last {c.third} epochs "
@@ -768,6 +833,7 @@ def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc"
         lambda: _blown_up(c),
         lambda: _thrown_above_start(c),
         lambda: _collapsed(c),
+        lambda: _blown_up_at_a_peak(c),
         lambda: _lasting_rise(c),
         lambda: _unstable(c),
         lambda: _overfitting(c, metric),

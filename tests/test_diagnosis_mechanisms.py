@@ -301,3 +301,114 @@ def test_a_steady_fall_below_the_chance_loss_is_not_levelled():
     found = diagnose(rows(train, val, lr=1e-4, r2=r2), trial, "val_loss", "min")
     assert found.label == "lr_too_low", found
     assert "below the chance loss" in found.reason
+
+
+# -- what the second held-out part showed (heldout2) -----------------------------------
+
+def test_a_validation_loss_bouncing_at_a_low_level_under_a_smooth_train_loss_is_healthy():
+    """A CNN with batch norm at lr 0.08: the train loss falls without a single rise to 0.03
+    while the val loss bounces 0.094 <-> 0.173 (50% per epoch in log terms, but 2% of the
+    chance loss 2.31) at val_acc 0.96. Steps too large throw the weights and so both
+    curves; a bounce this small for the task, alone, is a sharp minimum seen through a
+    small split. The old rule read it lr_too_high."""
+    train = [2.03, 0.97, 0.32, 0.17, 0.103, 0.078, 0.064, 0.046, 0.037, 0.0365, 0.030]
+    val = [1.97, 1.21, 0.59, 0.29, 0.41, 0.187, 0.120, 0.145, 0.094, 0.173, 0.134]
+    acc = [0.16, 0.47, 0.82, 0.91, 0.88, 0.95, 0.969, 0.95, 0.961, 0.925, 0.958]
+    trial = {**TEN, "stop_reason": "early_stopping", "config.epochs": 12}
+    found = diagnose(rows(train, val, acc, lr=0.08), trial)
+    assert found.label == "healthy", found
+    # the same val loss with a train loss thrown about too: the steps are too large
+    jumpy = train[:7] + [0.12, 0.04, 0.15, 0.05]
+    found = diagnose(rows(jumpy, val, acc, lr=0.08), trial)
+    assert found.label == "lr_too_high", found
+    assert "of the chance loss" in found.reason
+
+
+def test_a_train_loss_levelled_well_below_the_validation_loss_is_no_capacity_limit():
+    """A regression with outliers under MSE: the train loss levels at 29% of the chance
+    loss, the val loss at 62% (R² 0.38). Both flat, but the model fits its training set
+    far better than it generalises: capacity to spare. The old rule read underfitting."""
+    trial = {"stop_reason": "early_stopping", "initial_val_loss": 112286.0,
+             "chance_val_loss": 20480.0, "config.epochs": 20}
+    train = [102300, 83900, 15490, 7786, 6492, 6554, 6128, 6068, 5895, 5991, 5812, 5871,
+             6026, 5909, 5896, 6000]
+    val = [109900, 31480, 14800, 12810, 12990, 13240, 12630, 12770, 12550, 12980, 12460,
+           12700, 12800, 12410, 12830, 12680]
+    r2 = [1 - v / 20480 for v in val]
+    found = diagnose(rows(train, val, lr=1e-5, r2=r2), trial, "val_mae", "min")
+    assert found.label == "healthy", found
+    # train and validation levelled together at the same level: a capacity limit
+    found = diagnose(rows([v * 0.99 for v in val], val, lr=1e-5, r2=r2), trial,
+                     "val_mae", "min")
+    assert found.label == "underfitting", found
+
+
+def test_a_first_epoch_blow_up_that_lands_at_chance_is_lr_too_high():
+    """AdamW at lr 0.1, no norm: the first epoch's mean train loss 2.56 (above the
+    untrained 2.31: the steps threw the weights), then flat at the chance loss for nine
+    epochs. A rate too small never moves its train loss 10% in an epoch; the old rule
+    read the flat tail as a smooth, slow curve (lr_too_low)."""
+    trial = {**TEN, "initial_val_loss": 2.3106, "chance_val_loss": 2.3046,
+             "chance_val_acc": 0.0836, "config.epochs": 10}
+    train = [2.564, 2.312, 2.309, 2.311, 2.314, 2.311, 2.311, 2.310, 2.310, 2.310]
+    val = [2.309, 2.304, 2.309, 2.308, 2.301, 2.314, 2.306, 2.304, 2.312, 2.304]
+    acc = [0.100, 0.097, 0.084, 0.100, 0.097, 0.084, 0.084, 0.095, 0.084, 0.095]
+    found = diagnose(rows(train, val, acc, lr=0.1), trial, "val_loss", "min")
+    assert found.label == "lr_too_high", found
+    assert "2.56 -> 2.31" in found.reason
+
+
+def test_a_validation_loss_rising_above_its_start_while_the_train_loss_falls_is_overfitting():
+    """A 2-unit net on 360 rows of 48 features: the train loss falls 0.676 -> 0.255 (37%
+    of the chance loss) while the val loss rises from 0.679 to 1.58, above the untrained
+    model's 0.716; val_acc never beats chance. It learnt its training set and nothing
+    that generalises: overfitting, not a divergence (thrown weights lift the train loss
+    too)."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 0.716, "initial_val_acc": 0.583,
+             "chance_val_loss": 0.6816, "chance_val_acc": 0.583, "config.epochs": 30}
+    train = [0.676, 0.656, 0.631, 0.597, 0.549, 0.513, 0.48, 0.44, 0.42, 0.405, 0.398, 0.375,
+             0.351, 0.33, 0.312, 0.322] + line(0.31, 0.255, 14)
+    val = [0.688, 0.679, 0.688, 0.696, 0.694, 0.77, 0.772, 0.78] + line(0.85, 1.58, 22)
+    acc = [0.583, 0.583, 0.583, 0.583, 0.625, 0.653, 0.639] + [0.6 + 0.02 * (e % 3)
+                                                               for e in range(23)]
+    found = diagnose(rows(train, val, acc, lr=0.03), trial, "val_loss", "min")
+    assert found.label == "overfitting", found
+
+
+def test_a_train_loss_blown_up_while_the_rate_rises_is_lr_too_high():
+    """One-cycle to a peak of 1 on a regression: the train loss blows up to 1.47e4 (62x its
+    start) as the rate rises, then recovers to R² 0.80 as it anneals. A rising rate excuses
+    a rise, not a blow-up; the old rule excused it and read the run healthy. A validation
+    loss alone that spikes while the rate rises (batch-norm statistics lagging) is no
+    blow-up of the steps."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 237.5, "chance_val_loss": 25.6,
+             "config.epochs": 20}
+    lr = [0.01, 0.51, 1.0] + line(0.99, 0.0076, 17)
+    train = [109.4, 474.9, 14740, 260.2] + line(46.8, 5.1, 16)
+    val = [97.8, 15040, 195.6, 127.5] + line(13.5, 5.12, 16)
+    r2 = [1 - v / 25.6 for v in val]
+    found = diagnose(rows(train, val, lr=lr, r2=r2), trial, "val_r2", "max")
+    assert found.label == "lr_too_high", found
+    assert "as the rate rose" in found.reason
+    # a ResNet whose val loss alone spikes during the warmup epoch: healthy
+    lr = [0.0043, 0.1] + line(0.097, 0.003, 8)
+    train = [1.99, 0.66, 0.24, 0.144, 0.088, 0.040, 0.026, 0.014, 0.013, 0.0093]
+    val = [2.04, 8.06, 0.51, 0.41, 0.152, 0.094, 0.064, 0.062, 0.059, 0.057]
+    acc = [0.22, 0.21, 0.86, 0.88, 0.95, 0.98, 0.986, 0.98, 0.98, 0.983]
+    found = diagnose(rows(train, val, acc, lr=lr), {**TEN, "config.epochs": 10})
+    assert found.label == "healthy", found
+
+
+def test_a_stall_once_the_schedule_cut_the_rate_tenfold_is_no_capacity_limit():
+    """A ResNet at peak lr 1e-3 under cosine: a slow, steady fall to 87% of the chance
+    loss that flattens as the rate falls 33x. Slowed that much, any steady fall looks
+    levelled: the stall is the schedule's doing, not evidence of too little capacity."""
+    lr = [4.3e-5, 1e-3, 9.7e-4, 8.8e-4, 7.5e-4, 5.9e-4, 4.1e-4, 2.5e-4, 1.2e-4, 3e-5]
+    train = [2.35, 2.288, 2.219, 2.162, 2.114, 2.075, 2.046, 2.027, 2.017, 2.016]
+    val = [2.351, 2.253, 2.184, 2.132, 2.091, 2.056, 2.035, 2.023, 2.018, 2.017]
+    acc = [0.11, 0.23, 0.32, 0.38, 0.43, 0.44, 0.454, 0.457, 0.462, 0.46]
+    trial = {**TEN, "initial_val_loss": 2.309, "chance_val_loss": 2.307,
+             "chance_val_acc": 0.078, "config.epochs": 10}
+    found = diagnose(rows(train, val, acc, lr=lr), trial)
+    assert found.label == "lr_too_low", found
+    assert "decayed" in found.reason

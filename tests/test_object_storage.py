@@ -128,3 +128,30 @@ def test_run_interrupt_resume_and_read_back_on_s3(s3, tmp_path):
     assert listed.returncode == 0 and "on-s3" in listed.stdout and "finished" in listed.stdout
     # Tune's experiment state is in the store next to the results
     assert objects(uri, env, "on-s3/tuner.pkl")
+
+
+def test_pyarrow_writes_no_object_only_if_absent_so_s3_has_no_lease(s3):
+    """Why a sweep on an object store takes no lease (docs/resume.md): the server honours
+    a create-if-absent write (`If-None-Match: *`, sent by boto3, which moto brings to
+    the tests and the tool does not depend on), but pyarrow's S3 filesystem drops the
+    header (unknown metadata keys are ignored), so a second such write replaces the
+    first. Should this start failing, pyarrow sends it: build the lease on it."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    uri, env = s3
+    endpoint = "http://" + uri.split("endpoint_override=")[1].split("&")[0]
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.put_object(Bucket="sweeps-test", Key="boto-probe", Body=b"first", IfNoneMatch="*")
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        client.put_object(Bucket="sweeps-test", Key="boto-probe", Body=b"second",
+                          IfNoneMatch="*")
+    with credentials(env):
+        where = open_storage(uri)
+        path = f"{where.path}/.lease-probe"
+        for holder in (b"first", b"second"):
+            with where.fs.open_output_stream(path, metadata={"If-None-Match": "*"}) as out:
+                out.write(holder)
+        with where.fs.open_input_stream(path) as stream:
+            assert stream.readall() == b"second"

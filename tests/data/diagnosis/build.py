@@ -17,17 +17,20 @@ ever run on them. The first sweeps are all `dev`; the curves of an `ho-` sweep a
 in half by a hash of their curve ids, within each of its setups and across its rates, so
 that every such setup has curves in both parts (see `assign_split`). Every curve of an
 `h2-` sweep is `heldout2`: a second, fresh held-out batch, built after the first one had
-been measured. A split once recorded is kept when other sweeps are added or rebuilt.
+been measured; every curve of an `h3-` sweep is `heldout3`, a third one, built after the
+second had been measured. A split once recorded is kept when other sweeps are added or
+rebuilt.
 
     python tests/data/diagnosis/build.py                 # (re)build every sweep
     python tests/data/diagnosis/build.py --only NAME     # add or rebuild one sweep
     python tests/data/diagnosis/build.py --show [SWEEP]  # print the curves to label
     python tests/data/diagnosis/build.py --show 'ho-*' --split heldout
     python tests/data/diagnosis/build.py --show 'h2-*' --split heldout2
+    python tests/data/diagnosis/build.py --show 'h3-*' --split heldout3 --headers
 
 Specs name their data files relative to the repository root (where this script runs
 them from). Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel
-after it. The tables of the `ho-table-*` and `h2-` specs are made by
+after it. The tables of the `ho-table-*`, `h2-` and `h3-` specs are made by
 `tables/make_tables.py`.
 """
 
@@ -60,7 +63,8 @@ KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.
                "config.batch_scaling.rule", "config.batch_scaling.reference_batch_size"]
 HELDOUT_PREFIX = "ho-"
 HELDOUT2_PREFIX = "h2-"  # every curve of these sweeps is `heldout2`
-SPLITS = ("dev", "heldout", "heldout2")
+HELDOUT3_PREFIX = "h3-"  # every curve of these sweeps is `heldout3`
+SPLITS = ("dev", "heldout", "heldout2", "heldout3")
 
 
 def _load_spec(spec_path: Path, overrides: list[str] = ()):
@@ -92,9 +96,11 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
     setup (each combination of its grid values other than the rate): taken in order of
     rate, each consecutive pair gives one curve to `heldout` (the one whose curve-id hash
     comes first) and the other to `dev`; a setup's odd last curve goes by its hash. Every
-    curve of an `h2-` sweep is `heldout2`."""
+    curve of an `h2-` sweep is `heldout2`, of an `h3-` sweep `heldout3`."""
     if sweep.startswith(HELDOUT2_PREFIX):
         return ["heldout2"] * len(rows)
+    if sweep.startswith(HELDOUT3_PREFIX):
+        return ["heldout3"] * len(rows)
     if not sweep.startswith(HELDOUT_PREFIX):
         return ["dev"] * len(rows)
     digest = {c: hashlib.sha256(c.encode()).hexdigest() for c in rows["curve_id"]}

@@ -1,5 +1,5 @@
-"""Write the small CSV tables the `ho-table-*` and `h2-*` sweep specs of the diagnosis
-corpus read.
+"""Write the small CSV tables the `ho-table-*`, `h2-*` and `h3-*` sweep specs of the
+diagnosis corpus read.
 
 Deterministic (fixed seeds, rounded values): rerunning it rewrites the same files.
 
@@ -22,6 +22,18 @@ Added with the `h2-` sweeps:
                     target `price` on a large scale (mean about 300, sd about 120), noise
                     growing with the price and 2% of the rows gross outliers
     classes20.csv   1600 rows, 16 features, 20 balanced classes in `label` (integers)
+
+Added with the `h3-` sweeps:
+
+    linear.csv      900 rows, 10 features (6 used), a float target `y` linear in them
+                    (mean about 50, sd about 8) with heavy noise (about 40% of its
+                    variance)
+    unit.csv        700 rows, 6 features, a float target `share` in [0, 1] (a logistic
+                    function of 4 of the features plus noise, clipped to [0, 1])
+    imbalanced.csv  1500 rows, 12 features of which 5 informative, 2 classes in `label`
+                    (90/10), 3% of the labels flipped
+    tiny3.csv       150 rows, 10 features of which 4 informative, 3 classes in `kind`
+                    (strings "a", "b", "c"), 5% of the labels flipped: few rows
 """
 
 from __future__ import annotations
@@ -106,8 +118,52 @@ def classes20() -> pd.DataFrame:
     return frame
 
 
+def linear() -> pd.DataFrame:
+    rng = np.random.default_rng(61)
+    n = 900
+    x = rng.normal(0, 1, size=(n, 10))
+    w = np.array([4.0, -3.0, 2.5, 2.0, -1.5, 1.0, 0, 0, 0, 0])
+    signal = x @ w
+    y = 50 + signal + rng.normal(0, 0.82 * signal.std(), size=n)
+    frame = pd.DataFrame(x, columns=[f"u{i}" for i in range(10)])
+    frame["y"] = y
+    return frame
+
+
+def unit() -> pd.DataFrame:
+    rng = np.random.default_rng(62)
+    n = 700
+    x = rng.uniform(-2, 2, size=(n, 6))
+    z = 1.5 * x[:, 0] - 1.0 * x[:, 1] * x[:, 2] + np.sin(2 * x[:, 3])
+    share = 1 / (1 + np.exp(-z)) + rng.normal(0, 0.08, size=n)
+    frame = pd.DataFrame(x, columns=[f"s{i}" for i in range(6)])
+    frame["share"] = np.clip(share, 0, 1)
+    return frame
+
+
+def imbalanced() -> pd.DataFrame:
+    x, y = make_classification(n_samples=1500, n_features=12, n_informative=5,
+                               n_redundant=2, n_classes=2, n_clusters_per_class=2,
+                               weights=[0.9, 0.1], flip_y=0.03, class_sep=0.9,
+                               random_state=63)
+    frame = pd.DataFrame(x, columns=[f"b{i}" for i in range(12)])
+    frame["label"] = y
+    return frame
+
+
+def tiny3() -> pd.DataFrame:
+    x, y = make_classification(n_samples=150, n_features=10, n_informative=4,
+                               n_redundant=2, n_classes=3, n_clusters_per_class=1,
+                               flip_y=0.05, class_sep=1.0, random_state=64)
+    frame = pd.DataFrame(x, columns=[f"t{i}" for i in range(10)])
+    frame["kind"] = np.array(["a", "b", "c"])[y]
+    return frame
+
+
 TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": regression,
-          "wide.csv": wide, "prices.csv": prices, "classes20.csv": classes20}
+          "wide.csv": wide, "prices.csv": prices, "classes20.csv": classes20,
+          "linear.csv": linear, "unit.csv": unit, "imbalanced.csv": imbalanced,
+          "tiny3.csv": tiny3}
 
 if __name__ == "__main__":
     import sys

@@ -6,9 +6,10 @@ classification and regression; lr 1e-6 to 200, every schedule family, one-unit t
 built by tests/data/diagnosis/build.py; labels.yaml says what a person read in each curve
 (`[label, reason]`, or `[label, reason, second accepted label]` where a curve honestly
 reads two ways). trials.parquet's `split` puts each curve in a part: `dev`, which the
-rules were tuned on; `heldout`, labelled blind and committed before the rules were run on
-it, measured once and tuned on since; `heldout2`, labelled blind and committed before the
-rules were run on it, and never tuned on (docs/diagnosis.md).
+rules were tuned on; `heldout` and `heldout2`, each labelled blind and committed before
+the rules were run on it, measured once, and tuned on since (development data now); and
+`heldout3`, labelled blind and committed before the rules were run on it, and never
+tuned on: the held-out part (docs/diagnosis.md).
 """
 
 from __future__ import annotations
@@ -27,27 +28,35 @@ from orchestrator.diagnosis import LABELS, diagnose
 CORPUS = Path(__file__).parent / "data" / "diagnosis"
 # a well-tuned or healthy curve must never read as one of these
 ALARMS = {"lr_too_high", "diverged", "lr_too_low"}
+# The parts of the corpus, by trials.parquet's `split`. Each held-out batch was labelled
+# blind and committed before the rules were ever run on it, then measured once after a
+# round of tuning; once measured it is tuned on, and so becomes development data:
+#   heldout   measured at 64/72 (88.9%) after the first round (2026-11-30, 9cc4fcd..)
+#   heldout2  labelled in 7f83821, measured at 75/90 (83.3%) after 2e9ef89, tuned on in 1b10f26
+#   heldout3  labelled before 1b10f26's rules were run on it: THE held-out part
+DEVELOPMENT = ("dev", "heldout", "heldout2")
+HELD_OUT = "heldout3"
 # the agreement each part must reach (issue #21), counting a diagnosis that equals the
-# person's label or their second accepted one. `heldout` was measured once (64/72,
-# 88.9%) and then tuned on, so it is held to the development bar now; `heldout2` is
-# the held-out part: labelled blind and committed (7f83821) before the rules, tuned
-# without it (2e9ef89), were ever run on it.
-REQUIRED = {"dev": 0.95, "heldout": 0.95, "heldout2": 0.90}
+# person's label or their second accepted one
+REQUIRED = {"development": 0.95, "held-out": 0.90}
+# Parts whose shortfall is recorded rather than hidden (strict: they fail loudly the day
+# they pass, and the mark must go). Measured once, after 1b10f26 (2026-11-30): heldout3
+# 73/82 (89.0%), one curve short of 90%, and two curves a person read as healthy read
+# lr_too_low (a one-cycle run still improving at its end; a stall after a cosine decay).
+# Tuning on heldout3 makes it development data: the next held-out batch, labelled first,
+# measures the next change (issue #21 stays open).
+HELD_OUT_SHORT = {"held-out": "heldout3 73/82 (89.0%) < 90%: issue #21 open"}
+HEALTHY_ALARMED = {"held-out": "2 healthy heldout3 curves read lr_too_low: issue #21 open"}
 
-# Measured once, after the tuning of 2e9ef89 (2026-11-30): heldout2 75/90 (83.3%), and
-# three curves a person read as healthy (a validation loss bouncing while the run ends
-# well) read lr_too_high. The bars stay where the issue puts them and the shortfall is
-# recorded, not hidden: these cases are expected to fail (strict: they fail loudly the
-# day they pass and the mark must go). Tuning on heldout2 makes it development data; a
-# new held-out part, labelled first, measures the next change (issue #21 stays open).
-HELD_OUT_SHORT = {"heldout2": "heldout2 agreement 75/90 (83.3%) < 90%: issue #21 open"}
-HEALTHY_ALARMED = {"heldout2": "3 healthy heldout2 curves read lr_too_high: issue #21 open"}
+
+def part_of(split: str) -> str:
+    return "held-out" if split == HELD_OUT else "development"
 
 
 def _parts(expected_to_fail: dict[str, str]) -> list:
-    return [pytest.param(split, marks=pytest.mark.xfail(strict=True,
-                                                        reason=expected_to_fail[split]))
-            if split in expected_to_fail else split for split in sorted(REQUIRED)]
+    return [pytest.param(part, marks=pytest.mark.xfail(strict=True,
+                                                       reason=expected_to_fail[part]))
+            if part in expected_to_fail else part for part in REQUIRED]
 
 
 class Judged(collections.namedtuple("Judged", "curve split person accepted label reason")):
@@ -93,30 +102,36 @@ def confusion_table(judged: list[Judged]) -> str:
 def test_corpus_is_big_enough_and_covers_every_label(judged, labels):
     assert len(judged) >= 200
     assert {j.person for j in judged} == set(LABELS), "every label used"
-    assert {j.split for j in judged} == set(REQUIRED)
+    assert {j.split for j in judged} == {*DEVELOPMENT, HELD_OUT}
     for cid, entry in labels.items():
         assert entry[0] in LABELS and len(entry) in (2, 3), (cid, entry)
         assert all(extra in LABELS for extra in entry[2:]), (cid, entry)
 
 
-@pytest.mark.parametrize("split", _parts(HELD_OUT_SHORT))
-def test_diagnosis_agrees_with_the_labels(judged, split):
-    part = [j for j in judged if j.split == split]
-    agreeing = sum(j.agrees for j in part)
-    table = confusion_table(part)
+@pytest.mark.parametrize("part", _parts(HELD_OUT_SHORT))
+def test_diagnosis_agrees_with_the_labels(judged, part):
+    judged_here = [j for j in judged if part_of(j.split) == part]
+    agreeing = sum(j.agrees for j in judged_here)
+    splits = sorted({j.split for j in judged_here})
+    per_split = ", ".join(
+        f"{split} {sum(j.agrees for j in judged_here if j.split == split)}/"
+        f"{sum(j.split == split for j in judged_here)}" for split in splits)
+    table = confusion_table(judged_here)
     disagreements = "\n".join(
         f"  {j.curve}: person {'/'.join([j.person, *sorted(j.accepted - {j.person})])}, "
-        f"diagnosis {j.label}: {j.reason}" for j in part if not j.agrees)
-    summary = (f"{split}: {agreeing}/{len(part)} agree ({agreeing / len(part):.1%}), "
-               f"{sum(j.person == j.label for j in part)} on the primary label")
+        f"diagnosis {j.label}: {j.reason}" for j in judged_here if not j.agrees)
+    summary = (f"{part}: {agreeing}/{len(judged_here)} agree "
+               f"({agreeing / len(judged_here):.1%}; {per_split}), "
+               f"{sum(j.person == j.label for j in judged_here)} on the primary label")
     print(f"\n{summary}\n{table}\n{disagreements}")
-    assert agreeing / len(part) >= REQUIRED[split], f"{summary}\n{table}\n{disagreements}"
+    assert agreeing / len(judged_here) >= REQUIRED[part], \
+        f"{summary}\n{table}\n{disagreements}"
 
 
-@pytest.mark.parametrize("split", _parts(HEALTHY_ALARMED))
-def test_no_healthy_curve_raises_an_alarm(judged, split):
+@pytest.mark.parametrize("part", _parts(HEALTHY_ALARMED))
+def test_no_healthy_curve_raises_an_alarm(judged, part):
     alarms = [(j.curve, j.label, j.reason) for j in judged
-              if j.split == split and j.person == "healthy" and j.label in ALARMS]
+              if part_of(j.split) == part and j.person == "healthy" and j.label in ALARMS]
     assert not alarms
 
 

@@ -224,3 +224,36 @@ def ray_cluster(dashboard: bool = False) -> Iterator[Cluster]:
             worker.stop()
         head.stop()
         shutil.rmtree(short, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (sqlite store, artifacts proxied under
+    `folder`), in its own process group, gone after the `with`; yields its URI."""
+    port = port or free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    proc = subprocess.Popen(
+        [mlflow, "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
+         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        stdout=open(folder / "server.log", "a"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{port}/health") or proc.poll() is not None,
+                 120, f"mlflow server on port {port}", every_s=0.5)
+        assert proc.poll() is None, (folder / "server.log").read_text()[-2000:]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        kill_group(proc)
+        proc.wait(timeout=30)
+
+
+def _healthy(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False

@@ -98,3 +98,12 @@ def test_device_wheels_drops_unused_parts_and_their_record_lines(tmp_path):
         assert z.read("ray/tune/__init__.py") == b"tune = 1\n"
         assert z.read("ray-0.dist-info/RECORD").decode().splitlines() == [
             "ray/tune/__init__.py,sha256=a,9", "ray-0.dist-info/RECORD,,"]
+
+
+@pytest.mark.slow
+def test_tracking_benchmark_runs_and_records(tmp_path):
+    data = run_bench("tracking", tmp_path, "--trials", "2", "--epochs", "3",
+                     says="ms per epoch")
+    assert set(data["rows"]) == {"tensorboard", "mlflow", "mlflow live (loop)",
+                                 "mlflow live (sender)", "mlflow replay"}
+    assert all(row["seconds"] > 0 for row in data["rows"].values())

@@ -55,7 +55,7 @@ def test_loss_metric_defaults_to_min():
     (with_(colour="red"),
      "SPEC: colour: is not a known key (known: code, failure, max_concurrent_trials, metric, mode, "
      "name, num_samples, resources, scheduler, search_space, searcher, seed, "
-     "storage, time_budget_s, train)"),
+     "storage, time_budget_s, tracking, train)"),
     (with_(train={"epochs": 0}), "SPEC: train.epochs: is 0, but must be >= 1"),
     (with_(train={"optimizer": {"lrr": 0.1}}),
      "SPEC: train.optimizer.lrr: is not a known key (known: beta1, beta2, grad_clip, lr, "

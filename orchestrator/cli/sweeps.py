@@ -113,7 +113,8 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
 
 
 def _warn(line: str) -> None:
-    err_console.print(line, markup=False)
+    # one line stays one line, however long the paths in it (a log is grepped by line)
+    err_console.print(line, markup=False, soft_wrap=True)
 
 
 def _progress(spec, quiet: bool, ended: frozenset[str] = frozenset()) -> list:

@@ -157,7 +157,10 @@ def resume_sweep(
     """Continue an interrupted sweep from Tune's experiment state: finished trials are
     not run again, unfinished ones continue from their last checkpoint; errored ones
     are resumed from their checkpoint or restarted from scratch when `errored` says so."""
+    from orchestrator.tracking.setup import check_reachable
+
     refuse_if_held(plan.folder)  # fast, before Ray starts; the lease is taken once it runs
+    check_reachable(plan.spec.tracking, plan.spec.name)
     return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
                  command="resume", address=address, callbacks=callbacks, warn=warn,
                  ended=plan.ended, drop_errored=errored == "restart", before=plan.trials)

@@ -10,16 +10,16 @@ spec, or restored from Tune's own experiment state. What the user sees while it 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from orchestrator import environ
 from orchestrator.engine import shipping
 from orchestrator.engine.interrupts import sigterm_as_sigint
 from orchestrator.engine.ray_session import ray_session
@@ -142,16 +142,9 @@ TUNE_ENVIRONMENT = {
 }
 
 
-@contextlib.contextmanager
-def tune_environment() -> Iterator[None]:
+def tune_environment() -> contextlib.AbstractContextManager[None]:
     """TUNE_ENVIRONMENT for the body of the `with`, the process's own values after it."""
-    added = {k: v for k, v in TUNE_ENVIRONMENT.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
+    return environ.defaults(TUNE_ENVIRONMENT)
 
 
 def warn_on_stderr(line: str) -> None:
@@ -188,10 +181,13 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
                            ended=ended, drop_errored=drop_errored)
+        tracking = _tracking(spec, folder, sink, warn)
         started = time.monotonic()
-        make_tuner([JsonLoggerCallback(), sink, *(callbacks or [])]).fit()
+        make_tuner([JsonLoggerCallback(), sink, *tracking, *(callbacks or [])]).fit()
         elapsed = time.monotonic() - started
         sink.write_whole()  # Tune may end without calling on_experiment_end
+        for mirror in tracking:
+            mirror.finish()
     trials, history = sink.frames()
     outcome = SweepOutcome(folder, trials, history, elapsed, received.name)
     write_end = dict(status="interrupted" if outcome.unfinished else "finished",
@@ -207,6 +203,16 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         write_end["loop_metrics"] = {name: "float64" for name in sorted(own)}
     end_segment(results_dir, resolved, **write_end)
     return outcome
+
+
+def _tracking(spec: SweepSpec, folder: Location, sink, warn: Callable[[str], None]) -> list:
+    """The tracking callback (after the sink: it sends the rows the sink holds), if the
+    spec asks for MLflow or TensorBoard."""
+    if not spec.tracking.enabled:
+        return []
+    from orchestrator.tracking.live import TrackingCallback
+
+    return [TrackingCallback(spec.tracking, folder, sink, track_command(folder, spec), warn)]
 
 
 def _warn_if_storage_is_not_shared(spec: SweepSpec, warn: Callable[[str], None]) -> None:
@@ -239,6 +245,13 @@ def resume_command(folder: Location, spec: SweepSpec) -> str:
     return f"sweep resume {spec.name} --storage '{spec.storage}'"
 
 
+def track_command(folder: Location, spec: SweepSpec) -> str:
+    """The command that sends this sweep's tables to its trackers again."""
+    if folder.local:
+        return f"sweep track {folder.local}"
+    return f"sweep track {spec.name} --storage '{spec.storage}'"
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -249,9 +262,11 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run `spec` to the end and return its result tables. `callbacks` are extra
     Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
+    from orchestrator.tracking.setup import check_reachable
     from orchestrator.trainable.table_data import check_tables
 
     check_tables(spec)  # bad data is one line here, not a traceback in every trial
+    check_reachable(spec.tracking, spec.name)  # an MLflow server that is down: one line
     folder = experiment_dir(spec)
 
     def new_name() -> None:

@@ -45,6 +45,7 @@ from orchestrator.spec.settings import (
     tagged_members,
 )
 from orchestrator.spec.strict import Strict
+from orchestrator.spec.tracking import Tracking
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -150,6 +151,7 @@ class SweepSpec(Strict):
     resources: Resources = Resources()
     failure: Failure = Failure()
     storage: str = DEFAULT_STORAGE
+    tracking: Tracking = Tracking()  # MLflow / TensorBoard mirrors of the trials
     # folders of the user's code, shipped to every trial; absolute once loaded (a spec
     # file's relative ones are read against its folder)
     code: tuple[str, ...] = ()
@@ -215,6 +217,15 @@ class SweepSpec(Strict):
     @classmethod
     def _searcher_name(cls, value: Any) -> Any:
         return _component(value, SEARCHERS)
+
+    @model_validator(mode="after")
+    def _tensorboard_needs_a_folder(self) -> SweepSpec:
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", self.storage)
+        if self.tracking.tensorboard and scheme and scheme.group(1).lower() != "file":
+            raise RuleError("tracking.tensorboard", "writes event files into the sweep's "
+                            f"folder, and storage {self.storage!r} is an object store: "
+                            "use a local or shared folder, or MLflow")
+        return self
 
     @model_validator(mode="after")
     def _search_space_fits_the_trainable(self) -> SweepSpec:

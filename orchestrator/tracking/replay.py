@@ -1,0 +1,66 @@
+"""`sweep track`: send a sweep's tables to its trackers after the fact — what a tracker
+missed while it was down, or a sweep that ran without tracking. No Ray, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.results import schema
+from orchestrator.results.lease import refuse_if_held
+from orchestrator.results.storage import Location
+from orchestrator.spec.tracking import MlflowTracking, Tracking
+from orchestrator.tracking.mirror import Mirror, present
+
+
+@dataclass
+class Replayed:
+    trials: int
+    epochs_sent: int
+    trackers: list[str]  # where each tracker wrote
+
+
+def tracking_of(recorded: dict, uri: str | None, experiment: str | None,
+                tensorboard: bool | None) -> Tracking:
+    """The sweep's own `tracking:` section, with what the options change in it."""
+    tracking = Tracking.model_validate(recorded.get("tracking") or {})
+    mlflow = tracking.mlflow
+    if uri is not None:
+        mlflow = MlflowTracking(uri=uri, experiment=experiment)
+    elif experiment is not None and mlflow is not None:
+        mlflow = MlflowTracking(uri=mlflow.uri, experiment=experiment)
+    return Tracking(mlflow=mlflow, tensorboard=tracking.tensorboard
+                    if tensorboard is None else tensorboard)
+
+
+def replay(folder: Location, tracking: Tracking) -> Replayed:
+    from orchestrator.analysis.advice import advise
+    from orchestrator.results.load import load_sweep
+    from orchestrator.tracking.setup import check_reachable, identity, trackers_for
+
+    if not tracking.enabled:
+        raise OrchestratorError(
+            f"{folder}: the sweep's spec has no `tracking:` section; name a tracker: "
+            "--mlflow-uri URI and/or --tensorboard")
+    if tracking.tensorboard and folder.local is None:
+        raise OrchestratorError("--tensorboard: event files are written into the sweep's "
+                                f"folder, and {folder} is on an object store")
+    refuse_if_held(folder)  # a running driver sends its own rows
+    tables = load_sweep(folder)
+    check_reachable(tracking, tables.spec["name"])
+    problems: list[str] = []
+    trackers = trackers_for(tracking, folder)
+    where = [t.where for t in trackers]
+    mirror = Mirror(trackers, problems.append, resend_hint="sweep track")
+    mirror.open(identity(tables.sweep, folder))
+    trials = {r[schema.TRIAL_ID]: r for r in tables.trials.to_dict("records")}
+    by_trial: dict[str, dict[int, dict]] = {}
+    for row in tables.history.to_dict("records"):
+        by_trial.setdefault(row[schema.TRIAL_ID], {})[int(row["epoch"])] = row
+    sent = mirror.sync(trials, by_trial)
+    advice = advise(tables.trials, tables.spec)
+    mirror.finish(list(trials.values()), advice, interrupted=any(
+        not present(t.get(schema.STOP_REASON)) for t in trials.values()))
+    if problems:
+        raise OrchestratorError(problems[0].removeprefix("warning: ").split("; the sweep")[0])
+    return Replayed(len(trials), sent, where)

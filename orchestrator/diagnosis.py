@@ -16,9 +16,12 @@ Labels, the first rule that fits wins:
   diverged      a loss is not finite; or the steps threw the loss above where the run
                 started (the first epoch's train loss 3x the untrained model's loss, or
                 a validation loss above the untrained model's before the train loss had
-                fallen below the chance loss, or a train loss above its own start) and
-                validation never beat chance
-  lr_too_high   the same after some learning; or it learned, then collapsed to chance
+                fallen below the chance loss, or a train loss above its own start, the
+                curve staying up there) and validation never beat chance; or, for a model
+                that never beat chance, a validation loss 3x the untrained model's over
+                its last epochs
+  lr_too_high   the same after some learning, or a spike above the start out of a loss
+                that sits below it; or it learned, then collapsed to chance
                 (whatever the schedule did then); or a train loss blown up 3x its start
                 while the rate rose (a peak too high); or a fall then a lasting rise of
                 the train loss; or a validation loss that swings at the end, with the
@@ -34,11 +37,14 @@ Labels, the first rule that fits wins:
                 that both jump, or a fast move of either, a rate too large to learn (never
                 a capacity limit: nothing shows one)
   underfitting  the validation loss fell well below chance, then train and validation
-                levelled off together far above zero, at the same level, at a rate that
-                still moves weights (its fall counted from the chance loss: the way down to
-                it is the class frequencies, learnt by an output bias at any rate)
-  lr_too_low    the loss barely left its start; or a completed run still improving at its
-                end (train and validation still falling, or the objective still rising)
+                levelled off together (over 3 epochs at least), both far above zero, at
+                the same level, at a rate that still moves weights (its fall counted
+                from the chance loss: the way down to it is the class frequencies,
+                learnt by an output bias at any rate)
+  lr_too_low    the loss barely left its start; or a run that completed (or was early
+                stopped) still improving at its end (train and validation still falling,
+                or the objective still rising), unless its schedule had cut the rate
+                tenfold and its loss is low: that last gain is the annealing
   healthy       none of the above
 
 Every threshold is a named constant with the reason for its value. Train-loss rises are
@@ -178,6 +184,12 @@ FAST_TRAIN_MOVE = 0.08
 # share of the whole fall (healthy runs here: 0-5%; slow ones 20-50%). A run planned for
 # fewer than MIN_JUDGE epochs is judged by its last epoch alone.
 STILL_FALLING = 0.15
+# A stall is claimed (underfitting, a rate decayed too far) only over at least this many
+# epochs, as a lasting rise is (PERSIST + 1): the last third of a run of 6-8 epochs is
+# two epochs, whose 3-epoch medians lie one epoch apart, and one epoch that fell less
+# than 15% of the fall is no plateau (an 8-epoch CNN still falling 0.05-0.07 an epoch,
+# read as a capacity limit).
+PLATEAU = PERSIST + 1
 # The validation loss falls *with* the train loss over the last third when it falls by
 # at least this share of the train loss's fall. A capacity limit levels both together; a
 # model whose train loss keeps falling while validation stays put is fitting its training
@@ -201,13 +213,23 @@ FAR_FROM_ZERO = 0.05
 # chance loss. Assumes labels that can be learned: with many wrong labels even a perfect
 # model stays high (see docs/diagnosis.md). The chance loss depends only on the class
 # frequencies (or the target's spread), which the splits share: a fair yardstick for a
-# train loss too, unlike the untrained model's validation loss.
+# train loss too, unlike the untrained model's validation loss. A capacity limit needs
+# both losses up there: a validation loss (the model in eval mode) below it shows the
+# capacity was there and dropout or noise holds the train loss up (here a CNN at val_acc
+# 0.94, its validation loss at 14% of the chance loss, its train loss at 31%; capacity
+# limits end with the validation loss at 34-85%). An absolute-error loss is squared
+# first (`_Curves.share`).
 FAR_ABOVE = 0.25
 # A schedule that decayed the rate by this factor has slowed the weights as much: a stall
 # after it is the rate's doing, not evidence of the model's capacity. Tenfold, one step of
 # docs/tuning.md's step decay: a steady fall slowed ten times brings its last third under
 # STILL_FALLING of the fall, so it looks "levelled" whatever the capacity (here a ResNet
 # at peak lr 1e-3 stalls at 87% of the chance loss as cosine takes the rate 33x down).
+# The other way round, a run whose schedule decayed the rate as much and whose validation
+# loss got within FAR_ABOVE of zero is not too slow for still gaining at its end: that is
+# the annealing (a one-cycle ResNet at 5.5% of the chance loss gaining 0.29 -> 0.13 as the
+# rate falls 8x in its last two epochs; the runs here too slow under a decayed schedule
+# end at 67-88% of the chance loss).
 DECAYED = 10.0
 
 
@@ -293,6 +315,7 @@ class _Curves:
     # mean, the chance level) and mean absolute error; NaN for a classification
     r2: list[float] = field(default_factory=list)
     mae: list[float] = field(default_factory=list)
+    loss: str | None = None  # config.loss: "l1" grows with the error, not its square
 
     @property
     def n(self) -> int:
@@ -314,6 +337,12 @@ class _Curves:
         onecycle's ramp)? A rise of the loss then is not evidence against the rate."""
         lrs = [v for v in self.lr[max(a, 0):b + 1] if math.isfinite(v)]
         return any(later > earlier * 1.01 for earlier, later in zip(lrs, lrs[1:]))
+
+    def decay(self) -> float:
+        """How far the schedule had cut the rate by the end: its peak over its last value
+        (1 for a constant rate or an unknown one)."""
+        lrs = [v for v in self.lr if math.isfinite(v)]
+        return max(lrs) / max(lrs[-1], 1e-300) if lrs else 1.0
 
     def lr_text(self, a: int, b: int) -> str:
         lrs = [v for v in self.lr[a:b + 1] if math.isfinite(v)]
@@ -406,9 +435,15 @@ class _Curves:
         lo = min(max(i - 1, 0), len(values) - 3)
         return median(values[lo:lo + 3])
 
+    @property
+    def late(self) -> int:
+        """The epochs at the end that say whether a curve still falls or has levelled:
+        the last third, and no fewer than PLATEAU."""
+        return max(self.third, PLATEAU)
+
     def late_fall(self, values: Sequence[float]) -> float:
-        """How much a curve fell over the last third of the epochs (levels, not raw)."""
-        return self.level(values, -self.third - 1) - self.level(values, -1)
+        """How much a curve fell over the `late` epochs at the end (levels, not raw)."""
+        return self.level(values, -self.late - 1) - self.level(values, -1)
 
     @property
     def fall_top(self) -> float:
@@ -423,6 +458,17 @@ class _Curves:
             return min(self.train_start, self.chance_loss)
         return self.train_start
 
+    def share(self, loss: float) -> float:
+        """A loss as a share of the chance loss, on the scale the FAR_* thresholds are
+        set in: squared for an absolute-error loss (l1). A squared error or a log loss
+        measures how far a model is from perfect on that scale (1 - R² for the mean
+        squared error); an absolute error is the square root of it in kind (for errors of
+        one shape, the mean absolute error scales with their root mean square). Here two
+        regressions of one quality, R² 0.81-0.82: the squared loss at 18% of its chance
+        loss, the absolute one at 37% (0.37² = 14%)."""
+        ratio = loss / self.chance_loss
+        return ratio * abs(ratio) if self.loss == "l1" else ratio
+
     def fall_text(self) -> str:
         return "its fall" if self.fall_top == self.train_start else \
             "its fall below the chance loss"
@@ -433,9 +479,12 @@ class _Curves:
 
     def val_tracks(self) -> bool:
         """Over the last third, did the validation loss fall with the train loss? Yes
-        also when the train loss gained less than FLAT on it (two flat curves)."""
+        also when the train loss gained less than FLAT on it (two flat curves), or did
+        not fall at all (a train loss that stays put pulls away from nothing: here one
+        stuck at 1.62-1.71 under a validation loss bouncing 1.1-1.27)."""
         train, val = self.late_fall(self.train), self.late_fall(self.val)
-        return val >= TRACKS * train or train - val <= FLAT * self.level(self.val, -1)
+        return train <= 0 or val >= TRACKS * train or \
+            train - val <= FLAT * self.level(self.val, -1)
 
 
 def _curves(history: Sequence[Mapping], trial: Mapping) -> _Curves:
@@ -454,7 +503,8 @@ def _curves(history: Sequence[Mapping], trial: Mapping) -> _Curves:
     return _Curves([int(r["epoch"]) for r in history], train, val, _column(history, "val_acc"),
                    _column(history, "lr"), start, chance, _known(trial.get("chance_val_acc")),
                    _known(trial.get("initial_val_acc")), int(planned) if planned else None,
-                   _column(history, "val_r2"), _column(history, "val_mae"))
+                   _column(history, "val_r2"), _column(history, "val_mae"),
+                   trial.get("config.loss") if isinstance(trial.get("config.loss"), str) else None)
 
 
 # -- the rules, in order ------------------------------------------------------------
@@ -468,9 +518,18 @@ def _not_finite(c: _Curves) -> Diagnosis | None:
     return None
 
 
-def _thrown(c: _Curves, i: int, what: str) -> Diagnosis:
+def _thrown(c: _Curves, i: int, what: str, stayed: Sequence[float] | None = None,
+            above: float = 0.0) -> Diagnosis:
+    """Thrown above where it started at epoch i: diverged for a model that never beat
+    chance, unless the curve that was thrown (`stayed`, from epoch i on) then sat below
+    `above` for most of the run: a one-epoch spike out of a loss bouncing around a lower
+    level is a rate too large to learn, not a divergence."""
     what += f" at {c.lr_text(i, i)}"
     if c.learned() is False:
+        if stayed is not None and median(stayed[i:]) < above:
+            return Diagnosis("lr_too_high", (
+                f"{what}, but mostly back below it (median {_g(median(stayed[i:]))} from "
+                f"then on); {c.never_beat_chance_text()}: steps too large to learn"))
         return Diagnosis("diverged", f"{what}; {c.never_beat_chance_text()}")
     best = min(c.val)
     return Diagnosis("lr_too_high", f"{what}; it recovered to a val loss of {_g(best)}")
@@ -503,10 +562,10 @@ def _thrown_above_start(c: _Curves) -> Diagnosis | None:
         # fitted its training set below the chance loss by then (it overfits from the start)
         if c.val[i] > ABOVE_START * c.start and c.learned() is False and not c.fit_train(i):
             return _thrown(c, i, f"val loss {_g(c.val[i])} at epoch {c.epochs[i]}, above "
-                                 f"the untrained model's {_g(c.start)}")
+                                 f"the untrained model's {_g(c.start)}", c.val, c.start)
         if i and c.train[i] > ABOVE_START * c.train_start:
             return _thrown(c, i, f"train loss {_g(c.train[i])} at epoch {c.epochs[i]}, "
-                                 f"above its start {_g(c.train_start)}")
+                                 f"above its start {_g(c.train_start)}", c.train, c.train_start)
     return None
 
 
@@ -522,6 +581,22 @@ def _blown_up_at_a_peak(c: _Curves) -> Diagnosis | None:
                                  f"rate rose, {c.train[i] / c.train_start:.3g}x its start "
                                  f"{_g(c.train_start)}")
     return None
+
+
+def _thrown_for_good(c: _Curves) -> Diagnosis | None:
+    """A model that never beat chance whose validation loss sat BLOWUP times above the
+    untrained model's for its last PERSIST epochs: the steps threw the weights, whatever
+    the train loss (a mean over moving weights) and the rate did. Batch-norm statistics
+    lagging behind a rising rate lift a validation loss for an epoch, not to the end."""
+    if c.learned() is not False or c.n < PERSIST:
+        return None
+    top = BLOWUP * max(c.start, c.chance_loss)
+    if not all(v > top for v in c.val[-PERSIST:]):
+        return None
+    i = c.n - PERSIST
+    return _thrown(c, i, (
+        f"val loss {_g(c.val[i])} at epoch {c.epochs[i]} and {_g(c.val[-1])} at the end, "
+        f"{c.val[-1] / c.start:.3g}x the untrained model's {_g(c.start)}"))
 
 
 def _collapsed(c: _Curves) -> Diagnosis | None:
@@ -589,7 +664,7 @@ def _lasting_rise(c: _Curves) -> Diagnosis | None:
 def _unstable(c: _Curves) -> Diagnosis | None:
     """The validation loss swings from epoch to epoch over the last third of the run
     while the rate is not rising: steps too large to settle."""
-    window = c.val[-max(3, c.third) - 1:]  # three changes at least
+    window = c.val[-c.late - 1:]  # three changes at least
     if c.n < MIN_JUDGE or c.lr_rose(c.n - len(window), c.n - 1) or min(window) <= 0:
         return None
     swing = back_and_forth(window)
@@ -678,15 +753,14 @@ def _levelled(c: _Curves) -> bool:
 
 
 def _decayed_stall(c: _Curves) -> Diagnosis | None:
-    lrs = [v for v in c.lr if math.isfinite(v)]
-    if not lrs or lrs[-1] * DECAYED > max(lrs):
+    if c.decay() < DECAYED:
         return None
-    if not (_levelled(c) and c.train[-1] > FAR_ABOVE * c.chance_loss):
+    if not (_levelled(c) and c.share(c.train[-1]) > FAR_ABOVE):
         return None
     return Diagnosis("lr_too_low", (
         f"train loss stalled at {_g(c.train[-1])} (val loss {_pct(c.val[-1] / c.chance_loss)} "
-        f"of the chance loss) once the schedule had decayed the rate "
-        f"{max(lrs) / max(lrs[-1], 1e-300):.2g}x, to {_g(lrs[-1])}"))
+        f"of the chance loss) once the schedule had decayed the rate {c.decay():.2g}x, to "
+        f"{c.lr_text(c.n - 1, c.n - 1)}"))
 
 
 def _not_learning(c: _Curves) -> Diagnosis | None:
@@ -715,7 +789,11 @@ def _not_learning(c: _Curves) -> Diagnosis | None:
             f"not learning: {level}, {score}; yet one epoch moved the val loss "
             f"{_pct(1 - math.exp(-fast))} at {c.lr_text(0, c.n - 1)}: steps too large to "
             f"learn, not too small"))
-    train_moves = [abs(math.log(b / a)) for a, b in zip(c.train, c.train[1:]) if a > 0 and b > 0]
+    # a fall from the untrained model's loss down to the chance loss is an output bias
+    # learning the class frequencies, fast at any rate (0.605 -> 0.47 in one epoch at
+    # Adam 1e-3 on an 89/11 table, chance 0.353): no evidence of steps too large
+    train_moves = [0.0 if a <= 0 or b <= 0 or c.chance_loss <= b < a <= c.start
+                   else abs(math.log(b / a)) for a, b in zip(c.train, c.train[1:])]
     i = max(range(len(train_moves)), key=train_moves.__getitem__, default=None)
     if at_chance and i is not None and train_moves[i] >= -math.log(1 - FAST_TRAIN_MOVE):
         return Diagnosis("lr_too_high", (
@@ -731,22 +809,30 @@ def _underfitting(c: _Curves) -> Diagnosis | None:
     """Evidence of a capacity limit: the model learned (validation well below chance),
     then train and validation levelled off together far above zero, at a rate that
     still moves weights (a decayed rate was caught before)."""
-    if not _levelled(c) or c.level(c.train, -1) <= FAR_ABOVE * c.chance_loss:
+    if not _levelled(c) or c.share(c.level(c.train, -1)) <= FAR_ABOVE:
         return None
     val_end = c.level(c.val, -1)
     if val_end > WELL_BELOW * c.chance_loss or not c.val_tracks():
         return None
+    if c.share(val_end) <= FAR_ABOVE:
+        return None  # the model itself (eval mode) is near what the data allows: no limit
     if val_end - c.level(c.train, -1) > UNDERFIT_GAP * c.chance_loss:
         return None  # it fits its training set better than it generalises: not capacity
     return Diagnosis("underfitting", (
         f"train loss fell from {_g(c.train_start)} and levelled off at {_g(c.train[-1])} "
-        f"({_pct(c.train[-1] / c.chance_loss)} of the chance loss; the last {c.third} epochs "
+        f"({_pct(c.train[-1] / c.chance_loss)} of the chance loss; the last {c.late} epochs "
         f"brought {_pct(c.late_fall(c.train) / c.fall())} of {c.fall_text()}), val loss with "
         f"it at {_g(c.val[-1])} ({_pct(val_end / c.chance_loss)} of chance), at "
         f"{c.lr_text(c.n - 1, c.n - 1)}: too little capacity for this data"))
 
 
-def _lr_too_low(c: _Curves, completed: bool, metric: str) -> Diagnosis | None:
+def _lr_too_low(c: _Curves, ran_its_course: bool, metric: str) -> Diagnosis | None:
+    """Barely moved; or a run that ran its course (completed, or ended by early stopping:
+    a stopper fooled by a noisy objective while both losses still fall, as in a deep tanh
+    net whose train loss fell 2.21 -> 2.03 in its last 5 epochs, ended a run that had far
+    to go; a
+    scheduler's cut is too_short's to judge) still improving at its end, unless that is
+    the annealing of a decayed schedule."""
     fall = c.train_start - min(c.train)
     if fall < BARELY_MOVED * c.train_start and c.start - min(c.val) < BARELY_MOVED * c.start \
             and c.n >= 2:
@@ -754,25 +840,32 @@ def _lr_too_low(c: _Curves, completed: bool, metric: str) -> Diagnosis | None:
             f"train loss barely left its start {_g(c.train_start)}: best {_g(min(c.train))} "
             f"({_pct(fall / c.train_start)} lower; val loss {_g(c.start)} -> "
             f"{_g(min(c.val))}) in {c.n} epochs at {c.lr_text(0, c.n - 1)}"))
-    if not completed:
+    if not ran_its_course or _annealed(c):
         return None
     if c.n < MIN_JUDGE:
         return _short_still_improving(c)
-    if c.train[-1] <= FAR_FROM_ZERO * c.chance_loss:
+    if c.share(c.train[-1]) <= FAR_FROM_ZERO:
         return None
     total = c.fall()
     if total > 0 and c.late_fall(c.train) >= STILL_FALLING * total and c.val_tracks():
         return Diagnosis("lr_too_low", (
-            f"train loss still falling steadily at the end: the last {c.third} epochs brought "
+            f"train loss still falling steadily at the end: the last {c.late} epochs brought "
             f"{_pct(c.late_fall(c.train) / total)} of {c.fall_text()}, to {_g(c.train[-1])} "
             f"({_pct(c.train[-1] / c.chance_loss)} of the chance loss), val loss with it "
-            f"{_g(c.level(c.val, -c.third - 1))} -> {_g(c.val[-1])}, at "
+            f"{_g(c.level(c.val, -c.late - 1))} -> {_g(c.val[-1])}, at "
             f"{c.lr_text(c.n - 1, c.n - 1)}"))
     return _objective_still_improving(c, metric)
 
 
+def _annealed(c: _Curves) -> bool:
+    """A run whose schedule had cut the rate DECAYED-fold by its end, its validation loss
+    within FAR_ABOVE of zero: a gain in its last epochs is the annealing (smaller steps
+    settle into the minimum they found), not a rate too small to get there."""
+    return c.decay() >= DECAYED and c.share(c.level(c.val, -1)) <= FAR_ABOVE
+
+
 def _short_still_improving(c: _Curves) -> Diagnosis | None:
-    """A completed run planned for fewer than MIN_JUDGE epochs whose last epoch still
+    """A run planned for fewer than MIN_JUDGE epochs whose last epoch still
     brought a good share of the validation loss's fall: it stopped mid-descent."""
     if c.n < 2:
         return None
@@ -833,6 +926,7 @@ def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc"
         lambda: _blown_up(c),
         lambda: _thrown_above_start(c),
         lambda: _collapsed(c),
+        lambda: _thrown_for_good(c),
         lambda: _blown_up_at_a_peak(c),
         lambda: _lasting_rise(c),
         lambda: _unstable(c),
@@ -841,7 +935,7 @@ def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc"
         lambda: _decayed_stall(c),
         lambda: _not_learning(c),
         lambda: _underfitting(c),
-        lambda: _lr_too_low(c, stop_reason == "completed", metric),
+        lambda: _lr_too_low(c, stop_reason in ("completed", "early_stopping"), metric),
     )
     for rule in rules:
         found = rule()

@@ -412,3 +412,121 @@ def test_a_stall_once_the_schedule_cut_the_rate_tenfold_is_no_capacity_limit():
     found = diagnose(rows(train, val, acc, lr=lr), trial)
     assert found.label == "lr_too_low", found
     assert "decayed" in found.reason
+
+
+# -- issue #21, round 4: what heldout3 showed -------------------------------------------
+
+EIGHT = {**TEN, "initial_val_loss": 2.35, "chance_val_loss": 2.314, "chance_val_acc": 0.067,
+         "config.epochs": 8}
+
+
+def test_a_plateau_takes_three_epochs_so_a_short_steady_fall_is_no_capacity_limit():
+    """An 8-epoch CNN still falling 0.05-0.07 an epoch: its last third is two epochs,
+    whose 3-epoch medians lie one epoch apart; judged over three it is still falling
+    (19% of its fall), a run too short or too slow, not too small."""
+    train = [2.29, 2.04, 1.90, 1.81, 1.68, 1.59, 1.53, 1.48]
+    val = [2.20, 1.85, 1.85, 1.66, 1.45, 1.37, 1.30, 1.23]
+    acc = [0.19, 0.27, 0.27, 0.38, 0.52, 0.55, 0.56, 0.59]
+    found = diagnose(rows(train, val, acc, lr=0.03), EIGHT)
+    assert found.label == "lr_too_low", found
+    assert "last 3 epochs" in found.reason
+
+
+def test_a_low_validation_loss_under_a_high_train_loss_is_no_capacity_limit():
+    """Layer norm and dropout hold the train loss at 31% of the chance loss while the
+    model itself (eval mode) is at 14% and val_acc 0.94: the capacity was there."""
+    train = [2.26, 1.56, 1.14, 0.95, 0.875, 0.79, 0.75, 0.72]
+    val = [2.06, 0.95, 0.68, 0.53, 0.52, 0.365, 0.321, 0.323]
+    acc = [0.11, 0.72, 0.80, 0.88, 0.90, 0.94, 0.944, 0.939]
+    found = diagnose(rows(train, val, acc, lr=0.03), EIGHT)
+    assert found.label == "healthy", found
+
+
+def test_a_last_gain_under_an_annealed_rate_at_a_low_loss_is_no_rate_too_low():
+    """One-cycle: the rate falls 8x over the last two epochs and the val loss, already at
+    13% of the chance loss, falls on to 5.5%: the annealing, not a rate too small. The
+    same curve at a constant rate is still improving: too slow."""
+    lr = [0.0012, 0.0125, 0.0287, 0.0289, 0.0238, 0.016, 0.0079, 0.00194]
+    train = [2.28, 1.80, 1.13, 0.58, 0.31, 0.20, 0.151, 0.128]
+    val = [2.30, 2.63, 1.29, 0.95, 0.289, 0.293, 0.155, 0.128]
+    acc = [0.16, 0.30, 0.52, 0.65, 0.92, 0.92, 0.969, 0.969]
+    trial = {**EIGHT, "initial_val_loss": 2.383, "chance_val_loss": 2.314}
+    assert diagnose(rows(train, val, acc, lr=lr), trial, "val_loss", "min").label == "healthy"
+    found = diagnose(rows(train, val, acc, lr=0.0289), trial, "val_loss", "min")
+    assert found.label == "lr_too_low", found
+
+
+def test_an_absolute_error_is_judged_on_the_squared_scale():
+    """Two regressions of one quality (R² 0.81) under cosine: the squared loss levels at
+    18% of its chance loss, the absolute (l1) one at 37% of its own, which squared is 14%:
+    neither is a stall far above what the data allows."""
+    n = 30
+    lr = [1e-3 * 0.5 * (1 + math.cos(math.pi * e / n)) for e in range(n)]
+    curve = [0.11 + 0.30 * math.exp(-e / 2) for e in range(n)]
+    val = [v + 0.007 for v in curve]
+    r2 = [0.81] * n
+    trial = {"stop_reason": "completed", "initial_val_loss": 0.506, "chance_val_loss": 0.315,
+             "config.epochs": n, "config.loss": "l1"}
+    history = rows(curve, val, lr=lr, r2=r2)
+    assert diagnose(history, trial, "val_mae", "min").label == "healthy"
+    found = diagnose(history, {**trial, "config.loss": "mse"}, "val_mae", "min")
+    assert found.label == "lr_too_low", found  # as a squared loss, 35% is a stall
+
+
+def test_a_validation_loss_thrown_far_above_for_good_is_divergence():
+    """A one-cycle peak of 0.29: the train loss falls (a mean over moving weights) while
+    the validation loss of a model that never beat chance goes 3x, 40x, 13x the untrained
+    model's and stays there until early stopping: thrown, not a rate too small."""
+    lr = [0.012, 0.125, 0.287]
+    train, val, acc = [2.02, 1.04, 0.72], [7.44, 92.2, 30.2], [0.095, 0.23, 0.20]
+    trial = {**EIGHT, "stop_reason": "early_stopping", "initial_val_loss": 2.317,
+             "chance_val_acc": 0.072}
+    found = diagnose(rows(train, val, acc, lr=lr), trial, "val_loss", "min")
+    assert found.label == "diverged", found
+    assert "30.2" in found.reason
+
+
+def test_the_way_down_to_the_class_frequencies_is_no_fast_move():
+    """An 89/11 table at Adam 1e-3: the train loss falls 0.605 -> 0.47 in one epoch on
+    its way from the untrained model's 0.686 to the chance loss 0.353 (an output bias
+    learning the class frequencies), then levels: no steps too large."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 0.686, "initial_val_acc": 0.6,
+             "chance_val_loss": 0.353, "chance_val_acc": 0.887, "config.epochs": 20}
+    train = [0.605, 0.47, 0.389, 0.357, 0.343] + line(0.336, 0.313, 15)
+    val = [0.526, 0.429, 0.381, 0.364, 0.356] + line(0.348, 0.328, 15)
+    found = diagnose(rows(train, val, [0.887] * 20), trial, "val_loss", "min")
+    assert found.label != "lr_too_high", found
+
+
+def test_a_spike_above_the_start_out_of_a_lower_level_is_a_rate_too_high():
+    """Two units at Adam 1: the val loss bounces around the chance loss (0.68, below the
+    untrained model's 0.725) and once spikes 6% above the start: a rate too large to
+    learn, not a loss thrown above where it began and kept there."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 0.725, "initial_val_acc": 0.58,
+             "chance_val_loss": 0.682, "chance_val_acc": 0.583, "config.epochs": 12}
+    train = [0.72, 0.73, 0.69, 0.70, 0.70, 0.68, 0.67, 0.68, 0.69, 0.71, 0.69, 0.686]
+    val = [0.679, 0.767, 0.721, 0.70, 0.685, 0.679, 0.679, 0.679, 0.723, 0.697, 0.735, 0.697]
+    acc = [0.583, 0.583, 0.583, 0.417, 0.583, 0.583, 0.583, 0.583, 0.417, 0.417, 0.583, 0.583]
+    found = diagnose(rows(train, val, acc, lr=1.0), trial, "val_loss", "min")
+    assert found.label == "lr_too_high", found
+    # the same spike from a loss that stays at or above the start is a divergence
+    up = [v + 0.05 for v in val]
+    assert diagnose(rows(train, up, acc, lr=1.0), trial, "val_loss", "min").label == "diverged"
+
+
+def test_an_early_stopped_run_still_falling_steadily_is_too_slow():
+    """A deep tanh net under step decay, stopped early on val_acc noise while both losses
+    still fall faster than ever (2.21 -> 2.03 in its last 5 epochs): the run had far to
+    go, whatever the stopper read."""
+    lr = [0.01] * 4 + [0.005] * 4 + [0.0025] * 4 + [0.00125] * 3
+    train = [2.305, 2.299, 2.293, 2.286, 2.278, 2.271, 2.260, 2.244, 2.226, 2.207, 2.181,
+             2.145, 2.105, 2.073, 2.034]
+    val = [2.306, 2.300, 2.294, 2.285, 2.280, 2.271, 2.258, 2.238, 2.223, 2.201, 2.170,
+           2.125, 2.095, 2.058, 2.016]
+    acc = [0.11, 0.10, 0.14, 0.19, 0.13, 0.26, 0.26, 0.39, 0.40, 0.46, 0.48, 0.49, 0.47,
+           0.48, 0.46]
+    trial = {**TEN, "stop_reason": "early_stopping", "chance_val_acc": 0.075,
+             "config.epochs": 16}
+    found = diagnose(rows(train, val, acc, lr=lr), trial)
+    assert found.label == "lr_too_low", found
+    assert "still falling" in found.reason

@@ -18,8 +18,9 @@ in half by a hash of their curve ids, within each of its setups and across its r
 that every such setup has curves in both parts (see `assign_split`). Every curve of an
 `h2-` sweep is `heldout2`: a second, fresh held-out batch, built after the first one had
 been measured; every curve of an `h3-` sweep is `heldout3`, a third one, built after the
-second had been measured. A split once recorded is kept when other sweeps are added or
-rebuilt.
+second had been measured; every curve of an `h4-` sweep is `heldout4`, a fourth one,
+built after the third had been measured. A split once recorded is kept when other sweeps
+are added or rebuilt.
 
     python tests/data/diagnosis/build.py                 # (re)build every sweep
     python tests/data/diagnosis/build.py --only NAME     # add or rebuild one sweep
@@ -27,10 +28,11 @@ rebuilt.
     python tests/data/diagnosis/build.py --show 'ho-*' --split heldout
     python tests/data/diagnosis/build.py --show 'h2-*' --split heldout2
     python tests/data/diagnosis/build.py --show 'h3-*' --split heldout3 --headers
+    python tests/data/diagnosis/build.py --show 'h4-*' --split heldout4 --headers
 
 Specs name their data files relative to the repository root (where this script runs
 them from). Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel
-after it. The tables of the `ho-table-*`, `h2-` and `h3-` specs are made by
+after it. The tables of the `ho-table-*`, `h2-`, `h3-` and `h4-` specs are made by
 `tables/make_tables.py`.
 """
 
@@ -64,7 +66,8 @@ KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.
 HELDOUT_PREFIX = "ho-"
 HELDOUT2_PREFIX = "h2-"  # every curve of these sweeps is `heldout2`
 HELDOUT3_PREFIX = "h3-"  # every curve of these sweeps is `heldout3`
-SPLITS = ("dev", "heldout", "heldout2", "heldout3")
+HELDOUT4_PREFIX = "h4-"  # every curve of these sweeps is `heldout4`
+SPLITS = ("dev", "heldout", "heldout2", "heldout3", "heldout4")
 
 
 def _load_spec(spec_path: Path, overrides: list[str] = ()):
@@ -96,11 +99,14 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
     setup (each combination of its grid values other than the rate): taken in order of
     rate, each consecutive pair gives one curve to `heldout` (the one whose curve-id hash
     comes first) and the other to `dev`; a setup's odd last curve goes by its hash. Every
-    curve of an `h2-` sweep is `heldout2`, of an `h3-` sweep `heldout3`."""
+    curve of an `h2-` sweep is `heldout2`, of an `h3-` sweep `heldout3`, of an `h4-` sweep
+    `heldout4`."""
     if sweep.startswith(HELDOUT2_PREFIX):
         return ["heldout2"] * len(rows)
     if sweep.startswith(HELDOUT3_PREFIX):
         return ["heldout3"] * len(rows)
+    if sweep.startswith(HELDOUT4_PREFIX):
+        return ["heldout4"] * len(rows)
     if not sweep.startswith(HELDOUT_PREFIX):
         return ["dev"] * len(rows)
     digest = {c: hashlib.sha256(c.encode()).hexdigest() for c in rows["curve_id"]}

@@ -34,6 +34,18 @@ Added with the `h3-` sweeps:
                     (90/10), 3% of the labels flipped
     tiny3.csv       150 rows, 10 features of which 4 informative, 3 classes in `kind`
                     (strings "a", "b", "c"), 5% of the labels flipped: few rows
+
+Added with the `h4-` sweeps:
+
+    corr5.csv       1200 rows, 14 features (12 mixtures of 4 shared latent factors, so
+                    strongly correlated, and 2 pure noise), 5 classes in `cls` (integers,
+                    shares 30/25/20/15/10) told apart in the latent space, 5% of the
+                    labels flipped
+    heavytail.csv   1000 rows, 8 features (5 used), a float target `y` (mean about 20)
+                    with heavy-tailed noise (Student t, 2 degrees of freedom)
+    wide1000.csv    200 rows, 1000 features of which 10 informative (the rest noise), 2
+                    balanced classes in `label`, 5% of the labels flipped: very few rows
+                    for very many features (values written with 3 significant digits)
 """
 
 from __future__ import annotations
@@ -48,7 +60,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _write(frame: pd.DataFrame, name: str) -> None:
-    frame.to_csv(HERE / name, index=False, float_format="%.4g")
+    frame.to_csv(HERE / name, index=False, float_format=FLOAT_FORMAT.get(name, "%.4g"))
 
 
 def scales() -> pd.DataFrame:
@@ -160,10 +172,50 @@ def tiny3() -> pd.DataFrame:
     return frame
 
 
+def corr5() -> pd.DataFrame:
+    rng = np.random.default_rng(81)
+    n, shares = 1200, [0.30, 0.25, 0.20, 0.15, 0.10]
+    y = rng.choice(5, size=n, p=shares)
+    centres = rng.normal(0, 1.1, size=(5, 4))
+    z = centres[y] + rng.normal(0, 1, size=(n, 4))               # latent factors
+    loadings = rng.normal(0, 1, size=(4, 12))
+    mixed = z @ loadings + rng.normal(0, 0.35, size=(n, 12))      # correlated features
+    x = np.hstack([mixed, rng.normal(0, 1, size=(n, 2))])
+    flip = rng.random(n) < 0.05
+    y[flip] = rng.integers(0, 5, size=flip.sum())
+    frame = pd.DataFrame(x, columns=[f"k{i}" for i in range(14)])
+    frame["cls"] = y
+    return frame
+
+
+def heavytail() -> pd.DataFrame:
+    rng = np.random.default_rng(82)
+    n = 1000
+    x = rng.normal(0, 1, size=(n, 8))
+    signal = 3 * x[:, 0] - 2 * x[:, 1] + 1.5 * x[:, 2] * x[:, 3] + 2 * np.sin(2 * x[:, 4])
+    y = 20 + signal + 1.5 * rng.standard_t(2, size=n)
+    frame = pd.DataFrame(x, columns=[f"h{i}" for i in range(8)])
+    frame["y"] = y
+    return frame
+
+
+def wide1000() -> pd.DataFrame:
+    x, y = make_classification(n_samples=200, n_features=1000, n_informative=10,
+                               n_redundant=0, n_repeated=0, n_classes=2,
+                               n_clusters_per_class=2, flip_y=0.05, class_sep=1.0,
+                               shuffle=True, random_state=83)
+    frame = pd.DataFrame(x, columns=[f"w{i}" for i in range(1000)])
+    frame["label"] = y
+    return frame
+
+
+FLOAT_FORMAT = {"wide1000.csv": "%.3g"}  # a large table: fewer digits
+
 TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": regression,
           "wide.csv": wide, "prices.csv": prices, "classes20.csv": classes20,
           "linear.csv": linear, "unit.csv": unit, "imbalanced.csv": imbalanced,
-          "tiny3.csv": tiny3}
+          "tiny3.csv": tiny3, "corr5.csv": corr5, "heavytail.csv": heavytail,
+          "wide1000.csv": wide1000}
 
 if __name__ == "__main__":
     import sys

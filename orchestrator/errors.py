@@ -2,10 +2,14 @@
 
 Everything a user can get wrong (spec, options, data files, sweep folders) raises an
 `OrchestratorError`; the CLI prints its message as one line and exits with its
-`exit_code` (2 for bad input).
+`exit_code` (2 for bad input, 3 when Ray cannot be started or joined, 4 when the
+sweep's storage cannot be written).
 """
 
 from __future__ import annotations
+
+import errno
+import os
 
 # what an error message quotes of a value the user gave: enough to find it, never a
 # screenful (a YAML alias bomb expands to gigabytes)
@@ -51,3 +55,33 @@ class RayUnavailable(OrchestratorError):
     """Ray could not be started or joined: the machine or the cluster, not the input."""
 
     exit_code = 3
+
+
+# What a storage that cannot take a write says: full (or over quota), read-only, not
+# writable by us, or a path through something that is not a folder.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                            errno.EPERM, errno.ENOTDIR})
+
+
+def storage_problem(exc: BaseException | None) -> OSError | None:
+    """The OSError of a storage that cannot be written behind `exc` (itself, or what
+    caused it: Ray and pyarrow wrap them), or None when it is some other error."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def strerror(exc: OSError) -> str:
+    """The system's words for an OSError's errno ('No space left on device')."""
+    return os.strerror(exc.errno) if exc.errno else first_line(exc)
+
+
+class StorageFailed(OrchestratorError):
+    """The sweep's storage could not be written (full, read-only, not a folder, no
+    permission): the sweep stopped as on Ctrl-C, its state kept where it could be."""
+
+    exit_code = 4

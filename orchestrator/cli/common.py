@@ -3,7 +3,9 @@ and exit codes, spec loading and the printed plan.
 
 Exit codes: 0 every trial ended without error; 1 the sweep ran but some trials
 errored (results are still written); 2 bad input, reported as one line; 3 Ray could
-not be started or joined (one line; --debug shows the traceback); 130 the sweep was
+not be started or joined (one line; --debug shows the traceback); 4 the storage
+refused a write (full, read-only, not a folder): the sweep stopped as on Ctrl-C, one
+line, `sweep resume` continues it once the storage takes writes again; 130 the sweep was
 interrupted (Ctrl-C) before every trial ended, 143 the same after SIGTERM (what
 `ray job stop`, Kubernetes and Slurm send): Tune's state is kept for `sweep resume`.
 """
@@ -21,6 +23,7 @@ from rich.console import Console
 from orchestrator.errors import OrchestratorError
 
 EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_RAY_UNAVAILABLE = 0, 1, 2, 3
+EXIT_STORAGE_FAILED = 4  # errors.StorageFailed's exit_code
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
 
 # output piped to a file or CI log keeps its lines and columns whole

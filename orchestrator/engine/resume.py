@@ -5,6 +5,7 @@ record of what ended."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,11 +15,11 @@ import pandas as pd
 
 from orchestrator.engine import shipping
 from orchestrator.engine.run import SweepOutcome, drive, trainable, warn_on_stderr
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
 from orchestrator.results.folder import read_sweep_json, read_tables, sweep_json_path
 from orchestrator.results.lease import refuse_if_held
-from orchestrator.results.storage import Location
+from orchestrator.results.storage import Location, check_writable
 from orchestrator.spec import SweepSpec, spec_from_mapping
 
 Errored = Literal["resume", "restart"] | None
@@ -66,16 +67,31 @@ def plan_resume(folder: Location) -> ResumePlan:
     errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
     plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored,
                       _code_warnings(data, spec))
-    if plan.status != "finished" and not (
-        (folder / "tuner.pkl").is_file()
-        and any(c.name.startswith("experiment_state-") for c in folder.children())
-    ):
+    if plan.status != "finished":
+        _check_tune_state(folder)
+    return plan
+
+
+def _check_tune_state(folder: Location) -> None:
+    """Tune's experiment state is there and whole: Tune, handed a state it cannot read,
+    logs an error and starts the experiment afresh, which would lose every trial."""
+    states = [c for c in folder.children()
+              if c.name.startswith("experiment_state-") and c.name.endswith(".json")]
+    if not ((folder / "tuner.pkl").is_file() and states):
         raise OrchestratorError(
             f"{folder}: has no Ray Tune experiment state (tuner.pkl and "
             "experiment_state-*.json), so it cannot be resumed; the driver died before Tune "
             f"saved any: start it again with `sweep run SPEC --overwrite`"
         )
-    return plan
+    newest = max(states, key=lambda c: c.name)  # the one Tune restores
+    try:
+        json.loads(newest.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        older = ("move it aside to resume from the state the run before saved" if len(states) > 1
+                 else "the sweep cannot be resumed: start it again with "
+                 "`sweep run SPEC --overwrite`")
+        raise OrchestratorError(f"{newest}: Ray Tune's experiment state is not readable "
+                                f"({first_line(exc)}); {older}") from None
 
 
 def _code_warnings(recorded: dict, spec: SweepSpec) -> tuple[str, ...]:
@@ -159,6 +175,7 @@ def resume_sweep(
     are resumed from their checkpoint or restarted from scratch when `errored` says so."""
     from orchestrator.tracking.setup import check_reachable
 
+    check_writable(plan.folder)  # space back, writable again? before Ray starts
     refuse_if_held(plan.folder)  # fast, before Ray starts; the lease is taken once it runs
     check_reachable(plan.spec.tracking, plan.spec.name)
     return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),

@@ -27,7 +27,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
 from orchestrator.results.lease import refuse_if_held, sweep_lease
 from orchestrator.results.provenance import begin_segment, end_segment
-from orchestrator.results.storage import Location, open_storage
+from orchestrator.results.storage import Location, check_writable, open_storage
 from orchestrator.spec import SweepSpec
 
 CHECKPOINTS_KEPT = 2
@@ -164,13 +164,22 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     one-line warnings for the user."""
     from ray.tune.logger import JsonLoggerCallback
 
+    from orchestrator.engine.storage_guard import (
+        StorageGuard,
+        storage_errors,
+        storage_failed,
+        tune_refusals_to,
+        whole_tune_files,
+    )
     from orchestrator.results.sink import ResultsSink
 
     resolved = spec.resolved()
     results_dir = folder / schema.RESULTS_DIR
     # Ray first: a cluster that cannot be joined, or a Ray that cannot start, leaves
-    # nothing behind; then the lease, before anything of the sweep is written
+    # nothing behind; then the lease, before anything of the sweep is written. A write
+    # the storage refuses from here on is one line (storage_guard), exit 4.
     with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env), \
+            storage_errors(folder, resume_command(folder, spec)), \
             sweep_lease(folder, command), sigterm_as_sigint() as received, \
             tune_environment():
         may_write()
@@ -181,9 +190,11 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
                            ended=ended, drop_errored=drop_errored)
+        guard = StorageGuard(sink)  # a write the storage refuses stops it as Ctrl-C does
         tracking = _tracking(spec, folder, sink, warn)
         started = time.monotonic()
-        make_tuner([JsonLoggerCallback(), sink, *tracking, *(callbacks or [])]).fit()
+        with tune_refusals_to(guard), whole_tune_files():
+            make_tuner([JsonLoggerCallback(), sink, guard, *tracking, *(callbacks or [])]).fit()
         elapsed = time.monotonic() - started
         sink.write_whole()  # Tune may end without calling on_experiment_end
         for mirror in tracking:
@@ -201,6 +212,11 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     own = [c for c in history.columns if c not in schema.HISTORY_COLUMNS]
     if own:  # a user's loop's own metrics: float columns of both tables
         write_end["loop_metrics"] = {name: "float64" for name in sorted(own)}
+    if guard.failure:  # stopped as on Ctrl-C; sweep.json says why where it can be written
+        write_end["status"] = "interrupted"
+        with contextlib.suppress(OSError):
+            end_segment(results_dir, resolved, reason=f"storage: {guard.failure}", **write_end)
+        raise storage_failed(folder, guard.failure, resume_command(folder, spec))
     end_segment(results_dir, resolved, **write_end)
     return outcome
 
@@ -277,6 +293,7 @@ def run_sweep(
                 "to start over"
             )
 
+    check_writable(folder.parent)  # a full, read-only or missing storage: before Ray
     refuse_if_held(folder)  # fast, before Ray starts; the lease is taken once it runs
     new_name()  # before Ray starts; again under the lease (another run may have begun)
     return drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",

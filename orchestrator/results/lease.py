@@ -14,6 +14,7 @@ so).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -44,20 +45,31 @@ def sweep_lease(folder: Location, command: str) -> Iterator[None]:
         return
     path = lease_path(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # the lock is held on a read-only descriptor where the filesystem allows it: a file
+    # open for writing for the driver's life would keep its mount from being made
+    # read-only. NFS emulates flock with POSIX locks, whose exclusive kind needs a
+    # descriptor open for writing (EBADF otherwise).
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno != errno.EBADF:
+                    raise
+                os.close(fd)
+                fd = os.open(path, os.O_RDWR)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SweepBusy(_held_by(path, folder.local.name)) from None
         holder = {"command": command, "pid": os.getpid(), "host": platform.node(),
                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        path.write_text(json.dumps(holder))
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)  # released: nobody holds it
+            with contextlib.suppress(OSError):  # a storage that takes no writes now
+                os.truncate(path, 0)  # released: nobody holds it
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

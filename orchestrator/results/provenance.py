@@ -97,9 +97,10 @@ def begin_segment(results_dir, spec: dict, command: str, code_hash: str | None =
 
 def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,
                 trials_ended: int, restarted_errored: list[str] | None = None,
-                **counts: Any) -> None:
-    """Close the open segment: when and how it ended, how many trials ended in it (and
-    which errored trials it restarted from scratch, under new ids)."""
+                reason: str | None = None, **counts: Any) -> None:
+    """Close the open segment: when and how it ended (and why, when it was stopped by
+    something other than a signal: `reason`), how many trials ended in it (and which
+    errored trials it restarted from scratch, under new ids)."""
     segments = _recorded(results_dir).get("segments", [])
     ended = now()
     if segments:
@@ -107,5 +108,8 @@ def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,
                             trials_ended=trials_ended)
         if restarted_errored:
             segments[-1]["restarted_errored"] = restarted_errored
+        if reason:
+            segments[-1]["reason"] = reason
     write_sweep_json(results_dir, spec, ended_at=ended, status=status, segments=segments,
-                     elapsed_s=round(sum(s.get("elapsed_s", 0) for s in segments), 3), **counts)
+                     elapsed_s=round(sum(s.get("elapsed_s", 0) for s in segments), 3),
+                     reason=reason, **counts)

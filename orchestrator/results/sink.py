@@ -14,17 +14,26 @@ On resume, `ended` names the trials the tables already record as ended: their ro
 are final, and reports Tune still makes for them (a trial whose end did not reach
 Tune's last snapshot) are ignored. `drop_errored` removes errored trials' rows
 because Tune reruns them from scratch under new ids (`--restart-errored`).
+
+A storage that refuses a write (full, read-only, not a folder) does not raise out of
+a hook (an exception there would end Tune's loop without its last snapshot): the sink
+keeps its rows, records the first such error in `storage_error`, tries again at the
+next write, and the driver stops the sweep as on Ctrl-C. Each file is still whole or
+absent, so the tables on disk stay consistent, only behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from ray.tune import Callback
 
+from orchestrator.errors import storage_problem
 from orchestrator.results import rows, schema
 from orchestrator.results.folder import read_history, read_trials
 from orchestrator.results.parted import MAX_PARTS, PartedTable
@@ -66,6 +75,7 @@ class ResultsSink(Callback):
         self.budget_stopped: list[str] = []
         self._written = 0.0
         self.write_s = 0.0  # time spent writing the tables
+        self.storage_error: OSError | None = None  # the first write the storage refused
         self._started = time.monotonic()
 
     # -- state ----------------------------------------------------------
@@ -122,17 +132,31 @@ class ResultsSink(Callback):
         if not force and now - self._written < self.min_interval_s:
             return
         started = time.perf_counter()
-        self.trials_table.write()
-        self.history_table.write()
+        with self._refused_writes_kept():
+            self.trials_table.write()
+            self.history_table.write()
         self._written = now
         self.write_s += time.perf_counter() - started
 
     def write_whole(self) -> None:
         """Each table one file with every row (the end of a sweep: no parts left)."""
         started = time.perf_counter()
-        self.trials_table.finish()
-        self.history_table.finish(empty_too=bool(self.trials))
+        with self._refused_writes_kept():
+            self.trials_table.finish()
+            self.history_table.finish(empty_too=bool(self.trials))
         self.write_s += time.perf_counter() - started
+
+    @contextlib.contextmanager
+    def _refused_writes_kept(self) -> Iterator[None]:
+        """A write the storage refuses is recorded, not raised (the module's docstring);
+        the rows stay pending for the next write."""
+        try:
+            yield
+        except OSError as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            self.storage_error = self.storage_error or problem
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         return frames(self.trials, self.history, self.metric, self.mode)

@@ -9,12 +9,19 @@ an object store (an object is never seen half-written).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from orchestrator.errors import OrchestratorError, first_line
+from orchestrator.errors import (
+    OrchestratorError,
+    StorageFailed,
+    first_line,
+    storage_problem,
+    strerror,
+)
 
 
 def is_uri(storage: str) -> bool:
@@ -100,6 +107,32 @@ class Location:
         if self.local is not None:
             return str(self.local), None
         return self.path, self.fs
+
+
+def check_writable(folder: Location) -> None:
+    """Before Ray starts: the local folder a sweep will write (or, while it is absent,
+    the nearest folder above it, where it will be made) takes a small file, removed at
+    once; else one line, exit 4 (full, read-only, no permission, under a file). An
+    object store is left to its first write."""
+    if folder.local is None:
+        return
+    base = next(p for p in (folder.local, *folder.local.parents) if p.exists())
+    why = f"{base} is a file, not a folder" if not base.is_dir() else None
+    if why is None:
+        probe = base / f".sweep-probe-{os.getpid()}"
+        try:
+            try:
+                probe.write_bytes(b"probe" * 820)  # a few KiB: a full disk refuses them
+            finally:
+                probe.unlink(missing_ok=True)
+        except OSError as exc:
+            problem = storage_problem(exc)
+            if problem is None:
+                raise
+            why = strerror(problem)
+    if why is not None:
+        raise StorageFailed(f"storage: cannot write {folder} ({why}); nothing was started: "
+                            "make room or make it writable, then run the command again")
 
 
 def open_storage(storage: str) -> Location:

@@ -237,6 +237,9 @@ DEFAULT_STORAGE = "./sweeps"
 
 # a user's own loop names its metrics in every report under this key (not a column)
 LOOP_METRICS = "loop_metrics"
+# a trial whose checkpoint the storage refused (full, read-only) says why under this
+# key in its report (not a column): the driver then stops the sweep as on Ctrl-C
+STORAGE_ERROR = "storage_error"
 
 
 def best_column(metric: str) -> str:

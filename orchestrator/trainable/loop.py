@@ -18,13 +18,18 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator.spec.settings import LOOP_METRICS, LoopTrialConfig
-from orchestrator.trainable.tune_entry import checkpoint_policy, device_and_threads, trial_index
+from orchestrator.spec.settings import LOOP_METRICS, STORAGE_ERROR, LoopTrialConfig
+from orchestrator.trainable.tune_entry import (
+    checkpoint_policy,
+    device_and_threads,
+    report_with_checkpoint,
+    trial_index,
+)
 
 CHECKPOINT_FILE, META_FILE = "loop_checkpoint.pt", "loop_meta.json"
 RESERVED = {"epoch", "checkpoint", "stop_reason", LOOP_METRICS, "trial_time_s", "device",
             "threads", "node_id", "trial_seed", "restored_from_epoch", "done", "config",
-            "trial_id", "training_iteration"}
+            "trial_id", "training_iteration", STORAGE_ERROR}
 
 
 class Trial:
@@ -106,7 +111,7 @@ class Trial:
             torch.save(checkpoint, Path(folder) / CHECKPOINT_FILE)
             (Path(folder) / META_FILE).write_text(json.dumps(
                 {"epoch": row["epoch"], "trial_time_s": row["trial_time_s"]}))
-            tune.report(row, checkpoint=tune.Checkpoint.from_directory(folder))
+            report_with_checkpoint(row, folder)
 
     def finish(self) -> None:
         """The loop returned: its last row again, marked completed (the tables' stop

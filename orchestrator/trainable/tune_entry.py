@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import ray
 from ray import tune
 
-from orchestrator.spec.settings import TrialConfig
+from orchestrator.errors import storage_problem, strerror
+from orchestrator.spec.settings import STORAGE_ERROR, TrialConfig
 
 if TYPE_CHECKING:
     from orchestrator.trainable.trainer import Trainer
@@ -87,6 +88,21 @@ def checkpoint_policy(every: int | None, interval_s: float) -> Callable[[int], b
     return due
 
 
+def report_with_checkpoint(metrics: dict, folder: str) -> None:
+    """`tune.report` of `metrics` with the checkpoint in `folder`. A storage that refuses
+    the checkpoint (full, read-only) does not fail the trial: Tune would retry it and then
+    record it as errored, for a fault of the disk. The epoch is reported without its
+    checkpoint, saying why (`STORAGE_ERROR`); the driver then stops the sweep as on
+    Ctrl-C, and `sweep resume` continues the trial from its last checkpoint written."""
+    try:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+    except OSError as exc:
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        tune.report({**metrics, STORAGE_ERROR: strerror(problem)})
+
+
 def train_trial(config: dict) -> None:
     """Train one trial, one `tune.report` per epoch, with a checkpoint when
     `checkpoint_policy` says one is due and at the last epoch."""
@@ -119,6 +135,6 @@ def train_trial(config: dict) -> None:
         if trainer.finished or due(trainer.epoch):
             with tempfile.TemporaryDirectory() as folder:
                 trainer.save(folder, owner=trial_id)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+                report_with_checkpoint(metrics, folder)
         else:
             tune.report(metrics)

@@ -11,6 +11,7 @@ import shutil
 
 import pandas.testing as pdt
 import pytest
+import yaml
 
 from orchestrator.results import schema
 from tests.faults import ended_trials, kill_run_when, ray_cluster, reported_epochs
@@ -124,3 +125,66 @@ def test_submitted_projects_run_after_their_folders_are_deleted(tmp_path):
             assert (trials["best_val_acc"] > 0.8).all()
             assert len(history) == 16 and not history.duplicated(
                 list(schema.HISTORY_KEY)).any()
+
+
+FAULTY = {
+    # section, the module the spec's factory names, and what it does on its data
+    "train.dataset.factory": ("my_data.py", '''
+def load(seed, attempts, **settings):
+    open(attempts, "a").write("attempt\\n")
+    raise ValueError("column 'label' holds text, not classes")
+'''),
+    "train.model.factory": ("my_models.py", '''
+def build(input_shape, num_outputs, attempts, width=16):
+    open(attempts, "a").write("attempt\\n")
+    raise TypeError("build() got a shape it cannot use")
+'''),
+    "train.function": ("my_loop.py", '''
+def train(config, trial):
+    open(config["attempts"], "a").write("attempt\\n")
+    return config["no such key"]
+'''),
+}
+
+
+@pytest.mark.parametrize("where", list(FAULTY))
+def test_an_error_of_the_users_data_or_code_is_not_retried(tmp_path, ray_address, where):
+    """A factory (or loop) that raises on its data before the first epoch is called once,
+    with failure.max_failures 2: the trial errors with the user's own words; resumed with
+    --resume-errored once the code is fixed, it runs again."""
+    project, attempts = tmp_path / "project", tmp_path / "attempts.txt"
+    failure = {"failure": {"max_failures": 2}, "num_samples": 1, "search_space": {}}
+    if where == "train.function":
+        write_loop_project(project, **failure)
+        spec = yaml.safe_load((project / "spec.yaml").read_text())
+        spec["train"]["attempts"] = str(attempts)
+    else:
+        write_project(project, **failure)
+        spec = yaml.safe_load((project / "spec.yaml").read_text())
+        spec["train"][where.split(".")[1]]["attempts"] = str(attempts)
+    (project / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    module, source = FAULTY[where]
+    fixed = (project / module).read_text()
+    (project / module).write_text(source)
+
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert attempts.read_text() == "attempt\n"  # once, not 1 + max_failures times
+    results = project / "sweeps" / spec["name"] / schema.RESULTS_DIR
+    trials, _ = tables(results)
+    assert list(trials[schema.STATUS]) == ["error"]
+    words = {"train.dataset.factory": "ValueError: column 'label' holds text, not classes",
+             "train.model.factory": "TypeError: build() got a shape it cannot use",
+             "train.function": "KeyError: 'no such key'"}[where]
+    assert f"{words} (raised before the trial's first epoch was reported: an error of its " \
+           "data or code, not retried)" in trials["error"][0]
+
+    if where == "train.dataset.factory":  # fixed: it runs again, from the start
+        (project / module).write_text(fixed.replace("called=None):", "called=None, "
+                                                    "attempts=None):"))
+        resumed = sweep_in(project, "resume", spec["name"], "--resume-errored", "--address",
+                           ray_address, "--quiet")
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        trials, history = tables(results)
+        assert list(trials[schema.STOP_REASON]) == ["completed"]
+        assert sorted(history["epoch"]) == [1, 2, 3]

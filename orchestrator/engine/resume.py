@@ -21,6 +21,7 @@ from orchestrator.results.folder import read_sweep_json, read_tables, sweep_json
 from orchestrator.results.lease import refuse_if_held
 from orchestrator.results.storage import Location, check_writable
 from orchestrator.spec import SweepSpec, spec_from_mapping
+from orchestrator.spec.settings import NOT_RETRIED_FILE
 
 Errored = Literal["resume", "restart"] | None
 
@@ -92,6 +93,15 @@ def _check_tune_state(folder: Location) -> None:
                  "`sweep run SPEC --overwrite`")
         raise OrchestratorError(f"{newest}: Ray Tune's experiment state is not readable "
                                 f"({first_line(exc)}); {older}") from None
+
+
+def _forget_data_errors(folder: Location) -> None:
+    """Remove what trials that failed on their data or code left so that their retries
+    fail at once (`trainable.not_retried`): resumed, they run the user's code again."""
+    for trial in folder.children():
+        marker = trial / NOT_RETRIED_FILE
+        if marker.is_file():
+            marker.fs.delete_file(marker.path)
 
 
 def _code_warnings(recorded: dict, spec: SweepSpec) -> tuple[str, ...]:
@@ -177,6 +187,8 @@ def resume_sweep(
 
     check_writable(plan.folder)  # space back, writable again? before Ray starts
     refuse_if_held(plan.folder)  # fast, before Ray starts; the lease is taken once it runs
+    if errored == "resume":  # the data or code of trials that failed on it was fixed
+        _forget_data_errors(plan.folder)
     check_reachable(plan.spec.tracking, plan.spec.name)
     return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
                  command="resume", address=address, callbacks=callbacks, warn=warn,

@@ -164,6 +164,7 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     one-line warnings for the user."""
     from ray.tune.logger import JsonLoggerCallback
 
+    from orchestrator.engine.stoppers import NoRetryOfDataErrors
     from orchestrator.engine.storage_guard import (
         StorageGuard,
         storage_errors,
@@ -194,7 +195,8 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         tracking = _tracking(spec, folder, sink, warn)
         started = time.monotonic()
         with tune_refusals_to(guard), whole_tune_files():
-            make_tuner([JsonLoggerCallback(), sink, guard, *tracking, *(callbacks or [])]).fit()
+            make_tuner([JsonLoggerCallback(), sink, guard, NoRetryOfDataErrors(), *tracking,
+                        *(callbacks or [])]).fit()
         elapsed = time.monotonic() - started
         sink.write_whole()  # Tune may end without calling on_experiment_end
         for mirror in tracking:

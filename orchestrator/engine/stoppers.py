@@ -1,8 +1,12 @@
-"""Tune stoppers of our own."""
+"""Tune stoppers of our own, and the callback that stops the retries of a trial whose
+data or code is at fault."""
 
 from __future__ import annotations
 
-from ray.tune import Stopper
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback, Stopper
 
 
 class StopEnded(Stopper):
@@ -21,3 +25,15 @@ class StopEnded(Stopper):
 
     def stop_all(self) -> bool:
         return False
+
+
+class NoRetryOfDataErrors(Callback):
+    """A trial that failed with an error of its data or code before its first report
+    (`trainable.not_retried.NotRetried`) is not retried: Tune has already queued it
+    again when it tells its callbacks, so its retries end at the next failure, which
+    that retry raises at once without running the user's code."""
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        path = trial.error_file
+        if path and Path(path).is_file() and "NotRetried" in Path(path).read_text():
+            trial.max_failures = 0

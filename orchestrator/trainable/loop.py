@@ -49,10 +49,15 @@ class Trial:
         self._started = time.monotonic()
         self._time_before = 0.0  # trial time of earlier runs (a restored trial)
         self._restored_from = 0
-        self._last: tuple[dict, Any] | None = None
+        self._last: tuple[dict, Any] | None = None  # the last report: row, checkpoint
         self._checked = False
         self._context = {"device": device, "threads": cpus,
                          "node_id": _node_id(), "trial_seed": self.seed}
+
+    @property
+    def reported(self) -> bool:
+        """Has the loop reported an epoch in this attempt?"""
+        return self._last is not None
 
     def restore(self) -> Any:
         """The object last passed as `checkpoint=` (after a resume, a retried failure or
@@ -143,11 +148,15 @@ def _node_id() -> str | None:
 def train_loop(config: dict) -> None:
     """The Ray Tune function trainable of a user's loop."""
     from orchestrator.spec.user_code import import_ref
+    from orchestrator.trainable.not_retried import fail_if_failed_before, first_report_pending
     from orchestrator.trainable.user_data import code_folders
 
-    cfg = LoopTrialConfig.model_validate(config)
-    device, cpus = device_and_threads()
-    fn = import_ref(cfg.train.function, "train.function", code_folders(cfg.code))
-    trial = Trial(cfg, tune.get_context().get_trial_id(), device, cpus)
-    fn(dict(cfg.train.settings), trial)
-    trial.finish()
+    fail_if_failed_before()
+    trial: Trial | None = None
+    with first_report_pending(lambda: trial is not None and trial.reported):
+        cfg = LoopTrialConfig.model_validate(config)
+        device, cpus = device_and_threads()
+        fn = import_ref(cfg.train.function, "train.function", code_folders(cfg.code))
+        trial = Trial(cfg, tune.get_context().get_trial_id(), device, cpus)
+        fn(dict(cfg.train.settings), trial)
+        trial.finish()

@@ -105,7 +105,17 @@ def report_with_checkpoint(metrics: dict, folder: str) -> None:
 
 def train_trial(config: dict) -> None:
     """Train one trial, one `tune.report` per epoch, with a checkpoint when
-    `checkpoint_policy` says one is due and at the last epoch."""
+    `checkpoint_policy` says one is due and at the last epoch. An error of the data or
+    the code before the first report is not retried (`not_retried`)."""
+    from orchestrator.trainable.not_retried import fail_if_failed_before, first_report_pending
+
+    fail_if_failed_before()
+    reported: list[int] = []  # the epochs reported in this attempt
+    with first_report_pending(lambda: bool(reported)):
+        _train(config, reported)
+
+
+def _train(config: dict, reported: list[int]) -> None:
     import torch
 
     from orchestrator.trainable.trainer import Trainer
@@ -138,3 +148,4 @@ def train_trial(config: dict) -> None:
                 report_with_checkpoint(metrics, folder)
         else:
             tune.report(metrics)
+        reported.append(trainer.epoch)

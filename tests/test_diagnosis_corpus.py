@@ -6,10 +6,10 @@ classification and regression; lr 1e-6 to 200, every schedule family, one-unit t
 built by tests/data/diagnosis/build.py; labels.yaml says what a person read in each curve
 (`[label, reason]`, or `[label, reason, second accepted label]` where a curve honestly
 reads two ways). trials.parquet's `split` puts each curve in a part: `dev`, which the
-rules were tuned on; `heldout` and `heldout2`, each labelled blind and committed before
-the rules were run on it, measured once, and tuned on since (development data now); and
-`heldout3`, labelled blind and committed before the rules were run on it, and never
-tuned on: the held-out part (docs/diagnosis.md).
+rules were tuned on; `heldout`, `heldout2` and `heldout3`, each labelled blind and
+committed before the rules were run on it, measured once, and tuned on since
+(development data now); and `heldout4`, labelled blind and committed before the rules
+were run on it, and never tuned on: the held-out part (docs/diagnosis.md).
 """
 
 from __future__ import annotations
@@ -33,20 +33,21 @@ ALARMS = {"lr_too_high", "diverged", "lr_too_low"}
 # round of tuning; once measured it is tuned on, and so becomes development data:
 #   heldout   measured at 64/72 (88.9%) after the first round (2026-11-30, 9cc4fcd..)
 #   heldout2  labelled in 7f83821, measured at 75/90 (83.3%) after 2e9ef89, tuned on in 1b10f26
-#   heldout3  labelled before 1b10f26's rules were run on it: THE held-out part
-DEVELOPMENT = ("dev", "heldout", "heldout2")
-HELD_OUT = "heldout3"
+#   heldout3  labelled in c117bdb, measured at 73/82 (89.0%) after 1b10f26, tuned on in 10f3a84
+#   heldout4  labelled before 10f3a84's rules were run on it: THE held-out part
+DEVELOPMENT = ("dev", "heldout", "heldout2", "heldout3")
+HELD_OUT = "heldout4"
 # the agreement each part must reach (issue #21), counting a diagnosis that equals the
 # person's label or their second accepted one
 REQUIRED = {"development": 0.95, "held-out": 0.90}
 # Parts whose shortfall is recorded rather than hidden (strict: they fail loudly the day
-# they pass, and the mark must go). Measured once, after 1b10f26 (2026-11-30): heldout3
-# 73/82 (89.0%), one curve short of 90%, and two curves a person read as healthy read
-# lr_too_low (a one-cycle run still improving at its end; a stall after a cosine decay).
-# Tuning on heldout3 makes it development data: the next held-out batch, labelled first,
-# measures the next change (issue #21 stays open).
-HELD_OUT_SHORT = {"held-out": "heldout3 73/82 (89.0%) < 90%: issue #21 open"}
-HEALTHY_ALARMED = {"held-out": "2 healthy heldout3 curves read lr_too_low: issue #21 open"}
+# they pass, and the mark must go). Measured once, after 10f3a84 (2026-11-30): heldout4
+# 74/87 (85.1%), and four curves a person read as healthy read lr_too_low (three of them
+# "stalled once the schedule had decayed the rate": the stall rule fires on runs that
+# had reached a good level). Tuning on heldout4 makes it development data; the next
+# held-out batch, labelled first, measures the next change (issue #21 stays open).
+HELD_OUT_SHORT = {"held-out": "heldout4 74/87 (85.1%) < 90%: issue #21 open"}
+HEALTHY_ALARMED = {"held-out": "4 healthy heldout4 curves read lr_too_low: issue #21 open"}
 
 
 def part_of(split: str) -> str:

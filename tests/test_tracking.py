@@ -110,6 +110,57 @@ def test_epoch_metrics_keep_finite_curves_and_leave_bookkeeping_out():
     assert end_of({schema.STOP_REASON: float("nan")}) is None
 
 
+def test_the_live_callback_sends_from_its_own_thread_everything_once(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from orchestrator.results.storage import as_location
+    from orchestrator.spec.tracking import Tracking
+    from orchestrator.tracking import setup
+    from orchestrator.tracking.live import TrackingCallback
+
+    recorder = Recorder()
+    monkeypatch.setattr(setup, "trackers_for", lambda tracking, folder: [recorder])
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "sweep.json").write_text(json.dumps({
+        "spec": {"name": "s", "metric": "val_loss", "mode": "min"}, "started_at": "x"}))
+    trials, history = _rows(0, ended=False)
+    sink = SimpleNamespace(trials=trials, by_trial={"t1": {}},
+                           frames=lambda: (pd.DataFrame(), None))
+    callback = TrackingCallback(Tracking(tensorboard=True), as_location(tmp_path), sink,
+                                "sweep track x", print, min_interval_s=0)
+    callback.setup()
+    for epoch in (1, 2, 3):
+        sink.by_trial["t1"][epoch] = _rows(epoch, ended=False)[1]["t1"][epoch]
+        callback.on_trial_result(0, [], SimpleNamespace(trial_id="t1"), {})
+    sink.trials, _ = _rows(3, ended=True)
+    callback.finish()
+    callback.finish()  # once only
+    assert recorder.points == [("t1", 1), ("t1", 2), ("t1", 3)]
+    assert len(recorder.ended) == 1 and recorder.finished is False
+    assert not callback._sender.is_alive()
+
+
+def test_a_batch_of_points_never_splits_from_its_last_epoch_tag():
+    from orchestrator.tracking.mirror import SweepIdentity
+    from orchestrator.tracking.mlflow_runs import MlflowTracker
+
+    calls = []
+
+    class Client:
+        def log_batch(self, run_id, metrics=(), params=(), tags=()):
+            calls.append((len(metrics) + len(params) + len(tags), [t.key for t in tags]))
+
+    tracker = MlflowTracker("http://127.0.0.1:1")
+    tracker.client, tracker.runs = Client(), {"t": "run"}
+    tracker.sweep = SweepIdentity("s", "2026-01-01T00:00:00", "f", "val_loss", "min")
+    tracker.started_ms = 0
+    rows = [{"epoch": e, "val_loss": 1.0, "train_loss": 1.0, "lr": 0.1, "val_acc": 0.5,
+             "epoch_s": 0.1} for e in range(1, 401)]  # 5 points an epoch: 2000 in all
+    tracker.log_epochs("t", {}, rows)
+    assert all(size <= 1000 and keys == ["sweep.last_epoch"] for size, keys in calls)
+    assert sum(size - 1 for size, _ in calls) == 2000 and tracker.last_epoch("t") == 400
+
+
 # -- spec and command-line errors: one line, exit 2 -----------------------------------
 
 def test_a_tracking_uri_of_no_known_scheme_is_refused(tmp_path):
@@ -266,9 +317,13 @@ def test_a_resumed_sweep_continues_the_same_runs(server, tmp_path, ray_address):
     results = folder / schema.RESULTS_DIR
     kill_run_when(lambda: reported_epochs(results) >= 6, "six epochs reported",
                   "run", str(write_spec(tmp_path, spec)), "--quiet", "--address", ray_address)
+    before = {t: r.info.run_id for t, r in _trial_runs(server, "resumed").items()}
+    assert before, "the killed driver had sent runs"
     resumed = sweep_cli("resume", str(folder), "--address", ray_address)
     assert resumed.returncode == 0, resumed.stderr
     assert_mirrors_the_tables(server, "resumed", results)
+    after = {t: r.info.run_id for t, r in _trial_runs(server, "resumed").items()}
+    assert {t: after[t] for t in before} == before  # the same runs, continued
     again = sweep_cli("track", str(folder))
     assert again.returncode == 0 and "sent 0 new epoch points" in again.stderr
 

@@ -34,7 +34,8 @@ def track(name_or_path: str, storage: str | None, mlflow_uri: str | None,
                                tensorboard)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise OrchestratorError(f"--mlflow-uri: {error['msg'].removeprefix('Value error, ')}"
+        option = "--experiment" if "experiment" in error["loc"] else "--mlflow-uri"
+        raise OrchestratorError(f"{option}: {error['msg'].removeprefix('Value error, ')}"
                                 ) from None
     done = replay(folder, tracking)
     click.echo(f"sent {done.epochs_sent} new epoch points of {done.trials} trials to "

@@ -15,9 +15,9 @@ from pydantic import Field, field_validator
 
 from orchestrator.spec.strict import Strict
 
-# MLflow's tracking stores: its server, a local file store, or a database it writes itself
-MLFLOW_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql",
-                  "databricks")
+# MLflow's tracking stores: its server, or a database it writes itself (MLflow 3 refuses
+# its old file store: sqlite:///mlflow.db is the local one)
+MLFLOW_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 
 
 class MlflowTracking(Strict):

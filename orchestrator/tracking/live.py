@@ -8,6 +8,7 @@ wait for it. The loop only copies the changed trials' rows into a queue."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -22,6 +23,9 @@ from orchestrator.spec.tracking import Tracking
 from orchestrator.tracking.mirror import present
 
 _STOP = None  # the queue's last item
+# how long the driver waits, after the sweep, for the sender to finish; what is left is
+# in the tables, and `sweep track` sends it
+SENDER_WAIT_S = 120
 
 
 class TrackingCallback(Callback):
@@ -36,21 +40,24 @@ class TrackingCallback(Callback):
         self._finished = False
         self._queue: queue.Queue | None = None
         self._sender: threading.Thread | None = None
+        self._environment: contextlib.ExitStack | None = None
 
     def __getstate__(self) -> dict:
         # Tune pickles the callbacks with the experiment; a driver that resumes it makes
         # its own, so the connections, the thread and the console stay out of the pickle
         return {**self.__dict__, "mirror": None, "warn": print, "sink": None,
-                "_queue": None, "_sender": None}
+                "_queue": None, "_sender": None, "_environment": None}
 
     def setup(self, **info: Any) -> None:
         from orchestrator.results.folder import read_sweep_json
         from orchestrator.tracking.mirror import Mirror
-        from orchestrator.tracking.setup import identity, trackers_for
+        from orchestrator.tracking.setup import client_environment, identity, trackers_for
 
+        self._environment = contextlib.ExitStack()  # on this (the main) thread, once
+        self._environment.enter_context(client_environment(self.tracking))
         self.mirror = Mirror(trackers_for(self.tracking, self.folder), self.warn,
                              self.resend_hint)
-        sweep = identity(read_sweep_json(self.folder), self.folder)
+        sweep = self._sweep = identity(read_sweep_json(self.folder), self.folder)
         self._queue = queue.Queue()
         self._sender = threading.Thread(target=self._send, args=(sweep,),
                                         name="sweep-tracking", daemon=True)
@@ -95,6 +102,11 @@ class TrackingCallback(Callback):
         self.dirty.add(trial.trial_id)
         self._sync()
 
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        # rows that came in since the last sync leave within min_interval_s, even when no
+        # other trial reports in the meantime
+        self._sync()
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.dirty.add(trial.trial_id)
         self._sync(force=True)
@@ -116,23 +128,25 @@ class TrackingCallback(Callback):
         self.dirty = set(self.sink.trials)
         self._sync(force=True)
         self._queue.put(_STOP)
-        self._sender.join()
-        trials = list(self.sink.trials.values())
-        self.mirror.finish(trials, _advice(self.sink), interrupted=any(
-            not present(t.get(schema.STOP_REASON)) for t in trials))
+        self._sender.join(SENDER_WAIT_S)
+        try:
+            if self._sender.is_alive():  # a slow server: the rest stays in the tables
+                self.warn(f"warning: tracking: still sending after {SENDER_WAIT_S} s; "
+                          f"the sweep is done and its tables hold everything: "
+                          f"`{self.resend_hint}` sends the rest")
+                return
+            trials = list(self.sink.trials.values())
+            self.mirror.finish(trials, self._advice(), interrupted=any(
+                not present(t.get(schema.STOP_REASON)) for t in trials))
+        finally:
+            self._environment.close()
+
+    def _advice(self) -> list[str]:
+        from orchestrator.analysis.advice import advise
+
+        trials, _ = self.sink.frames()
+        return advise(trials, self._sweep.spec)
 
     @property
     def lost(self) -> list[str]:
         return self.mirror.lost if self.mirror else []
-
-
-def _advice(sink: Any) -> list[str]:
-    from orchestrator.analysis.advice import advise
-    from orchestrator.results.folder import read_sweep_json
-
-    trials, _ = sink.frames()
-    try:
-        spec = read_sweep_json(sink.results_dir.parent)["spec"]
-    except Exception:
-        return []
-    return advise(trials, spec)

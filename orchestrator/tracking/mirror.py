@@ -103,7 +103,8 @@ class Mirror:
     trackers: list[Tracker]
     warn: Callable[[str], None]
     resend_hint: str  # the command that sends what a lost tracker missed
-    lost: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # keys of the trackers dropped
+    failures: list[str] = field(default_factory=list)  # "KEY: WHERE failed (WHY)" of each
 
     def _guarded(self, tracker: Tracker, what: Callable[[], None]) -> None:
         try:
@@ -111,9 +112,10 @@ class Mirror:
         except Exception as exc:  # any failure of a tool: never the sweep's
             self.trackers.remove(tracker)
             self.lost.append(tracker.key)
-            self.warn(f"warning: {tracker.key}: {tracker.where} failed ({why(exc)}); "
-                      f"the sweep goes on without it; `{self.resend_hint}` sends what it "
-                      "missed")
+            failure = f"{tracker.key}: {tracker.where} failed ({why(exc)})"
+            self.failures.append(failure)
+            self.warn(f"warning: {failure}; the sweep goes on without it; "
+                      f"`{self.resend_hint}` sends what it missed")
             try:
                 tracker.close()
             except Exception:

@@ -1,5 +1,6 @@
 """`sweep track`: send a sweep's tables to its trackers after the fact — what a tracker
-missed while it was down, or a sweep that ran without tracking. No Ray, no torch."""
+missed while it was down, or a sweep that ran without tracking. No Ray (TensorBoard's
+writer, tensorboardX, imports torch)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,12 @@ def tracking_of(recorded: dict, uri: str | None, experiment: str | None,
 def replay(folder: Location, tracking: Tracking) -> Replayed:
     from orchestrator.analysis.advice import advise
     from orchestrator.results.load import load_sweep
-    from orchestrator.tracking.setup import check_reachable, identity, trackers_for
+    from orchestrator.tracking.setup import (
+        check_reachable,
+        client_environment,
+        identity,
+        trackers_for,
+    )
 
     if not tracking.enabled:
         raise OrchestratorError(
@@ -48,19 +54,20 @@ def replay(folder: Location, tracking: Tracking) -> Replayed:
     refuse_if_held(folder)  # a running driver sends its own rows
     tables = load_sweep(folder)
     check_reachable(tracking, tables.spec["name"])
-    problems: list[str] = []
     trackers = trackers_for(tracking, folder)
     where = [t.where for t in trackers]
-    mirror = Mirror(trackers, problems.append, resend_hint="sweep track")
-    mirror.open(identity(tables.sweep, folder))
+    mirror = Mirror(trackers, lambda line: None, resend_hint="sweep track")
     trials = {r[schema.TRIAL_ID]: r for r in tables.trials.to_dict("records")}
     by_trial: dict[str, dict[int, dict]] = {}
     for row in tables.history.to_dict("records"):
         by_trial.setdefault(row[schema.TRIAL_ID], {})[int(row["epoch"])] = row
-    sent = mirror.sync(trials, by_trial)
-    advice = advise(tables.trials, tables.spec)
-    mirror.finish(list(trials.values()), advice, interrupted=any(
-        not present(t.get(schema.STOP_REASON)) for t in trials.values()))
-    if problems:
-        raise OrchestratorError(problems[0].removeprefix("warning: ").split("; the sweep")[0])
+    with client_environment(tracking):
+        mirror.open(identity(tables.sweep, folder))
+        sent = mirror.sync(trials, by_trial)
+        mirror.finish(list(trials.values()), advise(tables.trials, tables.spec),
+                      interrupted=any(not present(t.get(schema.STOP_REASON))
+                                      for t in trials.values()))
+    if mirror.failures:  # what was sent stays; run it again to send the rest
+        raise OrchestratorError(f"{mirror.failures[0]}; what it holds is kept, and "
+                                "`sweep track` sends the rest once it answers")
     return Replayed(len(trials), sent, where)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.results.storage import Location
 from orchestrator.spec.tracking import Tracking
 from orchestrator.tracking.mirror import SweepIdentity, Tracker
@@ -18,10 +20,21 @@ def trackers_for(tracking: Tracking, folder: Location) -> list[Tracker]:
     if tracking.tensorboard:
         from orchestrator.tracking.tensorboard_runs import TensorBoardTracker
 
-        if folder.local is None:  # the spec refuses this; a replay's option may not
-            raise ValueError("TensorBoard event files need a local sweep folder")
+        if folder.local is None:  # the spec refuses this; `sweep track`'s option is checked
+            raise OrchestratorError(f"tracking.tensorboard: {folder} is on an object store; "
+                                    "event files need a local or shared folder")
         trackers.append(TensorBoardTracker(folder.local))
     return trackers
+
+
+def client_environment(tracking: Tracking) -> contextlib.AbstractContextManager[None]:
+    """The tracking clients' settings (MLflow's retries and timeout), entered once on the
+    main thread: the sender thread must not change the environment under Ray's threads."""
+    if tracking.mlflow is None:
+        return contextlib.nullcontext()
+    from orchestrator.tracking.mlflow_runs import client_environment as mlflow_environment
+
+    return mlflow_environment()
 
 
 def check_reachable(tracking: Tracking, sweep_name: str) -> None:

@@ -37,10 +37,12 @@ class TensorBoardTracker:
 
     def open(self, sweep: SweepIdentity) -> None:
         self.sweep = sweep
-        # the sweep's metric first: the HParams tab sorts and colours by the first one
-        self.metrics = [sweep.metric, *(m for m in ("val_loss", "train_loss", "val_acc",
-                                                     "val_r2", "val_mae")
-                                        if m != sweep.metric)]
+        # the sweep's metric first (the HParams tab sorts and colours by the first one),
+        # then the losses and the task's metrics
+        task = (sweep.spec.get("train") or {}).get("task", "classification")
+        reported = ("val_acc",) if task == "classification" else ("val_r2", "val_mae")
+        self.metrics = list(dict.fromkeys([sweep.metric, "val_loss", "train_loss",
+                                           *reported]))
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(parents=True, exist_ok=True)
 

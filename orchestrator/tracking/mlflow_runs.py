@@ -162,7 +162,9 @@ class MlflowTracker:
             self.runs[trial_id] = run.info.run_id
             if LAST_EPOCH in tags:
                 self.last[trial_id] = int(tags[LAST_EPOCH])
-            if schema.STOP_REASON in tags:  # the end as the run's tags hold it
+            if schema.STOP_REASON in tags and run.info.status in ("FINISHED", "FAILED"):
+                # the end as the run's tags hold it (written after the status: a driver
+                # that died between the two left a run whose end is sent again)
                 self.ends[trial_id] = tuple(tags.get(k, "") for k in END_FIELDS)
             if run.info.status == "KILLED":
                 self.stopped.add(trial_id)
@@ -264,12 +266,15 @@ class MlflowTracker:
         if present(trial.get(best)):
             tags[best] = str(trial[best])
             step = trial.get("best_epoch")
-            metrics.append(Metric(best, float(trial[best]), _now_ms(),
+            wall = trial.get("wall_s")
+            stamp = self.started_ms + int(1000 * float(wall if present(wall) else 0))
+            metrics.append(Metric(best, float(trial[best]), stamp,
                                   int(step) if present(step) else 0))
-        client.log_batch(run_id, metrics=metrics,
-                         tags=[RunTag(k, v) for k, v in tags.items()])
+        # the status first, the end's tags last: they are the mark that the end is there
         client.set_terminated(run_id, "FAILED" if trial.get(schema.STATUS) == "error"
                               else "FINISHED")
+        client.log_batch(run_id, metrics=metrics,
+                         tags=[RunTag(k, v) for k, v in tags.items()])
         self.ends[trial_id] = end
 
     def finish(self, trials: list[Mapping[str, Any]], advice: list[str],

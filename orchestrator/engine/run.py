@@ -255,19 +255,22 @@ def _ended_in_segment(before: pd.DataFrame | None, after: pd.DataFrame) -> int:
     return sum(1 for trial_id, end in ends(after).items() if earlier.get(trial_id) != end)
 
 
-def resume_command(folder: Location, spec: SweepSpec) -> str:
-    """The command that continues this sweep (an object store by name and storage URI,
-    whose query the folder's own name would lose)."""
+def sweep_command(verb: str, folder: Location, spec: SweepSpec) -> str:
+    """`sweep VERB` of this sweep: by its folder, or on an object store by name and
+    storage URI (whose query the folder's own name would lose)."""
     if folder.local:
-        return f"sweep resume {folder.local}"
-    return f"sweep resume {spec.name} --storage '{spec.storage}'"
+        return f"sweep {verb} {folder.local}"
+    return f"sweep {verb} {spec.name} --storage '{spec.storage}'"
+
+
+def resume_command(folder: Location, spec: SweepSpec) -> str:
+    """The command that continues this sweep."""
+    return sweep_command("resume", folder, spec)
 
 
 def track_command(folder: Location, spec: SweepSpec) -> str:
     """The command that sends this sweep's tables to its trackers again."""
-    if folder.local:
-        return f"sweep track {folder.local}"
-    return f"sweep track {spec.name} --storage '{spec.storage}'"
+    return sweep_command("track", folder, spec)
 
 
 def run_sweep(

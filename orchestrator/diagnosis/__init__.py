@@ -1,0 +1,63 @@
+"""What went wrong in a trial, read from its own curves (docs/tuning.md, docs/diagnosis.md).
+
+A pure function of the trial's history rows (per-epoch `train_loss`, `val_loss`,
+`val_acc`, or a regression's `val_r2`/`val_mae`, `lr`) and its trial row (`stop_reason`,
+the untrained model's `initial_val_loss`/`initial_val_acc`, the chance level
+`chance_val_loss`/`chance_val_acc`, `config.epochs`): no torch, no Ray, so `sweep report`
+diagnoses old sweeps again.
+
+Like is compared with like: a validation loss with the untrained model's validation loss
+or the chance loss (both measured on the validation split), a train loss with the train
+loss of earlier epochs. A train loss is a mean over an epoch of moving weights, with
+dropout and batch statistics on; it may sit well above the validation loss of the same
+model, so it is never read against a validation baseline.
+
+Labels, the first rule that fits wins:
+  diverged      a loss is not finite; or the steps threw the loss above where the run
+                started (the first epoch's train loss 3x the untrained model's loss, or
+                a validation loss above the untrained model's before the train loss had
+                fallen below the chance loss, or a train loss above its own start, the
+                curve staying up there) and validation never beat chance; or, for a model
+                that never beat chance, a validation loss 3x the untrained model's over
+                its last epochs
+  lr_too_high   the same after some learning, or a spike above the start out of a loss
+                that sits below it; or it learned, then collapsed to chance
+                (whatever the schedule did then); or a train loss blown up 3x its start
+                while the rate rose (a peak too high); or a fall then a lasting rise of
+                the train loss; or a validation loss that swings at the end, with the
+                train loss swinging too or by a good share of the chance loss, while the
+                rate was not rising
+  overfitting   the objective or the validation loss worse than its best beyond its noise
+                for good, while the train loss keeps falling (also for a model that never
+                beat chance on validation but fitted its training set below the chance loss)
+  too_short     stopped by the scheduler or the budget before a curve can be judged
+  lr_too_low    it stalled once the schedule had cut the rate tenfold or more
+  lr_too_low /  never beat chance, the loss at the chance level or above: smooth curves
+  lr_too_high   are a rate too small to move the weights; train and validation losses
+                that both jump, or a fast move of either, a rate too large to learn (never
+                a capacity limit: nothing shows one)
+  underfitting  the validation loss fell well below chance, then train and validation
+                levelled off together (over 3 epochs at least), both far above zero, at
+                the same level, at a rate that still moves weights (its fall counted
+                from the chance loss: the way down to it is the class frequencies,
+                learnt by an output bias at any rate)
+  lr_too_low    the loss barely left its start; or a run that completed (or was early
+                stopped) still improving at its end (train and validation still falling,
+                or the objective still rising), unless its schedule had cut the rate
+                tenfold and its loss is low: that last gain is the annealing
+  healthy       none of the above
+
+Every threshold is a named constant with the reason for its value. Train-loss rises are
+compared with the *fall* the trial achieved (its start minus its best), not with their
+own level: a converged tail at 0.01 that jitters to 0.015 has risen 50% but undone 0.2%
+of the training, which is noise, not a rebound.
+"""
+
+from __future__ import annotations
+
+from .curves import back_and_forth, noise_scale, running_median
+from .reasons import LABELS, Diagnosis
+from .rules import diagnose
+
+__all__ = ["LABELS", "Diagnosis", "back_and_forth", "diagnose", "noise_scale",
+           "running_median"]

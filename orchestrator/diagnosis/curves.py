@@ -1,0 +1,280 @@
+"""A trial's curves and what is read off them: levels, falls, noise, chance.
+
+`read_curves` turns the history rows and the trial row into `Curves`; the rules
+(rules.py) ask it the questions they share (did it beat chance, where does a curve level,
+how far did the train loss fall, did the rate rise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import median
+
+from .reasons import num
+from .thresholds import (
+    CHANCE_MARGIN,
+    FLAT,
+    MIN_JUDGE,
+    NEAR_CHANCE,
+    PLATEAU,
+    R2_MARGIN,
+    TRACKS,
+    WELL_BELOW,
+)
+
+
+def _column(history: Sequence[Mapping], key: str) -> list[float]:
+    """One column as floats: a missing value is NaN, NaN and inf stay what they are."""
+    out = []
+    for row in history:
+        value = row.get(key)
+        try:
+            out.append(float("nan") if value is None else float(value))
+        except (TypeError, ValueError):
+            out.append(float("nan"))
+    return out
+
+
+def _known(value) -> float | None:
+    """A finite number, or None (missing, NaN: a sweep from before it was recorded)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def running_median(values: Sequence[float]) -> list[float]:
+    """Each value replaced by the median of itself and its neighbours (ends kept)."""
+    if len(values) < 3:
+        return list(values)
+    return [values[0], *(median(values[i - 1:i + 2]) for i in range(1, len(values) - 1)),
+            values[-1]]
+
+
+def noise_scale(values: Sequence[float]) -> float:
+    """Robust scale of a curve's epoch-to-epoch jitter: 1.48 x the median absolute
+    residual from its 3-epoch running median (0 for a monotone curve)."""
+    if len(values) < 3:
+        return 0.0
+    smooth = running_median(values)
+    return 1.4826 * median(abs(v - m) for v, m in zip(values[1:-1], smooth[1:-1]))
+
+
+def back_and_forth(values: Sequence[float]) -> float:
+    """How far a positive curve goes back and forth per epoch, in log terms, beyond its
+    net trend: (sum of |changes| - |net change|) / changes; 0 for a monotone curve."""
+    if len(values) < 3 or min(values) <= 0:
+        return 0.0
+    changes = [math.log(b / a) for a, b in zip(values, values[1:])]
+    return (sum(map(abs, changes)) - abs(sum(changes))) / len(changes)
+
+
+@dataclass(frozen=True)
+class Curves:
+    epochs: list[int]
+    train: list[float]
+    val: list[float]
+    acc: list[float]
+    lr: list[float]
+    start: float  # the untrained model's validation loss
+    chance_loss: float
+    chance_acc: float | None
+    initial_acc: float | None
+    planned: int | None  # config.epochs
+    # a regression's R² against the training mean (0: no better than predicting the
+    # mean, the chance level) and mean absolute error; NaN for a classification
+    r2: list[float] = field(default_factory=list)
+    mae: list[float] = field(default_factory=list)
+    loss: str | None = None  # config.loss: "l1" grows with the error, not its square
+
+    @property
+    def n(self) -> int:
+        return len(self.train)
+
+    @property
+    def third(self) -> int:
+        return max(2, self.n // 3)
+
+    @property
+    def train_start(self) -> float:
+        """Where the train loss started: its first epoch, or the untrained model's loss
+        when the first epoch already fell below it (the untrained model's *train* loss is
+        not measured; a later train loss above both is above anywhere the run began)."""
+        return max(self.start, self.train[0])
+
+    def lr_rose(self, a: int, b: int) -> bool:
+        """Did the scheduled rate rise anywhere from index a to b (warmup, restarts,
+        onecycle's ramp)? A rise of the loss then is not evidence against the rate."""
+        lrs = [v for v in self.lr[max(a, 0):b + 1] if math.isfinite(v)]
+        return any(later > earlier * 1.01 for earlier, later in zip(lrs, lrs[1:]))
+
+    def decay(self) -> float:
+        """How far the schedule had cut the rate by the end: its peak over its last value
+        (1 for a constant rate or an unknown one)."""
+        lrs = [v for v in self.lr if math.isfinite(v)]
+        return max(lrs) / max(lrs[-1], 1e-300) if lrs else 1.0
+
+    def lr_text(self, a: int, b: int) -> str:
+        lrs = [v for v in self.lr[a:b + 1] if math.isfinite(v)]
+        if not lrs:
+            return "an unknown lr"
+        return f"lr {num(lrs[0])}" if max(lrs) <= min(lrs) * 1.01 else \
+            f"lr {num(lrs[0])}->{num(lrs[-1])}"
+
+    # -- chance ---------------------------------------------------------------------
+
+    def _acc_floor(self) -> float | None:
+        if self.chance_acc is None:
+            return None
+        return self.chance_acc + CHANCE_MARGIN * (1 - self.chance_acc)
+
+    def beat_chance_at(self, i: int) -> bool | None:
+        """Did epoch i's validation score beat chance (a regression: R² above 0)?
+        None: not known."""
+        if self.regression:
+            return self.r2[i] > R2_MARGIN if math.isfinite(self.r2[i]) else None
+        floor = self._acc_floor()
+        if floor is None or not math.isfinite(self.acc[i]):
+            return None
+        return self.acc[i] > floor
+
+    def learned(self) -> bool | None:
+        """Did validation accuracy ever beat chance (a regression: did R² ever exceed
+        0)? None: not known."""
+        known = [self.beat_chance_at(i) for i in range(self.n)]
+        if all(k is None for k in known):
+            return None
+        return any(known)
+
+    def fit_train(self, upto: int | None = None) -> bool:
+        """Did the train loss (up to index `upto`) fall below the chance band? A model
+        whose validation never beat chance has then still learnt its training set: what
+        it learnt does not generalise (overfitting), the steps did not throw it about."""
+        train = [v for v in self.train[:None if upto is None else upto + 1] if math.isfinite(v)]
+        return bool(train) and min(train) < WELL_BELOW * self.chance_loss
+
+    def at_chance_at(self, i: int) -> bool:
+        """Epoch i's model is at (or below) the chance level: its score does not beat
+        chance and its validation loss is back at the chance loss or above."""
+        return self.beat_chance_at(i) is False and \
+            self.val[i] >= (1 - NEAR_CHANCE) * self.chance_loss
+
+    def score_text(self, i: int = -1) -> str:
+        """Epoch i's validation score, in the task's own terms."""
+        if not self.regression:
+            return f"val_acc {num(self.acc[i])}"
+        return f"val_r2 {num(self.r2[i])}"
+
+    def chance_text(self) -> str:
+        if self.regression:
+            return "chance: R² 0"
+        return f"chance {num(self.chance_acc)}" if self.chance_acc is not None else "chance"
+
+    def never_beat_chance_text(self) -> str:
+        scores = [v for v in (self.r2 if self.regression else self.acc) if math.isfinite(v)]
+        best = num(max(scores)) if scores else "unknown"
+        if not self.regression:
+            return f"val_acc never beat chance (best {best}, chance {num(self.chance_acc)})"
+        return (f"val_r2 never above 0 (by {num(R2_MARGIN)}), no better than predicting the "
+                f"training mean (best {best})")
+
+    def objective(self, metric: str) -> tuple[bool, list[float], str]:
+        """(is it a score, its values, its name): val_acc/val_r2, or a validation loss
+        or error (the train loss can neither overfit nor tell generalisation apart)."""
+        if metric == "val_acc":
+            return True, self.acc, "val_acc"
+        if metric == "val_r2":
+            return True, self.r2, "val_r2"
+        if metric == "val_mae":
+            return False, self.mae, "val_mae"
+        return False, self.val, "val loss"
+
+    @property
+    def regression(self) -> bool:
+        return not any(math.isfinite(a) for a in self.acc) and \
+            any(math.isfinite(r) for r in self.r2)
+
+    # -- levels and falls -------------------------------------------------------------
+
+    def level(self, values: Sequence[float], i: int) -> float:
+        """A curve's level around index i: the median of it and its neighbours (the
+        median of the last three at the end), so one noisy epoch does not move it."""
+        i = i % len(values)
+        if len(values) < MIN_JUDGE:
+            return values[i]
+        lo = min(max(i - 1, 0), len(values) - 3)
+        return median(values[lo:lo + 3])
+
+    @property
+    def late(self) -> int:
+        """The epochs at the end that say whether a curve still falls or has levelled:
+        the last third, and no fewer than PLATEAU."""
+        return max(self.third, PLATEAU)
+
+    def late_fall(self, values: Sequence[float]) -> float:
+        """How much a curve fell over the `late` epochs at the end (levels, not raw)."""
+        return self.level(values, -self.late - 1) - self.level(values, -1)
+
+    @property
+    def fall_top(self) -> float:
+        """Where the train loss's fall is counted from: its start, or the chance loss
+        when it started above it and ended below it. The way down to the chance loss is
+        the class frequencies (a regression: the target's mean), which an output bias
+        learns in a few steps at any rate, from far above on unscaled targets (an untrained
+        regression here at 9x the chance loss); the task itself is learnt below it.
+        Counted from above, a steady fall below the chance loss looks small (levelled)
+        beside that first plunge."""
+        if self.level(self.train, -1) < self.chance_loss:
+            return min(self.train_start, self.chance_loss)
+        return self.train_start
+
+    def share(self, loss: float) -> float:
+        """A loss as a share of the chance loss, on the scale the FAR_* thresholds are
+        set in: squared for an absolute-error loss (l1). A squared error or a log loss
+        measures how far a model is from perfect on that scale (1 - R² for the mean
+        squared error); an absolute error is the square root of it in kind (for errors of
+        one shape, the mean absolute error scales with their root mean square). Here two
+        regressions of one quality, R² 0.81-0.82: the squared loss at 18% of its chance
+        loss, the absolute one at 37% (0.37² = 14%)."""
+        ratio = loss / self.chance_loss
+        return ratio * abs(ratio) if self.loss == "l1" else ratio
+
+    def fall_text(self) -> str:
+        return "its fall" if self.fall_top == self.train_start else \
+            "its fall below the chance loss"
+
+    def fall(self) -> float:
+        """How far the train loss fell from `fall_top` to its level at the end."""
+        return self.fall_top - self.level(self.train, -1)
+
+    def val_tracks(self) -> bool:
+        """Over the last third, did the validation loss fall with the train loss? Yes
+        also when the train loss gained less than FLAT on it (two flat curves), or did
+        not fall at all (a train loss that stays put pulls away from nothing: here one
+        stuck at 1.62-1.71 under a validation loss bouncing 1.1-1.27)."""
+        train, val = self.late_fall(self.train), self.late_fall(self.val)
+        return train <= 0 or val >= TRACKS * train or \
+            train - val <= FLAT * self.level(self.val, -1)
+
+
+def read_curves(history: Sequence[Mapping], trial: Mapping) -> Curves:
+    history = sorted(history, key=lambda r: r["epoch"])
+    train, val = _column(history, "train_loss"), _column(history, "val_loss")
+    start = _known(trial.get("initial_val_loss"))
+    if start is None:
+        # not measured (a user's own loop, sweeps from before the untrained model was
+        # evaluated): the higher of the first epoch's losses stands in for it; the first
+        # val loss alone sits below the first epoch's mean train loss of any run that
+        # learned within that epoch, and would read that fall as a blow-up
+        firsts = [c[0] for c in (train, val) if c and math.isfinite(c[0])]
+        start = max(firsts) if firsts else 1.0
+    chance = _known(trial.get("chance_val_loss")) or start
+    planned = _known(trial.get("config.epochs"))
+    return Curves([int(r["epoch"]) for r in history], train, val, _column(history, "val_acc"),
+                   _column(history, "lr"), start, chance, _known(trial.get("chance_val_acc")),
+                   _known(trial.get("initial_val_acc")), int(planned) if planned else None,
+                   _column(history, "val_r2"), _column(history, "val_mae"),
+                   trial.get("config.loss") if isinstance(trial.get("config.loss"), str) else None)

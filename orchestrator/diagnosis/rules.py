@@ -1,0 +1,473 @@
+"""The rules, in order: the first that fits a trial's curves names its label."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from statistics import median
+
+from .curves import Curves, back_and_forth, noise_scale, read_curves, running_median
+from .reasons import Diagnosis, num, pct, ratio
+from .thresholds import (
+    ABOVE_START,
+    BARELY_MOVED,
+    BIG_RISE,
+    BLOWUP,
+    BOUNCE,
+    COLLAPSE,
+    DECAYED,
+    FAR_ABOVE,
+    FAR_FROM_ZERO,
+    FAST_MOVE,
+    FAST_TRAIN_MOVE,
+    JUDGE_SHARE,
+    JUMPY,
+    MIN_JUDGE,
+    NEAR_CHANCE,
+    NOISE_K,
+    OVERFIT_ACC_DROP,
+    OVERFIT_LOSS_FLOOR,
+    OVERFIT_LOSS_RISE,
+    PERSIST,
+    RISE_OF_FALL,
+    SMOOTH_RISE,
+    STILL_FALLING,
+    UNDERFIT_GAP,
+    UNSTABLE,
+    WELL_BELOW,
+)
+
+
+def _not_finite(c: Curves) -> Diagnosis | None:
+    for name, values in (("train loss", c.train), ("val loss", c.val)):
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                return Diagnosis("diverged", f"{name} is {value} at epoch {c.epochs[i]} "
+                                             f"({c.lr_text(i, i)})")
+    return None
+
+
+def _thrown(c: Curves, i: int, what: str, stayed: Sequence[float] | None = None,
+            above: float = 0.0) -> Diagnosis:
+    """Thrown above where it started at epoch i: diverged for a model that never beat
+    chance, unless the curve that was thrown (`stayed`, from epoch i on) then sat below
+    `above` for most of the run: a one-epoch spike out of a loss bouncing around a lower
+    level is a rate too large to learn, not a divergence."""
+    what += f" at {c.lr_text(i, i)}"
+    if c.learned() is False:
+        if stayed is not None and median(stayed[i:]) < above:
+            return Diagnosis("lr_too_high", (
+                f"{what}, but mostly back below it (median {num(median(stayed[i:]))} from "
+                f"then on); {c.never_beat_chance_text()}: steps too large to learn"))
+        return Diagnosis("diverged", f"{what}; {c.never_beat_chance_text()}")
+    best = min(c.val)
+    return Diagnosis("lr_too_high", f"{what}; it recovered to a val loss of {num(best)}")
+
+
+def _blown_up(c: Curves) -> Diagnosis | None:
+    """The first epoch's train loss far above the untrained model's loss, and the model
+    at the end of that epoch no better than untrained."""
+    if not c.train[0] > BLOWUP * c.start:
+        return None
+    if c.val[0] < WELL_BELOW * min(c.start, c.chance_loss) or c.beat_chance_at(0):
+        return None  # a spike in the first steps, recovered within the epoch
+    return _thrown(c, 0, f"train loss {num(c.train[0])} in epoch {c.epochs[0]}, "
+                         f"{c.train[0] / c.start:.3g}x the untrained model's {num(c.start)}")
+
+
+def _thrown_above_start(c: Curves) -> Diagnosis | None:
+    """The steps threw the model above where it started: a train loss above its own
+    start, or (for a model that never beat chance) a validation loss above the untrained
+    model's, while the rate was not rising, and a train loss that jumps (not a smooth
+    descent)."""
+    if not any(b > a * (1 + SMOOTH_RISE) for a, b in zip(c.train, c.train[1:])):
+        return None
+    for i in range(c.n):
+        if c.lr_rose(0, i):
+            return None
+        # a model that learned also lifts its validation loss above the start when it
+        # overfits (or, in its first epoch, when batch-norm statistics lag): then only its
+        # train loss tells; so does one that never beat chance on validation but had
+        # fitted its training set below the chance loss by then (it overfits from the start)
+        if c.val[i] > ABOVE_START * c.start and c.learned() is False and not c.fit_train(i):
+            return _thrown(c, i, f"val loss {num(c.val[i])} at epoch {c.epochs[i]}, above "
+                                 f"the untrained model's {num(c.start)}", c.val, c.start)
+        if i and c.train[i] > ABOVE_START * c.train_start:
+            return _thrown(c, i, f"train loss {num(c.train[i])} at epoch {c.epochs[i]}, "
+                                 f"above its start {num(c.train_start)}", c.train, c.train_start)
+    return None
+
+
+def _blown_up_at_a_peak(c: Curves) -> Diagnosis | None:
+    """While the schedule raised the rate (warmup, a one-cycle peak, a warm restart), the
+    train loss thrown BLOWUP times above where the run started: a rising rate excuses a
+    rise, not a blow-up; the peak is too high, whatever the run recovered to afterwards.
+    The train loss, not the validation loss: batch-norm statistics that lag behind a
+    rising rate lift a validation loss 3x for an epoch while the train loss falls."""
+    for i in range(1, c.n):
+        if c.lr_rose(i - 1, i) and c.train[i] > BLOWUP * c.train_start:
+            return _thrown(c, i, f"train loss {num(c.train[i])} at epoch {c.epochs[i]} as the "
+                                 f"rate rose, {c.train[i] / c.train_start:.3g}x its start "
+                                 f"{num(c.train_start)}")
+    return None
+
+
+def _thrown_for_good(c: Curves) -> Diagnosis | None:
+    """A model that never beat chance whose validation loss sat BLOWUP times above the
+    untrained model's for its last PERSIST epochs: the steps threw the weights, whatever
+    the train loss (a mean over moving weights) and the rate did. Batch-norm statistics
+    lagging behind a rising rate lift a validation loss for an epoch, not to the end."""
+    if c.learned() is not False or c.n < PERSIST:
+        return None
+    top = BLOWUP * max(c.start, c.chance_loss)
+    if not all(v > top for v in c.val[-PERSIST:]):
+        return None
+    i = c.n - PERSIST
+    return _thrown(c, i, (
+        f"val loss {num(c.val[i])} at epoch {c.epochs[i]} and {num(c.val[-1])} at the end, "
+        f"{c.val[-1] / c.start:.3g}x the untrained model's {num(c.start)}"))
+
+
+def _collapsed(c: Curves) -> Diagnosis | None:
+    """It learned, then fell back to the chance level: the steps threw away what it had
+    learned. Whatever the schedule did then (a one-cycle peak, a warm restart) and
+    whatever follows (a flat loss at chance after it is no capacity limit)."""
+    first = next((i for i in range(c.n) if c.beat_chance_at(i)), None)
+    if first is None:
+        return None
+    score = c.r2 if c.regression else c.acc
+    chance = 0.0 if c.regression else c.chance_acc
+    best_i = first
+
+    def down(j: int) -> bool:
+        """Back at chance, having lost at least COLLAPSE of the best's gain over chance
+        (a weak model that hovers around the chance line does not collapse)."""
+        return c.at_chance_at(j) and \
+            score[j] - chance <= (1 - COLLAPSE) * (score[best_i] - chance)
+
+    for i in range(first + 1, c.n):
+        run = 0
+        while i + run < c.n and down(i + run):
+            run += 1
+        if run >= PERSIST or (run and i + run == c.n):
+            j = i + run - 1
+            return Diagnosis("lr_too_high", (
+                f"learned to {c.score_text(best_i)} (epoch {c.epochs[best_i]}), then "
+                f"collapsed to chance at epoch {c.epochs[i]}: {c.score_text(i)}, val loss "
+                f"{num(c.val[i])} (chance loss {num(c.chance_loss)}; {c.chance_text()}), "
+                f"still there at epoch {c.epochs[j]}, at {c.lr_text(i, i)}"))
+        if math.isfinite(score[i]) and score[i] > score[best_i]:
+            best_i = i
+    return None
+
+
+def _lasting_rise(c: Curves) -> Diagnosis | None:
+    """A fall, then a rise of the train loss beyond its noise that lasts to the end,
+    while the rate did not rise."""
+    # the last epochs above (best so far + tolerance), counted back from the end
+    noise = noise_scale(c.train)
+    top_start = c.train_start
+    run, top = 0, 0.0
+    for i in range(c.n - 1, -1, -1):
+        before = min(c.train[:i]) if i else c.train[0]
+        tolerance = max(NOISE_K * noise, RISE_OF_FALL * (top_start - before))
+        if i == 0 or c.train[i] <= before + tolerance:
+            break
+        run, top = run + 1, max(top, c.train[i])
+    if not run:
+        return None
+    first = c.n - run
+    best_i = min(range(first), key=c.train.__getitem__)
+    best = c.train[best_i]
+    if best > (1 - BARELY_MOVED) * top_start:
+        return None  # no fall to undo
+    undone = (top - best) / max(top_start - best, 1e-12)
+    if (run < PERSIST and undone < BIG_RISE) or c.lr_rose(best_i, c.n - 1):
+        return None
+    return Diagnosis("lr_too_high", (
+        f"train loss rose from {num(best)} (epoch {c.epochs[best_i]}) to {num(top)} and stayed "
+        f"up to the end (epochs {c.epochs[first]}-{c.epochs[-1]}), undoing {pct(undone)} of "
+        f"its fall, at {c.lr_text(best_i, c.n - 1)}"))
+
+
+def _unstable(c: Curves) -> Diagnosis | None:
+    """The validation loss swings from epoch to epoch over the last third of the run
+    while the rate is not rising: steps too large to settle."""
+    window = c.val[-c.late - 1:]  # three changes at least
+    if c.n < MIN_JUDGE or c.lr_rose(c.n - len(window), c.n - 1) or min(window) <= 0:
+        return None
+    swing = back_and_forth(window)
+    if swing <= UNSTABLE:
+        return None
+    train_swing = back_and_forth(c.train[-len(window):])
+    changes = [b - a for a, b in zip(window, window[1:])]
+    bounce = (sum(map(abs, changes)) - abs(sum(changes))) / len(changes) / c.chance_loss
+    if train_swing <= UNSTABLE and bounce <= BOUNCE:
+        return None  # the train loss falls smoothly and the bounce is small for the task
+    return Diagnosis("lr_too_high", (
+        f"val loss goes back and forth between {num(min(window))} and {num(max(window))} over "
+        f"the last {len(window) - 1} epochs ({pct(math.exp(swing) - 1)} per epoch "
+        f"beyond its trend, {ratio(bounce)} of the chance loss {num(c.chance_loss)}; the "
+        f"train loss {pct(math.exp(train_swing) - 1)}) at "
+        f"{c.lr_text(c.n - len(window), c.n - 1)}"))
+
+
+def _worse_for_good(c: Curves, values: Sequence[float], use_score: bool, name: str
+                    ) -> Diagnosis | None:
+    """One curve worse than its best beyond its noise over the last PERSIST+1 epochs,
+    while the train loss kept falling and the rate did not rise."""
+    badness = [-v for v in values] if use_score else list(values)
+    smooth = running_median(badness)  # a one-epoch lucky dip is not the best
+    best_i = min(range(c.n), key=smooth.__getitem__)
+    tail = PERSIST + 1
+    if c.n - 1 - best_i < tail:
+        return None
+    best = smooth[best_i]
+    if use_score:
+        floor = OVERFIT_ACC_DROP
+    elif values is c.val:
+        floor = OVERFIT_LOSS_FLOOR * c.chance_loss
+    else:  # a validation error with no chance level recorded (val_mae)
+        floor = OVERFIT_LOSS_RISE * abs(best)
+    if not all(b - best > floor for b in badness[-tail:]):
+        return None
+    # the mean of the tail against the noise of one epoch, shrunk by averaging
+    worse = sum(badness[-tail:]) / tail - best
+    if worse <= NOISE_K * noise_scale(values) / math.sqrt(tail):
+        return None
+    if not min(c.train[-tail:]) < c.train[best_i] or c.lr_rose(best_i, c.n - 1):
+        return None
+    size = (f"{num(worse)} below" if use_score else f"{pct(worse / max(abs(best), 1e-12))} above")
+    where = f"epoch {c.epochs[best_i]}"
+    if values is c.val:
+        where += f"; the rise {pct(worse / c.chance_loss)} of the chance loss {num(c.chance_loss)}"
+    return Diagnosis("overfitting", (
+        f"{name} {size} its best {num(abs(best))} ({where}) over the last "
+        f"{tail} epochs, {num(values[-1])} at the end, while train loss fell from "
+        f"{num(c.train[best_i])} to {num(c.train[-1])}"))
+
+
+def _overfitting(c: Curves, metric: str) -> Diagnosis | None:
+    if c.n < MIN_JUDGE or (c.learned() is False and not c.fit_train()):
+        return None  # a model that learnt nothing, not even its training set, cannot overfit
+    use_score, values, name = c.objective(metric)
+    candidates = [(use_score, values, name)]
+    if name != "val loss":
+        candidates.append((False, c.val, "val loss"))
+    for use_score, values, name in candidates:
+        if all(math.isfinite(v) for v in values):
+            found = _worse_for_good(c, values, use_score, name)
+            if found:
+                return found
+    return None
+
+
+def _too_short(c: Curves, stop_reason: str | None) -> Diagnosis | None:
+    if stop_reason in ("completed", "early_stopping", "diverged"):
+        return None
+    enough = max(MIN_JUDGE, JUDGE_SHARE * c.planned if c.planned else MIN_JUDGE)
+    if c.n >= enough:
+        return None
+    by = {"scheduler": "stopped by the scheduler", "budget": "stopped by the time budget",
+          "error": "ended by an error"}.get(stop_reason or "", "not finished")
+    of = f" of {c.planned}" if c.planned else ""
+    return Diagnosis("too_short", (
+        f"{by} after {c.n}{of} epochs, too few to judge (val loss {num(c.start)} -> "
+        f"{num(c.val[-1])}, {c.score_text()})"))
+
+
+def _levelled(c: Curves) -> bool:
+    fall = c.fall()
+    return c.n >= MIN_JUDGE and fall > 0 and c.late_fall(c.train) < STILL_FALLING * fall
+
+
+def _decayed_stall(c: Curves) -> Diagnosis | None:
+    if c.decay() < DECAYED:
+        return None
+    if not (_levelled(c) and c.share(c.train[-1]) > FAR_ABOVE):
+        return None
+    return Diagnosis("lr_too_low", (
+        f"train loss stalled at {num(c.train[-1])} (val loss {pct(c.val[-1] / c.chance_loss)} "
+        f"of the chance loss) once the schedule had decayed the rate {c.decay():.2g}x, to "
+        f"{c.lr_text(c.n - 1, c.n - 1)}"))
+
+
+def _not_learning(c: Curves) -> Diagnosis | None:
+    """Never beat chance, the validation loss never well below the chance loss: the rate
+    is the suspect, never the capacity. Which way: a rate too small moves the losses
+    smoothly and slowly; one too large moves them fast or makes them jump."""
+    if c.n < 2 or c.learned() or min(c.val) < (1 - NEAR_CHANCE) * c.chance_loss:
+        return None
+    if c.learned() is None and min(c.val) < (1 - BARELY_MOVED) * c.start:
+        return None  # no score to judge by and the loss moved: leave it to the others
+    level = f"val loss {num(c.val[-1])}, {ratio(c.val[-1] / c.chance_loss)} of the chance loss"
+    score = c.never_beat_chance_text() if c.learned() is False else "no score to judge by"
+    # jumps at the chance level (the train loss after the first epoch's descent), in both
+    # curves: dropout jitters the one and batch-norm statistics the other at any rate
+    jumps = min(back_and_forth(c.train[1:]), back_and_forth(c.val))
+    moves = [abs(math.log(b / a)) for a, b in zip([c.start, *c.val], c.val) if a > 0 and b > 0]
+    fast = max(moves, default=0.0)
+    if jumps > JUMPY:
+        return Diagnosis("lr_too_high", (
+            f"not learning: {level}, {score}; train and val losses jump back and forth "
+            f"({100 * (math.exp(jumps) - 1):.2g}% per epoch or more beyond their trend) at "
+            f"{c.lr_text(0, c.n - 1)}: steps too large to learn"))
+    at_chance = abs(c.level(c.val, -1) / c.chance_loss - 1) <= NEAR_CHANCE
+    if at_chance and fast >= -math.log(1 - FAST_MOVE):
+        return Diagnosis("lr_too_high", (
+            f"not learning: {level}, {score}; yet one epoch moved the val loss "
+            f"{pct(1 - math.exp(-fast))} at {c.lr_text(0, c.n - 1)}: steps too large to "
+            f"learn, not too small"))
+    # a fall from the untrained model's loss down to the chance loss is an output bias
+    # learning the class frequencies, fast at any rate (0.605 -> 0.47 in one epoch at
+    # Adam 1e-3 on an 89/11 table, chance 0.353): no evidence of steps too large
+    train_moves = [0.0 if a <= 0 or b <= 0 or c.chance_loss <= b < a <= c.start
+                   else abs(math.log(b / a)) for a, b in zip(c.train, c.train[1:])]
+    i = max(range(len(train_moves)), key=train_moves.__getitem__, default=None)
+    if at_chance and i is not None and train_moves[i] >= -math.log(1 - FAST_TRAIN_MOVE):
+        return Diagnosis("lr_too_high", (
+            f"not learning: {level}, {score}; yet the train loss moved "
+            f"{num(c.train[i])} -> {num(c.train[i + 1])} in one epoch (epoch {c.epochs[i + 1]}) "
+            f"at {c.lr_text(0, c.n - 1)}: steps too large to learn, not too small"))
+    return Diagnosis("lr_too_low", (
+        f"not learning: {level}, {score}; a smooth, slow curve (train loss "
+        f"{num(c.train[0])} -> {num(c.train[-1])}) at {c.lr_text(0, c.n - 1)}"))
+
+
+def _underfitting(c: Curves) -> Diagnosis | None:
+    """Evidence of a capacity limit: the model learned (validation well below chance),
+    then train and validation levelled off together far above zero, at a rate that
+    still moves weights (a decayed rate was caught before)."""
+    if not _levelled(c) or c.share(c.level(c.train, -1)) <= FAR_ABOVE:
+        return None
+    val_end = c.level(c.val, -1)
+    if val_end > WELL_BELOW * c.chance_loss or not c.val_tracks():
+        return None
+    if c.share(val_end) <= FAR_ABOVE:
+        return None  # the model itself (eval mode) is near what the data allows: no limit
+    if val_end - c.level(c.train, -1) > UNDERFIT_GAP * c.chance_loss:
+        return None  # it fits its training set better than it generalises: not capacity
+    return Diagnosis("underfitting", (
+        f"train loss fell from {num(c.train_start)} and levelled off at {num(c.train[-1])} "
+        f"({pct(c.train[-1] / c.chance_loss)} of the chance loss; the last {c.late} epochs "
+        f"brought {pct(c.late_fall(c.train) / c.fall())} of {c.fall_text()}), val loss with "
+        f"it at {num(c.val[-1])} ({pct(val_end / c.chance_loss)} of chance), at "
+        f"{c.lr_text(c.n - 1, c.n - 1)}: too little capacity for this data"))
+
+
+def _lr_too_low(c: Curves, ran_its_course: bool, metric: str) -> Diagnosis | None:
+    """Barely moved; or a run that ran its course (completed, or ended by early stopping:
+    a stopper fooled by a noisy objective while both losses still fall, as in a deep tanh
+    net whose train loss fell 2.21 -> 2.03 in its last 5 epochs, ended a run that had far
+    to go; a
+    scheduler's cut is too_short's to judge) still improving at its end, unless that is
+    the annealing of a decayed schedule."""
+    fall = c.train_start - min(c.train)
+    if fall < BARELY_MOVED * c.train_start and c.start - min(c.val) < BARELY_MOVED * c.start \
+            and c.n >= 2:
+        return Diagnosis("lr_too_low", (
+            f"train loss barely left its start {num(c.train_start)}: best {num(min(c.train))} "
+            f"({pct(fall / c.train_start)} lower; val loss {num(c.start)} -> "
+            f"{num(min(c.val))}) in {c.n} epochs at {c.lr_text(0, c.n - 1)}"))
+    if not ran_its_course or _annealed(c):
+        return None
+    if c.n < MIN_JUDGE:
+        return _short_still_improving(c)
+    if c.share(c.train[-1]) <= FAR_FROM_ZERO:
+        return None
+    total = c.fall()
+    if total > 0 and c.late_fall(c.train) >= STILL_FALLING * total and c.val_tracks():
+        return Diagnosis("lr_too_low", (
+            f"train loss still falling steadily at the end: the last {c.late} epochs brought "
+            f"{pct(c.late_fall(c.train) / total)} of {c.fall_text()}, to {num(c.train[-1])} "
+            f"({pct(c.train[-1] / c.chance_loss)} of the chance loss), val loss with it "
+            f"{num(c.level(c.val, -c.late - 1))} -> {num(c.val[-1])}, at "
+            f"{c.lr_text(c.n - 1, c.n - 1)}"))
+    return _objective_still_improving(c, metric)
+
+
+def _annealed(c: Curves) -> bool:
+    """A run whose schedule had cut the rate DECAYED-fold by its end, its validation loss
+    within FAR_ABOVE of zero: a gain in its last epochs is the annealing (smaller steps
+    settle into the minimum they found), not a rate too small to get there."""
+    return c.decay() >= DECAYED and c.share(c.level(c.val, -1)) <= FAR_ABOVE
+
+
+def _short_still_improving(c: Curves) -> Diagnosis | None:
+    """A run planned for fewer than MIN_JUDGE epochs whose last epoch still
+    brought a good share of the validation loss's fall: it stopped mid-descent."""
+    if c.n < 2:
+        return None
+    val_fall = c.start - c.val[-1]
+    last = c.val[-2] - c.val[-1]
+    if val_fall <= 0 or last < STILL_FALLING * val_fall or c.train[-1] >= c.train[-2]:
+        return None
+    return Diagnosis("lr_too_low", (
+        f"still improving fast when its {c.n} planned epochs ran out: the last epoch "
+        f"brought {pct(last / val_fall)} of the val loss's fall ({num(c.val[-2])} -> "
+        f"{num(c.val[-1])}, {c.score_text(-2)} -> {num((c.r2 if c.regression else c.acc)[-1])}), "
+        f"at {c.lr_text(c.n - 1, c.n - 1)}"))
+
+
+def _objective_still_improving(c: Curves, metric: str) -> Diagnosis | None:
+    """The objective's best is its last epoch (or the one before) and the last third of
+    the run improved it beyond what counts as overfitting the other way."""
+    use_score, values, name = c.objective(metric)
+    goodness = list(values) if use_score else [-v for v in values]
+    if not all(math.isfinite(v) for v in goodness):
+        return None
+    best_i = max(range(c.n), key=goodness.__getitem__)
+    before = goodness[-c.third - 1]
+    gain = goodness[best_i] - before
+    needed = OVERFIT_ACC_DROP if use_score else OVERFIT_LOSS_RISE * abs(before)
+    if best_i < c.n - 2 or gain <= max(needed, NOISE_K * noise_scale(values)):
+        return None
+    return Diagnosis("lr_too_low", (
+        f"{name} still improving at the end: {num(values[-c.third - 1])} -> "
+        f"{num(values[best_i])} over the last {c.third} epochs, best at epoch "
+        f"{c.epochs[best_i]}, train loss still {num(c.train[-1])}, at "
+        f"{c.lr_text(c.n - 1, c.n - 1)}"))
+
+
+def _healthy(c: Curves, metric: str, mode: str) -> Diagnosis:
+    values = {"val_acc": c.acc, "val_loss": c.val, "train_loss": c.train, "val_r2": c.r2,
+              "val_mae": c.mae}[metric]
+    best = max(values) if mode == "max" else min(values)
+    return Diagnosis("healthy", (
+        f"{metric} best {num(best)} at epoch {c.epochs[values.index(best)]}; train loss "
+        f"{num(c.train_start)} -> {num(c.train[-1])}, val loss {num(c.start)} -> "
+        f"{num(c.val[-1])}, levelled with no lasting rise"))
+
+
+def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc",
+             mode: str = "max") -> Diagnosis:
+    """The label of one trial (see the module docstring) and the numbers that decided it.
+
+    `history`: the trial's rows (`epoch`, `train_loss`, `val_loss`, `val_acc`, `lr`);
+    `trial`: its row (`stop_reason`, the baselines, `config.epochs`); `metric`/`mode`:
+    the sweep's objective."""
+    if not history:
+        return Diagnosis("too_short", "no epoch finished")
+    c = read_curves(history, trial)
+    stop_reason = trial.get("stop_reason")
+    rules = (
+        lambda: _not_finite(c),
+        lambda: _blown_up(c),
+        lambda: _thrown_above_start(c),
+        lambda: _collapsed(c),
+        lambda: _thrown_for_good(c),
+        lambda: _blown_up_at_a_peak(c),
+        lambda: _lasting_rise(c),
+        lambda: _unstable(c),
+        lambda: _overfitting(c, metric),
+        lambda: _too_short(c, stop_reason),
+        lambda: _decayed_stall(c),
+        lambda: _not_learning(c),
+        lambda: _underfitting(c),
+        lambda: _lr_too_low(c, stop_reason in ("completed", "early_stopping"), metric),
+    )
+    for rule in rules:
+        found = rule()
+        if found:
+            return found
+    return _healthy(c, metric, mode)

@@ -1,0 +1,175 @@
+"""Every threshold of the diagnosis, named, with the reason for its value.
+
+"Here" in the reasons means the labelled real curves of tests/data/diagnosis/ (see
+docs/diagnosis.md): the values were set on them and are checked against them by
+tests/test_diagnosis_corpus.py.
+"""
+
+# A first epoch's mean train loss this far above the untrained model's validation loss is
+# a blow-up. The factor is large because the two are measured differently (a mean over
+# moving weights with dropout on, against one model in eval mode): here a train loss up
+# to 1.4x the untrained validation loss is an ordinary first epoch (unscaled features,
+# dropout, batch norm). Past the first epoch a train loss is compared with train losses.
+BLOWUP = 3.0
+# ... unless the model at the end of that epoch learned something (a spike in the first
+# steps that training recovered from within the epoch): its accuracy beats chance, or
+# its validation loss is below the chance band (WELL_BELOW times the lower of the
+# untrained model's and the chance loss), the same test as everywhere else. Predicting
+# roughly the class frequencies, all a net killed by a blow-up still does, lands inside
+# that band on either side of the chance loss (here 5% below it at val_acc 0.35 on three
+# classes, chance 0.33), not on it.
+# "Barely moved": less than 5% below where it started.
+BARELY_MOVED = 0.05
+# Thrown above the start: a train loss above its own start (its first epoch's, or the
+# untrained model's validation loss when that is higher) by this much (5%: more than the
+# epoch-to-epoch wobble of a model that is not learning), or for a model that never beat
+# chance a validation loss above the untrained model's by as much, while the rate was not
+# rising ...
+ABOVE_START = 1.05
+# ... and the train loss is not a smooth descent: some epoch rose by more than this share
+# over the one before. Batch-norm statistics can lift the validation loss of a net whose
+# rate is far too small to move it (here 2.31 -> 2.6 at Adam 1e-5 while the train loss
+# fell 2.52 -> 2.49 without a single rise); thrown weights make the train loss jump.
+SMOOTH_RISE = 0.005
+# "Beat chance": accuracy above the chance accuracy (the majority class's share) by this
+# share of the headroom (1 - chance): 0.33 on ten balanced classes, 0.5 on three. Less is
+# a broken model, not a weak one. The untrained model's accuracy is no floor: it is
+# chance plus luck (an untrained net at 0.45 on three classes would make a run that rose
+# 0.41 -> 0.59 "never beat chance").
+CHANCE_MARGIN = 0.25
+# A regression beats chance (predicting the training mean: R² 0) with an R² above 0 by
+# more than a constant prediction's wobble around the validation mean (within +-0.02
+# here: the split means differ).
+R2_MARGIN = 0.02
+# At the chance level: a validation loss no more than this share below the chance loss
+# (the loss of predicting the class frequencies, or the mean for a regression; an
+# untrained model's sits at or above it). A model there that never beat chance is
+# not learning; one below this band has learned something, which underfitting needs as
+# evidence before it can blame capacity.
+NEAR_CHANCE = 0.10
+WELL_BELOW = 1 - NEAR_CHANCE
+# Collapsed to chance: a model that beat chance back at the chance level, having lost at
+# least this share of its best score's gain over chance (a weak model that hovers around
+# the line between "beats chance" and not loses a few points, not half).
+COLLAPSE = 0.5
+# A rise is measured against the noise the curve itself shows: NOISE_K times a robust
+# scale of its residuals from a 3-epoch running median (0 for a monotone curve) ...
+NOISE_K = 3.0
+# ... and must undo at least this share of the fall achieved so far (docs/tuning.md's example
+# rises 0.7 after a fall of 1.4: half of it) ...
+RISE_OF_FALL = 0.10
+# ... and last to the end, for at least this many epochs (one bad epoch is noise) or
+# for the last epoch alone when it undoes at least BIG_RISE of the fall.
+PERSIST = 2
+BIG_RISE = 0.30
+# Unstable: over the last third of the epochs, the validation loss (one fixed data set,
+# no dropout: it moves only when the weights do) goes back and forth by this much per
+# epoch, in log terms, beyond its net trend (sum of |changes| - |net change|, per epoch:
+# 0 for a curve that only falls or only rises). Here converged runs: 0-0.165; runs whose
+# rate is too high: 0.195-0.67; the threshold sits between.
+UNSTABLE = 0.18
+# ... and the steps are what throws it: the train loss goes back and forth over the same
+# epochs by UNSTABLE too (steps too large throw the weights, and so both curves: 0.19-1.05
+# here), or the validation loss swings by this share of the chance loss per epoch beyond
+# its trend (the size of the problem: 0.2 and more here at rates too large). A validation
+# loss alone that bounces at a low level while the train loss falls smoothly is a sharp
+# minimum seen through a small split, or batch-norm statistics: runs ending at val_acc 0.91-
+# 0.98 with a smooth train loss bounce 0.07 <-> 0.18, which is 1-6% of the chance loss.
+BOUNCE = 0.10
+# Overfitting: the objective's last PERSIST+1 epochs all worse than its (3-epoch median)
+# best by this much: accuracy, absolute (2 points: 7 of 360 digits images) ...
+OVERFIT_ACC_DROP = 0.02
+# ... or the validation loss, by this share of the chance loss. The validation loss is
+# judged so even when the objective is accuracy: accuracy on a small split moves in steps
+# and hides it. The chance loss, not the best loss, is the yardstick: the best loss sits
+# wherever the task and its label noise put it, so a share of it is too eager at tiny
+# losses (the quickstart's best trial, 0.0476 -> 0.053, is a 13% rise and 0.2% of the
+# chance loss 2.30: 3 of 360 examples) and too lax at large ones. A rise of the mean loss
+# by this share of the chance loss is what this share of the examples going back from
+# sure to chance-level confidence adds (for a regression, R² lost); more than the
+# OVERFIT_ACC_DROP of examples that must flip for accuracy, as a loss moves with
+# confidence before any prediction flips. Here healthy runs rise at most 2.1% of it (a
+# binary task, 0.138 -> 0.153), overfitting ones 3.6% and more.
+OVERFIT_LOSS_FLOOR = 0.03
+# A validation error with no chance level (val_mae) overfits by this share of its best
+# (a sustained 10% is the model growing confident on what it gets wrong, not a wobble);
+# a loss or error still improving at the end gained this share of its level (tiny losses
+# are not judged so: FAR_FROM_ZERO).
+OVERFIT_LOSS_RISE = 0.10
+# Fewer epochs cannot show a fall followed by a lasting rise or a levelling.
+MIN_JUDGE = 5
+# A trial the scheduler stopped before this share of its planned epochs is too short to
+# judge unless something is already wrong (ASHA's rungs cut at 2, 6, 18 of 20 here).
+JUDGE_SHARE = 0.5
+# Not learning at a rate too large: at the chance level, the train loss (after the first
+# epoch) and the validation loss both jump back and forth by more than this per epoch, in
+# log terms beyond their trend. Either can jitter at any rate for a reason of its own:
+# the train loss is a mean over an epoch of fresh dropout masks (0.0013 at dropout 0.5
+# and lr 3e-4 here, while its validation loss fell without a single rise), the validation
+# loss moves with batch-norm statistics (0.002 at a rate far too small, its train loss
+# smooth). Steps too large throw the weights, and so both curves: the smaller of the two
+# is 0.0016-0.6 here at rates too large, 0-0.00001 at rates too small.
+JUMPY = 0.001
+# ... or, for a validation loss that ended at the chance level, some epoch moved it by
+# this share or more on its way (a rate that moves the loss that far in one epoch is
+# not too small to learn: it found the class frequencies and nothing else; the runs here
+# that do not learn at a tiny rate move it at most 6%, batch norm included; too large
+# ones 20-100%). A loss still far above chance that falls fast is a slow start, not this.
+FAST_MOVE = 0.25
+# ... or the train loss moved by this share in one epoch (its first epoch's mean against
+# its second's, mostly: steps that threw the weights within the first epoch, then the
+# output bias found the class frequencies). A rate too small to learn moves its train
+# loss as little as its weights: at most 5% per epoch here (dropout and batch norm
+# included, no batch-norm lag as in the validation loss); rates too large 10-31%.
+FAST_TRAIN_MOVE = 0.08
+# Levelled off / still falling: the last third of the epochs brought less / at least this
+# share of the whole fall (healthy runs here: 0-5%; slow ones 20-50%). A run planned for
+# fewer than MIN_JUDGE epochs is judged by its last epoch alone.
+STILL_FALLING = 0.15
+# A stall is claimed (underfitting, a rate decayed too far) only over at least this many
+# epochs, as a lasting rise is (PERSIST + 1): the last third of a run of 6-8 epochs is
+# two epochs, whose 3-epoch medians lie one epoch apart, and one epoch that fell less
+# than 15% of the fall is no plateau (an 8-epoch CNN still falling 0.05-0.07 an epoch,
+# read as a capacity limit).
+PLATEAU = PERSIST + 1
+# The validation loss falls *with* the train loss over the last third when it falls by
+# at least this share of the train loss's fall. A capacity limit levels both together; a
+# model whose train loss keeps falling while validation stays put is fitting its training
+# set beyond what generalises (it has capacity to spare, and more epochs would not help).
+TRACKS = 0.5
+# ... or when the train loss gained less than this share of the validation loss's level
+# on it: two flat curves move together within the noise of their 3-epoch medians; a
+# train loss pulling away from a flat validation loss gained 6-8% of it in the runs here.
+FLAT = 0.02
+# A capacity limit leaves the model unable to fit its own training set any better than
+# the validation set: the two losses level off together. A train loss levelled below the
+# validation loss by more than this share of the chance loss fits the training set beyond
+# what generalises, which takes capacity to spare (here capacity limits end 0-5% of the
+# chance loss apart; a regression with outliers whose train loss levels at half its
+# validation loss, 16-33%; a table net still gaining, 9%).
+UNDERFIT_GAP = 0.07
+# Far from converged: a train loss above this share of the chance loss (runs that train
+# well end near 0.1-3% of it).
+FAR_FROM_ZERO = 0.05
+# Far above what the data allows, for a loss that levelled off: above this share of the
+# chance loss. Assumes labels that can be learned: with many wrong labels even a perfect
+# model stays high (see docs/diagnosis.md). The chance loss depends only on the class
+# frequencies (or the target's spread), which the splits share: a fair yardstick for a
+# train loss too, unlike the untrained model's validation loss. A capacity limit needs
+# both losses up there: a validation loss (the model in eval mode) below it shows the
+# capacity was there and dropout or noise holds the train loss up (here a CNN at val_acc
+# 0.94, its validation loss at 14% of the chance loss, its train loss at 31%; capacity
+# limits end with the validation loss at 34-85%). An absolute-error loss is squared
+# first (`_Curves.share`).
+FAR_ABOVE = 0.25
+# A schedule that decayed the rate by this factor has slowed the weights as much: a stall
+# after it is the rate's doing, not evidence of the model's capacity. Tenfold, one step of
+# docs/tuning.md's step decay: a steady fall slowed ten times brings its last third under
+# STILL_FALLING of the fall, so it looks "levelled" whatever the capacity (here a ResNet
+# at peak lr 1e-3 stalls at 87% of the chance loss as cosine takes the rate 33x down).
+# The other way round, a run whose schedule decayed the rate as much and whose validation
+# loss got within FAR_ABOVE of zero is not too slow for still gaining at its end: that is
+# the annealing (a one-cycle ResNet at 5.5% of the chance loss gaining 0.29 -> 0.13 as the
+# rate falls 8x in its last two epochs; the runs here too slow under a decayed schedule
+# end at 67-88% of the chance loss).
+DECAYED = 10.0

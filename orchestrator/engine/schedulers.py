@@ -37,9 +37,9 @@ def _asha(options: AshaOptions, context: BuildContext):
 
 
 def _hyperband(options: HyperbandOptions, context: BuildContext):
-    from ray.tune.schedulers import HyperBandScheduler
+    from orchestrator.engine.hyperband import SettlingHyperBand  # Ray's leaves trials paused
 
-    return HyperBandScheduler(
+    return SettlingHyperBand(
         time_attr=TIME_ATTR, max_t=_max_t(options, context),
         reduction_factor=options.reduction_factor,
     )

@@ -57,7 +57,7 @@ def test_the_dataset_path_killed_then_resumed_gives_the_rows_of_a_straight_run(
         tmp_path, ray_address):
     changes = dict(num_samples=4, max_concurrent_trials=2,
                    train={"dataset": {"factory": "my_data:load", "kind": "dataset",
-                                      "n": 12000, "features": 16},
+                                      "n": 30000, "features": 16},
                           "model": {"factory": "my_models:build", "width": 64,
                                     "dropout": 0.2},
                           "epochs": 6, "batch_size": 64, "checkpoint_every": 1,
@@ -75,7 +75,9 @@ def test_the_dataset_path_killed_then_resumed_gives_the_rows_of_a_straight_run(
     _, expected = tables(straight_project / "sweeps" / name / schema.RESULTS_DIR)
 
     results = killed_project / "sweeps" / name / schema.RESULTS_DIR
-    kill_run_when(lambda: reported_epochs(results) >= 3 and ended_trials(results) < 2,
+    # rows reach the tables every 2 s and at each trial's end: trials of a few seconds, and
+    # any moment before the last pair has ended, leave a window the poll cannot miss
+    kill_run_when(lambda: reported_epochs(results) >= 3 and ended_trials(results) < 3,
                   "the sweep to get going", "run", "spec.yaml", "--address", ray_address,
                   "--quiet", cwd=killed_project)
     resumed = sweep_in(killed_project, "resume", name, "--address", ray_address, "--quiet")

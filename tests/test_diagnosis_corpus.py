@@ -6,10 +6,11 @@ classification and regression; lr 1e-6 to 200, every schedule family, one-unit t
 built by tests/data/diagnosis/build.py; labels.yaml says what a person read in each curve
 (`[label, reason]`, or `[label, reason, second accepted label]` where a curve honestly
 reads two ways). trials.parquet's `split` puts each curve in a part: `dev`, which the
-rules were tuned on; `heldout`, `heldout2` and `heldout3`, each labelled blind and
-committed before the rules were run on it, measured once, and tuned on since
-(development data now); and `heldout4`, labelled blind and committed before the rules
-were run on it, and never tuned on: the held-out part (docs/diagnosis.md).
+rules were tuned on; `heldout` to `heldout4`, each labelled blind and committed before
+the rules were run on it, measured once, and tuned on since (development data now); and
+`heldout5`, to be labelled blind and committed before the rules are run on it, and never
+tuned on: the held-out part (docs/diagnosis.md). Until its labels are committed the
+held-out checks are skipped, and the diagnosis is not run on its curves at all.
 """
 
 from __future__ import annotations
@@ -34,30 +35,19 @@ ALARMS = {"lr_too_high", "diverged", "lr_too_low"}
 #   heldout   measured at 64/72 (88.9%) after the first round (2026-11-30, 9cc4fcd..)
 #   heldout2  labelled in 7f83821, measured at 75/90 (83.3%) after 2e9ef89, tuned on in 1b10f26
 #   heldout3  labelled in c117bdb, measured at 73/82 (89.0%) after 1b10f26, tuned on in 10f3a84
-#   heldout4  labelled before 10f3a84's rules were run on it: THE held-out part
-DEVELOPMENT = ("dev", "heldout", "heldout2", "heldout3")
-HELD_OUT = "heldout4"
+#   heldout4  labelled in d3a86e4, measured at 74/87 (85.1%) after 10f3a84 (3155375: four
+#             healthy curves read lr_too_low, three of them "stalled once the schedule had
+#             decayed the rate"; recorded then as strict expected failures), tuned on since
+#   heldout5  to be labelled blind before the rules are run on it: THE held-out part
+DEVELOPMENT = ("dev", "heldout", "heldout2", "heldout3", "heldout4")
+HELD_OUT = "heldout5"
 # the agreement each part must reach (issue #21), counting a diagnosis that equals the
 # person's label or their second accepted one
 REQUIRED = {"development": 0.95, "held-out": 0.90}
-# Parts whose shortfall is recorded rather than hidden (strict: they fail loudly the day
-# they pass, and the mark must go). Measured once, after 10f3a84 (2026-11-30): heldout4
-# 74/87 (85.1%), and four curves a person read as healthy read lr_too_low (three of them
-# "stalled once the schedule had decayed the rate": the stall rule fires on runs that
-# had reached a good level). Tuning on heldout4 makes it development data; the next
-# held-out batch, labelled first, measures the next change (issue #21 stays open).
-HELD_OUT_SHORT = {"held-out": "heldout4 74/87 (85.1%) < 90%: issue #21 open"}
-HEALTHY_ALARMED = {"held-out": "4 healthy heldout4 curves read lr_too_low: issue #21 open"}
 
 
 def part_of(split: str) -> str:
     return "held-out" if split == HELD_OUT else "development"
-
-
-def _parts(expected_to_fail: dict[str, str]) -> list:
-    return [pytest.param(part, marks=pytest.mark.xfail(strict=True,
-                                                       reason=expected_to_fail[part]))
-            if part in expected_to_fail else part for part in REQUIRED]
 
 
 class Judged(collections.namedtuple("Judged", "curve split person accepted label reason")):
@@ -72,12 +62,31 @@ def labels() -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def judged(labels) -> list[Judged]:
-    """Every curve: its part, the person's label and the labels they accept, and the
-    diagnosis with its reason (about a second for the whole corpus)."""
+def trials() -> pd.DataFrame:
+    return pd.read_parquet(CORPUS / "trials.parquet")
+
+
+@pytest.fixture(scope="module")
+def held_out_labelled(labels, trials) -> bool:
+    """Are the held-out curves labelled? All of them or none: labels come in one commit,
+    before the diagnosis is ever run on them."""
+    ids = set(trials.loc[trials["split"] == HELD_OUT, "curve_id"])
+    labelled = ids & set(labels)
+    assert labelled in (set(), ids), \
+        f"{len(labelled)} of {len(ids)} {HELD_OUT} curves labelled: label all, then commit"
+    return bool(ids) and labelled == ids
+
+
+@pytest.fixture(scope="module")
+def judged(labels, trials, held_out_labelled) -> list[Judged]:
+    """Every labelled curve: its part, the person's label and the labels they accept, and
+    the diagnosis with its reason (about a second for the whole corpus). The curves of a
+    held-out part not yet labelled are not diagnosed at all."""
+    parts = {*DEVELOPMENT, *([HELD_OUT] if held_out_labelled else [])}
+    trials = trials[trials["split"].isin(parts)]
     curves = pd.read_parquet(CORPUS / "curves.parquet")
-    trials = pd.read_parquet(CORPUS / "trials.parquet")
-    assert set(labels) == set(trials["curve_id"]), "every curve labelled, every label a curve"
+    curves = curves[curves["curve_id"].isin(set(trials["curve_id"]))]
+    assert set(trials["curve_id"]) <= set(labels), "every curve of a part labelled"
     history = {cid: rows.to_dict("records") for cid, rows in curves.groupby("curve_id")}
     out = []
     for trial in trials.to_dict("records"):
@@ -87,6 +96,13 @@ def judged(labels) -> list[Judged]:
         out.append(Judged(cid, trial["split"], person, {person, *second}, found.label,
                           found.reason))
     return out
+
+
+def in_part(judged: list[Judged], part: str, held_out_labelled: bool) -> list[Judged]:
+    if part == "held-out" and not held_out_labelled:
+        pytest.skip(f"{HELD_OUT} not labelled yet: the held-out part is measured once its "
+                    f"blind labels are committed")
+    return [j for j in judged if part_of(j.split) == part]
 
 
 def confusion_table(judged: list[Judged]) -> str:
@@ -100,18 +116,20 @@ def confusion_table(judged: list[Judged]) -> str:
     return "\n".join(lines)
 
 
-def test_corpus_is_big_enough_and_covers_every_label(judged, labels):
-    assert len(judged) >= 200
-    assert {j.person for j in judged} == set(LABELS), "every label used"
-    assert {j.split for j in judged} == {*DEVELOPMENT, HELD_OUT}
+def test_corpus_is_big_enough_and_covers_every_label(judged, labels, trials):
+    development = [j for j in judged if part_of(j.split) == "development"]
+    assert len(development) >= 200
+    assert {j.person for j in development} == set(LABELS), "every label used"
+    assert set(DEVELOPMENT) <= set(trials["split"]) <= {*DEVELOPMENT, HELD_OUT}
+    assert set(labels) <= set(trials["curve_id"]), "every label a curve"
     for cid, entry in labels.items():
         assert entry[0] in LABELS and len(entry) in (2, 3), (cid, entry)
         assert all(extra in LABELS for extra in entry[2:]), (cid, entry)
 
 
-@pytest.mark.parametrize("part", _parts(HELD_OUT_SHORT))
-def test_diagnosis_agrees_with_the_labels(judged, part):
-    judged_here = [j for j in judged if part_of(j.split) == part]
+@pytest.mark.parametrize("part", REQUIRED)
+def test_diagnosis_agrees_with_the_labels(judged, held_out_labelled, part):
+    judged_here = in_part(judged, part, held_out_labelled)
     agreeing = sum(j.agrees for j in judged_here)
     splits = sorted({j.split for j in judged_here})
     per_split = ", ".join(
@@ -129,10 +147,10 @@ def test_diagnosis_agrees_with_the_labels(judged, part):
         f"{summary}\n{table}\n{disagreements}"
 
 
-@pytest.mark.parametrize("part", _parts(HEALTHY_ALARMED))
-def test_no_healthy_curve_raises_an_alarm(judged, part):
-    alarms = [(j.curve, j.label, j.reason) for j in judged
-              if part_of(j.split) == part and j.person == "healthy" and j.label in ALARMS]
+@pytest.mark.parametrize("part", REQUIRED)
+def test_no_healthy_curve_raises_an_alarm(judged, held_out_labelled, part):
+    alarms = [(j.curve, j.label, j.reason) for j in in_part(judged, part, held_out_labelled)
+              if j.person == "healthy" and j.label in ALARMS]
     assert not alarms
 
 

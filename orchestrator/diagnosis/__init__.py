@@ -14,37 +14,46 @@ model, so it is never read against a validation baseline.
 
 Labels, the first rule that fits wins:
   diverged      a loss is not finite; or the steps threw the loss above where the run
-                started (the first epoch's train loss 3x the untrained model's loss, or
-                a validation loss above the untrained model's before the train loss had
-                fallen below the chance loss, or a train loss above its own start, the
-                curve staying up there) and validation never beat chance; or, for a model
+                started (the first epoch's train loss 3x the untrained model's loss, the
+                model at its end not recovered: its validation loss 3x too, or it learned
+                nothing; or a validation loss above the untrained model's before the
+                train loss had fallen below the chance loss, or a train loss above its
+                own start, the curve staying up there) and validation never beat chance;
+                or, for a model
                 that never beat chance, a validation loss 3x the untrained model's over
                 its last epochs
   lr_too_high   the same after some learning, or a spike above the start out of a loss
-                that sits below it; or it learned, then collapsed to chance
-                (whatever the schedule did then); or a train loss blown up 3x its start
-                while the rate rose (a peak too high); or a fall then a lasting rise of
-                the train loss; or a validation loss that swings at the end, with the
-                train loss swinging too or by a good share of the chance loss, while the
-                rate was not rising
+                that sits below it; or it learned, then lost at least half of it on
+                validation (score and loss) for 2 epochs running, back at chance
+                (whatever follows) or to the end (whatever the schedule did then); or
+                a train loss blown up 3x its start while the rate rose (a peak too
+                high); or a fall then a lasting rise of the train loss; or a validation
+                loss that swings at the end, with the train loss swinging too or by a
+                good share of the chance loss, while the rate was not rising
   overfitting   the objective or the validation loss worse than its best beyond its noise
-                for good, while the train loss keeps falling (also for a model that never
-                beat chance on validation but fitted its training set below the chance loss)
+                for good (the loss by a share of ln 2, what an example adds going from
+                sure to unsure), while the train loss keeps falling (also for a model that
+                never beat chance on validation but fitted its training set below the
+                chance loss)
   too_short     stopped by the scheduler or the budget before a curve can be judged
-  lr_too_low    it stalled once the schedule had cut the rate tenfold or more
-  lr_too_low /  never beat chance, the loss at the chance level or above: smooth curves
-  lr_too_high   are a rate too small to move the weights; train and validation losses
-                that both jump, or a fast move of either, a rate too large to learn (never
-                a capacity limit: nothing shows one)
+  lr_too_low    it stalled once the schedule had cut the rate tenfold or more, and only
+                then: it was still falling while the rate was within 2x of its peak
+  lr_too_low /  never beat chance, the loss at the chance level or above: a curve that
+  lr_too_high   goes one way, however slowly, is a rate too small to move the weights; a
+                fast move of either loss, or a validation loss that goes back and forth
+                more than it goes anywhere, a rate too large to learn (never a capacity
+                limit: nothing shows one)
   underfitting  the validation loss fell well below chance, then train and validation
                 levelled off together (over 3 epochs at least), both far above zero, at
-                the same level, at a rate that still moves weights (its fall counted
-                from the chance loss: the way down to it is the class frequencies,
-                learnt by an output bias at any rate)
+                the same level, at a rate that still moves weights: the levelled stretch
+                within 2x of the peak rate, not settled by a decaying schedule (its fall
+                counted from the chance loss: the way down to it is the class
+                frequencies, learnt by an output bias at any rate)
   lr_too_low    the loss barely left its start; or a run that completed (or was early
-                stopped) still improving at its end (train and validation still falling,
-                or the objective still rising), unless its schedule had cut the rate
-                tenfold and its loss is low: that last gain is the annealing
+                stopped) still improving at its end (train and validation still falling
+                to new lows, or the objective beyond its best before; a validation loss
+                still at the chance level need not fall along), unless its schedule had
+                cut the rate tenfold and its loss is low: that last gain is the annealing
   healthy       none of the above
 
 Every threshold is a named constant with the reason for its value. Train-loss rises are

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 from .reasons import num
@@ -20,6 +20,7 @@ from .thresholds import (
     NEAR_CHANCE,
     PLATEAU,
     R2_MARGIN,
+    RATE_CUT,
     TRACKS,
     WELL_BELOW,
 )
@@ -89,6 +90,9 @@ class Curves:
     r2: list[float] = field(default_factory=list)
     mae: list[float] = field(default_factory=list)
     loss: str | None = None  # config.loss: "l1" grows with the error, not its square
+    # why the trial ended (completed, early_stopping, scheduler, budget, error, diverged)
+    stop_reason: str | None = None
+    metric: str = "val_acc"  # the sweep's objective
 
     @property
     def n(self) -> int:
@@ -116,6 +120,22 @@ class Curves:
         (1 for a constant rate or an unknown one)."""
         lrs = [v for v in self.lr if math.isfinite(v)]
         return max(lrs) / max(lrs[-1], 1e-300) if lrs else 1.0
+
+    def last_at_full_rate(self) -> int | None:
+        """The last epoch whose scheduled rate was still within RATE_CUT of its peak:
+        where the schedule had not yet slowed the steps (None: no rate recorded)."""
+        known = [(i, v) for i, v in enumerate(self.lr) if math.isfinite(v)]
+        if not known:
+            return None
+        peak = max(v for _, v in known)
+        return max(i for i, v in known if v * RATE_CUT >= peak)
+
+    def upto(self, i: int) -> Curves:
+        """The same trial as it stood at the end of epoch index i."""
+        cut = slice(0, i + 1)
+        return replace(self, epochs=self.epochs[cut], train=self.train[cut],
+                       val=self.val[cut], acc=self.acc[cut], lr=self.lr[cut],
+                       r2=self.r2[cut], mae=self.mae[cut])
 
     def lr_text(self, a: int, b: int) -> str:
         lrs = [v for v in self.lr[a:b + 1] if math.isfinite(v)]
@@ -181,16 +201,34 @@ class Curves:
         return (f"val_r2 never above 0 (by {num(R2_MARGIN)}), no better than predicting the "
                 f"training mean (best {best})")
 
-    def objective(self, metric: str) -> tuple[bool, list[float], str]:
+    def objective(self) -> tuple[bool, list[float], str]:
         """(is it a score, its values, its name): val_acc/val_r2, or a validation loss
         or error (the train loss can neither overfit nor tell generalisation apart)."""
-        if metric == "val_acc":
+        if self.metric == "val_acc":
             return True, self.acc, "val_acc"
-        if metric == "val_r2":
+        if self.metric == "val_r2":
             return True, self.r2, "val_r2"
-        if metric == "val_mae":
+        if self.metric == "val_mae":
             return False, self.mae, "val_mae"
         return False, self.val, "val loss"
+
+    def unsure_loss(self) -> float:
+        """What one example adds to the mean validation loss going from sure to unsure:
+        for a classification, undecided between two classes, ln 2 (or the chance loss
+        when that is lower, a skewed binary task); for a regression, the chance loss
+        (the variance: R² lost)."""
+        if self.classification:
+            return min(self.chance_loss, math.log(2))
+        return self.chance_loss
+
+    def unsure_text(self) -> str:
+        if self.classification and math.log(2) < self.chance_loss:
+            return "ln 2"
+        return f"the chance loss {num(self.chance_loss)}"
+
+    @property
+    def classification(self) -> bool:
+        return self.chance_acc is not None or any(math.isfinite(a) for a in self.acc)
 
     @property
     def regression(self) -> bool:
@@ -217,6 +255,15 @@ class Curves:
     def late_fall(self, values: Sequence[float]) -> float:
         """How much a curve fell over the `late` epochs at the end (levels, not raw)."""
         return self.level(values, -self.late - 1) - self.level(values, -1)
+
+    def new_ground(self, values: Sequence[float]) -> float:
+        """How far the `late` epochs took a curve below the lowest it had been before them:
+        a fall that only wins back a rise (the loss thrown up at a warm restart, coming
+        down again) is no progress, and no sign that the run had further to go."""
+        if len(values) <= self.late:
+            return self.late_fall(values)
+        return min(self.late_fall(values),
+                   min(values[:-self.late]) - self.level(values, -1))
 
     @property
     def fall_top(self) -> float:
@@ -260,7 +307,7 @@ class Curves:
             train - val <= FLAT * self.level(self.val, -1)
 
 
-def read_curves(history: Sequence[Mapping], trial: Mapping) -> Curves:
+def read_curves(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc") -> Curves:
     history = sorted(history, key=lambda r: r["epoch"])
     train, val = _column(history, "train_loss"), _column(history, "val_loss")
     start = _known(trial.get("initial_val_loss"))
@@ -277,4 +324,5 @@ def read_curves(history: Sequence[Mapping], trial: Mapping) -> Curves:
                    _column(history, "lr"), start, chance, _known(trial.get("chance_val_acc")),
                    _known(trial.get("initial_val_acc")), int(planned) if planned else None,
                    _column(history, "val_r2"), _column(history, "val_mae"),
-                   trial.get("config.loss") if isinstance(trial.get("config.loss"), str) else None)
+                   trial.get("config.loss") if isinstance(trial.get("config.loss"), str) else None,
+                   trial.get("stop_reason"), metric)

@@ -21,7 +21,6 @@ from .thresholds import (
     FAST_MOVE,
     FAST_TRAIN_MOVE,
     JUDGE_SHARE,
-    JUMPY,
     MIN_JUDGE,
     NEAR_CHANCE,
     NOISE_K,
@@ -29,11 +28,13 @@ from .thresholds import (
     OVERFIT_LOSS_FLOOR,
     OVERFIT_LOSS_RISE,
     PERSIST,
+    RATE_CUT,
     RISE_OF_FALL,
     SMOOTH_RISE,
     STILL_FALLING,
     UNDERFIT_GAP,
     UNSTABLE,
+    WANDER,
     WELL_BELOW,
 )
 
@@ -66,10 +67,13 @@ def _thrown(c: Curves, i: int, what: str, stayed: Sequence[float] | None = None,
 
 def _blown_up(c: Curves) -> Diagnosis | None:
     """The first epoch's train loss far above the untrained model's loss, and the model
-    at the end of that epoch no better than untrained."""
+    at the end of that epoch not recovered: no better than untrained, or its validation
+    loss thrown as far above the untrained model's too."""
     if not c.train[0] > BLOWUP * c.start:
         return None
-    if c.val[0] < WELL_BELOW * min(c.start, c.chance_loss) or c.beat_chance_at(0):
+    recovered = c.val[0] < WELL_BELOW * min(c.start, c.chance_loss) or \
+        (c.beat_chance_at(0) and c.val[0] <= BLOWUP * c.start)
+    if recovered:
         return None  # a spike in the first steps, recovered within the epoch
     return _thrown(c, 0, f"train loss {num(c.train[0])} in epoch {c.epochs[0]}, "
                          f"{c.train[0] / c.start:.3g}x the untrained model's {num(c.start)}")
@@ -128,10 +132,13 @@ def _thrown_for_good(c: Curves) -> Diagnosis | None:
         f"{c.val[-1] / c.start:.3g}x the untrained model's {num(c.start)}"))
 
 
-def _collapsed(c: Curves) -> Diagnosis | None:
-    """It learned, then fell back to the chance level: the steps threw away what it had
-    learned. Whatever the schedule did then (a one-cycle peak, a warm restart) and
-    whatever follows (a flat loss at chance after it is no capacity limit)."""
+def _lost_what_it_learned(c: Curves) -> Diagnosis | None:
+    """It learned (beat chance), then lost at least COLLAPSE of it on validation, its
+    score's gain over chance and its loss's fall below the chance loss alike, for
+    PERSIST epochs running: the steps threw away what it had learned, whatever the
+    schedule did then (a one-cycle peak, a warm restart). Back at chance, whatever
+    follows (a flat loss at chance after it is no capacity limit); short of chance,
+    only when it lasted to the end (a dip that the run won back is its schedule's)."""
     first = next((i for i in range(c.n) if c.beat_chance_at(i)), None)
     if first is None:
         return None
@@ -139,23 +146,29 @@ def _collapsed(c: Curves) -> Diagnosis | None:
     chance = 0.0 if c.regression else c.chance_acc
     best_i = first
 
-    def down(j: int) -> bool:
-        """Back at chance, having lost at least COLLAPSE of the best's gain over chance
-        (a weak model that hovers around the chance line does not collapse)."""
-        return c.at_chance_at(j) and \
-            score[j] - chance <= (1 - COLLAPSE) * (score[best_i] - chance)
+    def lost(j: int) -> bool:
+        """Epoch j gave back COLLAPSE of the best score's gain over chance (a weak model
+        that hovers around the line between "beats chance" and not loses a few points,
+        not half) and of the validation loss's best fall below the chance loss."""
+        best_val = min(c.val[:j])
+        return math.isfinite(score[j]) and \
+            score[j] - chance <= (1 - COLLAPSE) * (score[best_i] - chance) and \
+            c.val[j] - best_val >= COLLAPSE * (c.chance_loss - best_val)
 
     for i in range(first + 1, c.n):
         run = 0
-        while i + run < c.n and down(i + run):
+        while i + run < c.n and lost(i + run):
             run += 1
-        if run >= PERSIST or (run and i + run == c.n):
+        collapsed = all(c.at_chance_at(k) for k in range(i, i + run))
+        if run >= PERSIST and (collapsed or i + run == c.n):
             j = i + run - 1
+            what = "collapsed to chance" if collapsed else "lost at least half of it"
             return Diagnosis("lr_too_high", (
-                f"learned to {c.score_text(best_i)} (epoch {c.epochs[best_i]}), then "
-                f"collapsed to chance at epoch {c.epochs[i]}: {c.score_text(i)}, val loss "
-                f"{num(c.val[i])} (chance loss {num(c.chance_loss)}; {c.chance_text()}), "
-                f"still there at epoch {c.epochs[j]}, at {c.lr_text(i, i)}"))
+                f"learned to {c.score_text(best_i)} (epoch {c.epochs[best_i]}, val loss "
+                f"{num(min(c.val[:i]))}), then {what} at epoch "
+                f"{c.epochs[i]}: {c.score_text(i)}, val loss {num(c.val[i])} (chance loss "
+                f"{num(c.chance_loss)}; {c.chance_text()}), still so at epoch {c.epochs[j]}, "
+                f"at {c.lr_text(i, i)}"))
         if math.isfinite(score[i]) and score[i] > score[best_i]:
             best_i = i
     return None
@@ -226,7 +239,7 @@ def _worse_for_good(c: Curves, values: Sequence[float], use_score: bool, name: s
     if use_score:
         floor = OVERFIT_ACC_DROP
     elif values is c.val:
-        floor = OVERFIT_LOSS_FLOOR * c.chance_loss
+        floor = OVERFIT_LOSS_FLOOR * c.unsure_loss()
     else:  # a validation error with no chance level recorded (val_mae)
         floor = OVERFIT_LOSS_RISE * abs(best)
     if not all(b - best > floor for b in badness[-tail:]):
@@ -240,17 +253,17 @@ def _worse_for_good(c: Curves, values: Sequence[float], use_score: bool, name: s
     size = (f"{num(worse)} below" if use_score else f"{pct(worse / max(abs(best), 1e-12))} above")
     where = f"epoch {c.epochs[best_i]}"
     if values is c.val:
-        where += f"; the rise {pct(worse / c.chance_loss)} of the chance loss {num(c.chance_loss)}"
+        where += f"; the rise {pct(worse / c.unsure_loss())} of {c.unsure_text()}"
     return Diagnosis("overfitting", (
         f"{name} {size} its best {num(abs(best))} ({where}) over the last "
         f"{tail} epochs, {num(values[-1])} at the end, while train loss fell from "
         f"{num(c.train[best_i])} to {num(c.train[-1])}"))
 
 
-def _overfitting(c: Curves, metric: str) -> Diagnosis | None:
+def _overfitting(c: Curves) -> Diagnosis | None:
     if c.n < MIN_JUDGE or (c.learned() is False and not c.fit_train()):
         return None  # a model that learnt nothing, not even its training set, cannot overfit
-    use_score, values, name = c.objective(metric)
+    use_score, values, name = c.objective()
     candidates = [(use_score, values, name)]
     if name != "val loss":
         candidates.append((False, c.val, "val loss"))
@@ -262,14 +275,14 @@ def _overfitting(c: Curves, metric: str) -> Diagnosis | None:
     return None
 
 
-def _too_short(c: Curves, stop_reason: str | None) -> Diagnosis | None:
-    if stop_reason in ("completed", "early_stopping", "diverged"):
+def _too_short(c: Curves) -> Diagnosis | None:
+    if c.stop_reason in ("completed", "early_stopping", "diverged"):
         return None
     enough = max(MIN_JUDGE, JUDGE_SHARE * c.planned if c.planned else MIN_JUDGE)
     if c.n >= enough:
         return None
     by = {"scheduler": "stopped by the scheduler", "budget": "stopped by the time budget",
-          "error": "ended by an error"}.get(stop_reason or "", "not finished")
+          "error": "ended by an error"}.get(c.stop_reason or "", "not finished")
     of = f" of {c.planned}" if c.planned else ""
     return Diagnosis("too_short", (
         f"{by} after {c.n}{of} epochs, too few to judge (val loss {num(c.start)} -> "
@@ -282,14 +295,24 @@ def _levelled(c: Curves) -> bool:
 
 
 def _decayed_stall(c: Curves) -> Diagnosis | None:
+    """Levelled far above zero once the schedule had cut the rate DECAYED-fold, and only
+    then: while the rate was near its peak the train loss was still falling. A run that
+    had levelled off at its full rate has reached what that model and data allow; the
+    decay that followed is not what stopped it (a plateau schedule cuts the rate *because*
+    the loss levelled)."""
     if c.decay() < DECAYED:
         return None
     if not (_levelled(c) and c.share(c.train[-1]) > FAR_ABOVE):
         return None
+    full = c.last_at_full_rate()
+    if full is not None and _levelled(c.upto(full)):
+        return None
+    until = "" if full is None else f", still falling at epoch {c.epochs[full]}, when the rate " \
+        f"was within {RATE_CUT:g}x of its peak"
     return Diagnosis("lr_too_low", (
         f"train loss stalled at {num(c.train[-1])} (val loss {pct(c.val[-1] / c.chance_loss)} "
         f"of the chance loss) once the schedule had decayed the rate {c.decay():.2g}x, to "
-        f"{c.lr_text(c.n - 1, c.n - 1)}"))
+        f"{c.lr_text(c.n - 1, c.n - 1)}{until}"))
 
 
 def _not_learning(c: Curves) -> Diagnosis | None:
@@ -302,16 +325,8 @@ def _not_learning(c: Curves) -> Diagnosis | None:
         return None  # no score to judge by and the loss moved: leave it to the others
     level = f"val loss {num(c.val[-1])}, {ratio(c.val[-1] / c.chance_loss)} of the chance loss"
     score = c.never_beat_chance_text() if c.learned() is False else "no score to judge by"
-    # jumps at the chance level (the train loss after the first epoch's descent), in both
-    # curves: dropout jitters the one and batch-norm statistics the other at any rate
-    jumps = min(back_and_forth(c.train[1:]), back_and_forth(c.val))
     moves = [abs(math.log(b / a)) for a, b in zip([c.start, *c.val], c.val) if a > 0 and b > 0]
     fast = max(moves, default=0.0)
-    if jumps > JUMPY:
-        return Diagnosis("lr_too_high", (
-            f"not learning: {level}, {score}; train and val losses jump back and forth "
-            f"({100 * (math.exp(jumps) - 1):.2g}% per epoch or more beyond their trend) at "
-            f"{c.lr_text(0, c.n - 1)}: steps too large to learn"))
     at_chance = abs(c.level(c.val, -1) / c.chance_loss - 1) <= NEAR_CHANCE
     if at_chance and fast >= -math.log(1 - FAST_MOVE):
         return Diagnosis("lr_too_high", (
@@ -329,6 +344,16 @@ def _not_learning(c: Curves) -> Diagnosis | None:
             f"not learning: {level}, {score}; yet the train loss moved "
             f"{num(c.train[i])} -> {num(c.train[i + 1])} in one epoch (epoch {c.epochs[i + 1]}) "
             f"at {c.lr_text(0, c.n - 1)}: steps too large to learn, not too small"))
+    # a rate too small moves the validation loss one way, downhill, however slowly; one
+    # that goes back and forth more than it goes anywhere was moved by steps too large
+    wander = back_and_forth(c.val)
+    progress = abs(math.log(c.val[-1] / c.val[0])) / (c.n - 1) if min(c.val) > 0 else 0.0
+    if wander > max(progress, WANDER):
+        return Diagnosis("lr_too_high", (
+            f"not learning: {level}, {score}; the val loss goes back and forth between "
+            f"{num(min(c.val))} and {num(max(c.val))} ({100 * wander:.2g}% per epoch beyond its "
+            f"trend) more than it moves ({100 * progress:.2g}% per epoch net) at "
+            f"{c.lr_text(0, c.n - 1)}: steps too large to learn"))
     return Diagnosis("lr_too_low", (
         f"not learning: {level}, {score}; a smooth, slow curve (train loss "
         f"{num(c.train[0])} -> {num(c.train[-1])}) at {c.lr_text(0, c.n - 1)}"))
@@ -337,8 +362,14 @@ def _not_learning(c: Curves) -> Diagnosis | None:
 def _underfitting(c: Curves) -> Diagnosis | None:
     """Evidence of a capacity limit: the model learned (validation well below chance),
     then train and validation levelled off together far above zero, at a rate that
-    still moves weights (a decayed rate was caught before)."""
+    still moves weights: the whole levelled stretch at the end within RATE_CUT of the
+    peak rate. A run whose schedule then cut the rate shows no such stretch: a decay
+    flattens any curve, and one that had levelled before it was settled by its schedule,
+    not shown to lack capacity (a stall that came with the cut was caught before)."""
     if not _levelled(c) or c.share(c.level(c.train, -1)) <= FAR_ABOVE:
+        return None
+    full = c.last_at_full_rate()
+    if full is not None and full < c.n - 1:
         return None
     val_end = c.level(c.val, -1)
     if val_end > WELL_BELOW * c.chance_loss or not c.val_tracks():
@@ -355,13 +386,12 @@ def _underfitting(c: Curves) -> Diagnosis | None:
         f"{c.lr_text(c.n - 1, c.n - 1)}: too little capacity for this data"))
 
 
-def _lr_too_low(c: Curves, ran_its_course: bool, metric: str) -> Diagnosis | None:
+def _lr_too_low(c: Curves) -> Diagnosis | None:
     """Barely moved; or a run that ran its course (completed, or ended by early stopping:
     a stopper fooled by a noisy objective while both losses still fall, as in a deep tanh
     net whose train loss fell 2.21 -> 2.03 in its last 5 epochs, ended a run that had far
-    to go; a
-    scheduler's cut is too_short's to judge) still improving at its end, unless that is
-    the annealing of a decayed schedule."""
+    to go; a scheduler's cut is too_short's to judge) still improving at its end, unless
+    that is the annealing of a decayed schedule."""
     fall = c.train_start - min(c.train)
     if fall < BARELY_MOVED * c.train_start and c.start - min(c.val) < BARELY_MOVED * c.start \
             and c.n >= 2:
@@ -369,21 +399,23 @@ def _lr_too_low(c: Curves, ran_its_course: bool, metric: str) -> Diagnosis | Non
             f"train loss barely left its start {num(c.train_start)}: best {num(min(c.train))} "
             f"({pct(fall / c.train_start)} lower; val loss {num(c.start)} -> "
             f"{num(min(c.val))}) in {c.n} epochs at {c.lr_text(0, c.n - 1)}"))
-    if not ran_its_course or _annealed(c):
+    if c.stop_reason not in ("completed", "early_stopping") or _annealed(c):
         return None
     if c.n < MIN_JUDGE:
         return _short_still_improving(c)
     if c.share(c.train[-1]) <= FAR_FROM_ZERO:
         return None
     total = c.fall()
-    if total > 0 and c.late_fall(c.train) >= STILL_FALLING * total and c.val_tracks():
+    generalised = min(c.val) < WELL_BELOW * c.chance_loss
+    if total > 0 and c.new_ground(c.train) >= STILL_FALLING * total and \
+            (c.val_tracks() or not generalised):
         return Diagnosis("lr_too_low", (
             f"train loss still falling steadily at the end: the last {c.late} epochs brought "
-            f"{pct(c.late_fall(c.train) / total)} of {c.fall_text()}, to {num(c.train[-1])} "
+            f"{pct(c.new_ground(c.train) / total)} of {c.fall_text()}, to {num(c.train[-1])} "
             f"({pct(c.train[-1] / c.chance_loss)} of the chance loss), val loss with it "
             f"{num(c.level(c.val, -c.late - 1))} -> {num(c.val[-1])}, at "
             f"{c.lr_text(c.n - 1, c.n - 1)}"))
-    return _objective_still_improving(c, metric)
+    return _objective_still_improving(c)
 
 
 def _annealed(c: Curves) -> bool:
@@ -409,65 +441,68 @@ def _short_still_improving(c: Curves) -> Diagnosis | None:
         f"at {c.lr_text(c.n - 1, c.n - 1)}"))
 
 
-def _objective_still_improving(c: Curves, metric: str) -> Diagnosis | None:
+def _objective_still_improving(c: Curves) -> Diagnosis | None:
     """The objective's best is its last epoch (or the one before) and the last third of
-    the run improved it beyond what counts as overfitting the other way."""
-    use_score, values, name = c.objective(metric)
+    the run improved it beyond what counts as overfitting the other way: beyond the best
+    it had reached before (winning back a dip, as after a warm restart, is no progress)."""
+    use_score, values, name = c.objective()
     goodness = list(values) if use_score else [-v for v in values]
     if not all(math.isfinite(v) for v in goodness):
         return None
     best_i = max(range(c.n), key=goodness.__getitem__)
-    before = goodness[-c.third - 1]
+    before = max(goodness[:-c.third])
     gain = goodness[best_i] - before
     needed = OVERFIT_ACC_DROP if use_score else OVERFIT_LOSS_RISE * abs(before)
     if best_i < c.n - 2 or gain <= max(needed, NOISE_K * noise_scale(values)):
         return None
     return Diagnosis("lr_too_low", (
-        f"{name} still improving at the end: {num(values[-c.third - 1])} -> "
-        f"{num(values[best_i])} over the last {c.third} epochs, best at epoch "
-        f"{c.epochs[best_i]}, train loss still {num(c.train[-1])}, at "
+        f"{name} still improving at the end: {num(values[best_i])} at epoch "
+        f"{c.epochs[best_i]}, beyond its best {num(before if use_score else -before)} "
+        f"before the last {c.third} epochs, train loss still {num(c.train[-1])}, at "
         f"{c.lr_text(c.n - 1, c.n - 1)}"))
 
 
-def _healthy(c: Curves, metric: str, mode: str) -> Diagnosis:
+def _healthy(c: Curves, mode: str) -> Diagnosis:
     values = {"val_acc": c.acc, "val_loss": c.val, "train_loss": c.train, "val_r2": c.r2,
-              "val_mae": c.mae}[metric]
+              "val_mae": c.mae}[c.metric]
     best = max(values) if mode == "max" else min(values)
     return Diagnosis("healthy", (
-        f"{metric} best {num(best)} at epoch {c.epochs[values.index(best)]}; train loss "
+        f"{c.metric} best {num(best)} at epoch {c.epochs[values.index(best)]}; train loss "
         f"{num(c.train_start)} -> {num(c.train[-1])}, val loss {num(c.start)} -> "
         f"{num(c.val[-1])}, levelled with no lasting rise"))
 
 
+# The rules, in the order they are tried: the first that fits names the label.
+RULES = (
+    _not_finite,
+    _blown_up,
+    _thrown_above_start,
+    _lost_what_it_learned,
+    _thrown_for_good,
+    _blown_up_at_a_peak,
+    _lasting_rise,
+    _unstable,
+    _overfitting,
+    _too_short,
+    _decayed_stall,
+    _not_learning,
+    _underfitting,
+    _lr_too_low,
+)
+
+
 def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc",
              mode: str = "max") -> Diagnosis:
-    """The label of one trial (see the module docstring) and the numbers that decided it.
+    """The label of one trial (see the package docstring) and the numbers that decided it.
 
     `history`: the trial's rows (`epoch`, `train_loss`, `val_loss`, `val_acc`, `lr`);
     `trial`: its row (`stop_reason`, the baselines, `config.epochs`); `metric`/`mode`:
     the sweep's objective."""
     if not history:
         return Diagnosis("too_short", "no epoch finished")
-    c = read_curves(history, trial)
-    stop_reason = trial.get("stop_reason")
-    rules = (
-        lambda: _not_finite(c),
-        lambda: _blown_up(c),
-        lambda: _thrown_above_start(c),
-        lambda: _collapsed(c),
-        lambda: _thrown_for_good(c),
-        lambda: _blown_up_at_a_peak(c),
-        lambda: _lasting_rise(c),
-        lambda: _unstable(c),
-        lambda: _overfitting(c, metric),
-        lambda: _too_short(c, stop_reason),
-        lambda: _decayed_stall(c),
-        lambda: _not_learning(c),
-        lambda: _underfitting(c),
-        lambda: _lr_too_low(c, stop_reason in ("completed", "early_stopping"), metric),
-    )
-    for rule in rules:
-        found = rule()
+    c = read_curves(history, trial, metric)
+    for rule in RULES:
+        found = rule(c)
         if found:
             return found
-    return _healthy(c, metric, mode)
+    return _healthy(c, mode)

@@ -532,3 +532,116 @@ def test_an_early_stopped_run_still_falling_steadily_is_too_slow():
     found = diagnose(rows(train, val, acc, lr=lr), trial)
     assert found.label == "lr_too_low", found
     assert "still falling" in found.reason
+
+
+# -- issue #21, round 5: what heldout4 showed -------------------------------------------
+
+FIVE = {"stop_reason": "early_stopping", "initial_val_loss": 1.61, "initial_val_acc": 0.28,
+        "chance_val_loss": 1.517, "chance_val_acc": 0.308, "config.epochs": 30}
+
+
+def test_a_run_levelled_at_its_full_rate_then_decayed_is_healthy():
+    """A 5-class table with correlated features at Adam 1e-3 under a plateau schedule: it
+    levels at 52% of the chance loss by epoch 4, at its full rate, and the schedule cuts
+    the rate because it levelled. Neither a stall the decay caused (lr_too_low) nor a
+    capacity limit (the decay would flatten any curve): what the data allows."""
+    lr = [1e-3] * 7 + [3e-4] * 3 + [9e-5] * 2
+    train = [1.196, 0.926, 0.871, 0.867, 0.854, 0.856, 0.855, 0.840, 0.837, 0.838, 0.832,
+             0.832]
+    val = [0.938, 0.830, 0.798, 0.796, 0.785, 0.797, 0.792, 0.788, 0.789, 0.786, 0.786,
+           0.785]
+    acc = [0.667, 0.683, 0.713, 0.733, 0.713, 0.725, 0.708, 0.721, 0.721, 0.713, 0.713,
+           0.713]
+    found = diagnose(rows(train, val, acc, lr=lr), FIVE)
+    assert found.label == "healthy", found
+    # the same levels at a constant rate: levelled while the rate moves the weights
+    assert diagnose(rows(train, val, acc, lr=1e-3), FIVE).label == "underfitting"
+
+
+def test_winning_back_a_warm_restart_is_no_sign_of_a_rate_too_low():
+    """SGD 0.3 under warm restarts: val_acc 0.96 by epoch 4, a dip to 0.81 when the rate
+    jumps back up, then 0.98. The fall after the restart only wins back the dip (the train
+    loss ends 0.90 against 0.99 before it): no new ground, so not "still falling"."""
+    trial = {**TEN, "initial_val_loss": 2.3075, "chance_val_loss": 2.3059,
+             "chance_val_acc": 0.086, "config.epochs": 9}
+    lr = [0.0033, 0.3, 0.225, 0.075, 0.3, 0.28, 0.225, 0.15, 0.075]
+    train = [2.319, 1.908, 1.226, 0.986, 1.348, 1.252, 1.045, 0.942, 0.902]
+    val = [2.347, 0.874, 0.471, 0.345, 0.890, 0.621, 0.340, 0.300, 0.251]
+    acc = [0.086, 0.774, 0.928, 0.964, 0.805, 0.850, 0.955, 0.975, 0.983]
+    found = diagnose(rows(train, val, acc, lr=lr), trial)
+    assert found.label == "healthy", found
+
+
+def test_a_validation_loss_wandering_at_chance_under_a_flat_train_loss_is_lr_too_high():
+    """An unnormalised ResNet at Adam 0.03: the train loss sits at the chance loss as
+    flat as a tiny rate's, but the validation loss goes back and forth and gets nowhere
+    (and val_acc jumps 0.08-0.14): steps too large to descend, not too small to move."""
+    trial = {**TEN, "initial_val_loss": 2.325, "chance_val_loss": 2.307,
+             "chance_val_acc": 0.089, "config.epochs": 9}
+    train = [2.324, 2.307, 2.306, 2.305, 2.305, 2.305, 2.305, 2.305, 2.303]
+    val = [2.304, 2.309, 2.307, 2.310, 2.305, 2.310, 2.308, 2.305, 2.302]
+    acc = [0.084, 0.084, 0.084, 0.089, 0.131, 0.084, 0.142, 0.095, 0.117]
+    found = diagnose(rows(train, val, acc, lr=0.03), trial)
+    assert found.label == "lr_too_high", found
+    assert "back and forth" in found.reason
+    # a rate too small moves it one way, however slowly
+    down = [2.304 - 0.002 * e for e in range(9)]
+    assert diagnose(rows(train, down, acc, lr=1e-5), trial).label == "lr_too_low"
+
+
+def test_learned_then_lost_most_of_it_to_the_end_is_lr_too_high():
+    """SGD 0.3 with dropout under warm restarts: val_acc 0.94 by epoch 4, then the restart
+    throws it to 0.25-0.49 for the rest of the run, the train loss back near ln 10. Short
+    of chance, but it lost most of what it had learned, for good."""
+    trial = {**TEN, "stop_reason": "early_stopping", "initial_val_loss": 2.307,
+             "chance_val_loss": 2.306, "chance_val_acc": 0.086, "config.epochs": 9}
+    lr = [0.0033, 0.3, 0.225, 0.075, 0.3, 0.28, 0.225, 0.15]
+    train = [2.315, 2.035, 1.416, 1.109, 1.553, 2.066, 2.213, 2.022]
+    val = [2.318, 1.079, 0.473, 0.377, 1.029, 1.989, 1.877, 1.618]
+    acc = [0.089, 0.691, 0.905, 0.936, 0.749, 0.254, 0.323, 0.488]
+    found = diagnose(rows(train, val, acc, lr=lr), trial)
+    assert found.label == "lr_too_high", found
+    assert "lost at least half" in found.reason
+
+
+def test_a_first_epoch_blow_up_is_no_recovery_while_the_validation_loss_is_thrown_too():
+    """Adam at lr 1: train loss 17 in epoch 1 (10x the untrained model's), val_acc 0.50
+    above chance on five classes, but at a validation loss of 12, 7x the untrained
+    model's: confidently wrong on the rest, still thrown."""
+    train = [17.45, 14.51, 10.30, 10.02, 13.24, 11.95, 10.45, 11.22, 8.67, 5.94]
+    val = [11.99, 17.25, 8.01, 13.25, 8.58, 11.67, 10.82, 13.79, 6.29, 6.30]
+    acc = [0.496, 0.467, 0.446, 0.542, 0.567, 0.542, 0.492, 0.483, 0.608, 0.504]
+    found = diagnose(rows(train, val, acc, lr=1.0), FIVE)
+    assert found.label == "lr_too_high", found
+    assert "17.4" in found.reason
+
+
+def test_overfitting_on_many_classes_is_judged_on_the_scale_of_ln_2():
+    """20 classes: the validation loss rises 0.77 -> 0.82-0.83 over the last epochs while
+    the train loss halves. 2% of the chance loss ln 20, but 7% of ln 2: a model growing
+    unsure between a few classes, not between all twenty."""
+    trial = {**TEN, "initial_val_loss": 3.04, "chance_val_loss": 3.004,
+             "chance_val_acc": 0.0375, "config.epochs": 14}
+    train = [2.769, 1.483, 0.827, 0.608, 0.477, 0.373, 0.294, 0.240, 0.184, 0.142, 0.104,
+             0.082, 0.061, 0.049]
+    val = [2.071, 1.065, 0.869, 0.864, 0.775, 0.784, 0.768, 0.807, 0.782, 0.766, 0.796,
+           0.820, 0.824, 0.833]
+    acc = [0.58, 0.68, 0.76, 0.73, 0.79, 0.79, 0.80, 0.82, 0.81, 0.82, 0.81, 0.81, 0.83,
+           0.82]
+    found = diagnose(rows(train, val, acc, lr=0.1), trial, "val_loss", "min")
+    assert found.label == "overfitting", found
+    assert "of ln 2" in found.reason
+
+
+def test_a_train_loss_still_falling_under_a_validation_loss_at_chance_is_too_slow():
+    """AdamW at 1e-5 on 200 rows of 1000 features: the train loss falls steadily for all
+    50 epochs (0.70 -> 0.32) while the validation loss never leaves the chance level. It
+    has not generalised anything yet to fit beyond: a slow start, not a finished fit."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 0.700, "initial_val_acc": 0.44,
+             "chance_val_loss": 0.698, "chance_val_acc": 0.42, "config.epochs": 50}
+    train = line(0.702, 0.318, 50)
+    val = line(0.700, 0.6865, 50)
+    acc = [0.46] * 20 + [0.54] * 25 + [0.58] * 5
+    found = diagnose(rows(train, val, acc, lr=1e-5), trial, "val_loss", "min")
+    assert found.label == "lr_too_low", found
+    assert "still falling" in found.reason

@@ -115,13 +115,14 @@ JUDGE_SHARE = 0.5
 # Not learning at a rate too large: at the chance level, the validation loss goes back
 # and forth (in log terms, beyond its net trend, per epoch) more than it moves net per
 # epoch, and by more than this. A rate too small moves it one way, downhill, however
-# slowly (here at most 0.0001 back and forth, always less than its net fall; batch-norm
-# statistics drifting under a tiny rate, 0.002, go one way too); steps too large to
-# descend throw it about without getting anywhere (0.0006-0.03 here, an unnormalised
-# ResNet at Adam 0.03-0.1 among them: its train loss as flat as a tiny rate's, its
-# validation loss and accuracy jumping). Below this the loss is flat to the noise of
-# its mean. The validation loss, not the train loss: a train loss is a mean over fresh
-# dropout masks, which jitters at any rate (0.0013-0.015 here at rates too small).
+# slowly: here its back-and-forth is at most 0.0001 (flat to the noise of its mean), or
+# less than its net move (batch-norm statistics drifting under a tiny rate: 0.002 against
+# a net 0.011 per epoch). Steps too large to descend throw it about without getting
+# anywhere (0.0006-0.03 here, above their net move; an unnormalised ResNet at Adam
+# 0.03-0.1 among them: its train loss as flat as a tiny rate's, its validation loss and
+# accuracy jumping). The validation loss, not the train loss: a train loss is a mean
+# over fresh dropout masks, which jitters at any rate (0.0013-0.015 here at rates too
+# small).
 WANDER = 0.0003
 # ... or, for a validation loss that ended at the chance level, some epoch moved it by
 # this share or more on its way (a rate that moves the loss that far in one epoch is

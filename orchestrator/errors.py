@@ -51,6 +51,10 @@ class SpecError(OrchestratorError):
         super().__init__(where + problem)
 
 
+class SweepBusy(OrchestratorError):
+    """Another driver holds the sweep's lease (results/lease.py): one writer at a time."""
+
+
 class RayUnavailable(OrchestratorError):
     """Ray could not be started or joined: the machine or the cluster, not the input."""
 

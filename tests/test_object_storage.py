@@ -130,23 +130,12 @@ def test_run_interrupt_resume_and_read_back_on_s3(s3, tmp_path):
     assert objects(uri, env, "on-s3/tuner.pkl")
 
 
-def test_pyarrow_writes_no_object_only_if_absent_so_s3_has_no_lease(s3):
-    """Why a sweep on an object store takes no lease (docs/resume.md): the server honours
-    a create-if-absent write (`If-None-Match: *`, sent by boto3, which moto brings to
-    the tests and the tool does not depend on), but pyarrow's S3 filesystem drops the
-    header (unknown metadata keys are ignored), so a second such write replaces the
-    first. Should this start failing, pyarrow sends it: build the lease on it."""
-    import boto3
-    from botocore.exceptions import ClientError
-
+def test_pyarrow_drops_conditional_writes_so_the_lease_speaks_boto3(s3):
+    """Why the lease on S3 goes through boto3 (results/object_lease.py): pyarrow's S3
+    filesystem drops an `If-None-Match: *` header (unknown metadata keys are ignored), so
+    a second create-if-absent write replaces the first. Should this start failing,
+    pyarrow sends it, and the lease could do without boto3."""
     uri, env = s3
-    endpoint = "http://" + uri.split("endpoint_override=")[1].split("&")[0]
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.put_object(Bucket="sweeps-test", Key="boto-probe", Body=b"first", IfNoneMatch="*")
-    with pytest.raises(ClientError, match="PreconditionFailed"):
-        client.put_object(Bucket="sweeps-test", Key="boto-probe", Body=b"second",
-                          IfNoneMatch="*")
     with credentials(env):
         where = open_storage(uri)
         path = f"{where.path}/.lease-probe"
@@ -155,3 +144,81 @@ def test_pyarrow_writes_no_object_only_if_absent_so_s3_has_no_lease(s3):
                 out.write(holder)
         with where.fs.open_input_stream(path) as stream:
             assert stream.readall() == b"second"
+
+
+HOLD_LEASE = """
+import sys, time
+from orchestrator.results.lease import sweep_lease
+from orchestrator.results.storage import open_storage
+with sweep_lease(open_storage(sys.argv[1]) / sys.argv[2], "run"):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_one_writer_per_sweep_on_s3(s3, tmp_path):
+    """A real second process holds the lease of a sweep on S3, as a running `sweep run`
+    does: `run` of that name is one line naming it (exit 2), before Ray
+    starts; killed with SIGKILL (it could not delete its lease), the holder is gone by
+    its pid on this host and the next driver takes the lease over, saying so."""
+    from orchestrator.results.lease import is_held, sweep_lease
+
+    uri, env = s3
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path, name="shared-s3"))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LEASE, uri, "shared-s3"], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run([SWEEP, "run", str(spec_path), "--storage", uri, "--quiet"],
+                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2, refused.stderr
+        line = refused.stderr.strip()
+        assert "\n" not in line and line.startswith(
+            "error: name: sweep 'shared-s3' is being written by `sweep run` "
+            f"(pid {holder.pid} on "), line
+        assert "one writer at a time" in line and "renewed" in line
+        with credentials(env):
+            assert is_held(open_storage(uri) / "shared-s3") is True
+            assert not (open_storage(uri) / "shared-s3").exists()  # nothing was written
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    warnings = []
+    with credentials(env):
+        folder = open_storage(uri) / "shared-s3"
+        assert is_held(folder) is False  # its lease is there, its holder is not
+        with sweep_lease(folder, "resume", warnings.append):
+            assert is_held(folder) is True
+        assert is_held(folder) is False
+        assert not (open_storage(uri) / ".shared-s3.lease").exists()  # released: deleted
+    assert len(warnings) == 1 and f"its process (pid {holder.pid} on this host) is gone" \
+        in warnings[0] and "taken over" in warnings[0]
+
+
+def test_an_s3_lease_not_renewed_is_taken_over_and_its_old_holder_hears_of_it(
+        s3, monkeypatch):
+    """Leases of two drivers in this process (the pid check cannot tell them apart): the
+    first renews once an hour, so its lease grows stale on the store's clock; the second
+    takes it over; the first's next renewal finds it taken and warns."""
+    from orchestrator.results import object_lease
+    from orchestrator.results.object_lease import ObjectLease
+
+    uri, env = s3
+    monkeypatch.setattr(object_lease, "RENEW_S", 3600.0)
+    first_heard, second_heard = [], []
+    with credentials(env):
+        folder = open_storage(uri) / "stale"
+        first, second = ObjectLease(folder), ObjectLease(folder)
+        first.take("run", first_heard.append)
+        with pytest.raises(OrchestratorError, match="is being written by `sweep run`"):
+            ObjectLease(folder).take("run", second_heard.append)  # fresh: refused
+        monkeypatch.setattr(object_lease, "STALE_S", 1.0)
+        time.sleep(2.5)  # over STALE_S without a renewal (the store counts in seconds)
+        second.take("resume", second_heard.append)
+        assert "not renewed for" in second_heard[0] and "taken over" in second_heard[0]
+        assert first.renew() is False  # its next renewal finds the lease taken
+        assert len(first_heard) == 1 and "was taken over by another driver" in first_heard[0]
+        first.release()  # no longer its lease: left alone
+        assert ObjectLease(folder).read().holder["command"] == "resume"
+        second.release()
+        assert ObjectLease(folder).read() is None

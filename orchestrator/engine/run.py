@@ -181,7 +181,7 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     # the storage refuses from here on is one line (storage_guard), exit 4.
     with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env), \
             storage_errors(folder, resume_command(folder, spec)), \
-            sweep_lease(folder, command), sigterm_as_sigint() as received, \
+            sweep_lease(folder, command, warn), sigterm_as_sigint() as received, \
             tune_environment():
         may_write()
         if address:

@@ -6,9 +6,9 @@ the same tables, and one run's trials would be lost without a word. On a folder 
 or an NFS-like mount) the lease is an exclusive `flock` on `<storage>/.<name>.lease`: the
 kernel releases it when its holder ends, however it ends (a SIGKILL included), so a
 lease is never broken while its holder lives and never outlives it. The file says who
-holds it, for the refusal's message. On an object store a lease needs a conditional
-write that pyarrow's filesystems do not offer: there the lease is not taken (docs say
-so).
+holds it, for the refusal's message. On S3 (or an S3-compatible store) the lease is an
+object written only if absent and renewed by its holder (`object_lease.py`). Other
+object stores (gs://, ...) take no lease (docs/resume.md says so).
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ import fcntl
 import json
 import os
 import platform
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import SweepBusy
+from orchestrator.results.object_lease import ObjectLease, is_s3, object_lease
 from orchestrator.results.storage import Location
-
-
-class SweepBusy(OrchestratorError):
-    """Another driver holds the sweep's lease."""
 
 
 def lease_path(folder: Location):
@@ -37,11 +35,18 @@ def lease_path(folder: Location):
 
 
 @contextlib.contextmanager
-def sweep_lease(folder: Location, command: str) -> Iterator[None]:
+def sweep_lease(folder: Location, command: str,
+                warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                ) -> Iterator[None]:
     """Hold the lease of the sweep in `folder` for the body of the `with`; a lease held
-    by another driver is one line (exit 2) naming who holds it and since when."""
+    by another driver is one line (exit 2) naming who holds it and since when. `warn`
+    takes the line that says a lease of a gone holder was taken over (object stores)."""
     if folder.local is None:
-        yield  # an object store: no lease (see the module's docstring)
+        if is_s3(folder):
+            with object_lease(folder, command, warn):
+                yield
+        else:
+            yield  # no lease on other object stores (see the module's docstring)
         return
     path = lease_path(folder)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +81,12 @@ def sweep_lease(folder: Location, command: str) -> Iterator[None]:
 
 
 def is_held(folder: Location) -> bool | None:
-    """Does a live driver hold the sweep's lease? None on an object store (no lease)."""
+    """Does a live driver hold the sweep's lease? None on a store with no lease."""
     if folder.local is None:
-        return None
+        if not is_s3(folder):
+            return None
+        held = ObjectLease(folder).read()
+        return held is not None and held.gone() is None
     path = lease_path(folder)
     if not path.is_file():
         return False
@@ -96,6 +104,13 @@ def is_held(folder: Location) -> bool | None:
 def refuse_if_held(folder: Location) -> None:
     """Before Ray starts: the same refusal as `sweep_lease`'s when a live driver holds
     the lease now (writing nothing; the lease itself is taken once Ray runs)."""
+    if folder.local is None:
+        if is_s3(folder):
+            lease = ObjectLease(folder)
+            held = lease.read()
+            if held is not None and held.gone() is None:
+                raise SweepBusy(lease.refusal(held))
+        return
     if is_held(folder):
         raise SweepBusy(_held_by(lease_path(folder), folder.local.name))
 

@@ -158,9 +158,10 @@ with sweep_lease(open_storage(sys.argv[1]) / sys.argv[2], "run"):
 
 def test_one_writer_per_sweep_on_s3(s3, tmp_path):
     """A real second process holds the lease of a sweep on S3, as a running `sweep run`
-    does: `run` of that name is one line naming it (exit 2), before Ray
-    starts; killed with SIGKILL (it could not delete its lease), the holder is gone by
-    its pid on this host and the next driver takes the lease over, saying so."""
+    does: `run` and `submit` (and `submit --resume`) of that name are one line naming it
+    (exit 2), before Ray or the cluster is reached. Killed with SIGKILL (it could not
+    delete its lease), the holder is gone by its pid on this host and the next driver
+    takes the lease over, saying so."""
     from orchestrator.results.lease import is_held, sweep_lease
 
     uri, env = s3
@@ -169,14 +170,19 @@ def test_one_writer_per_sweep_on_s3(s3, tmp_path):
                               env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        refused = subprocess.run([SWEEP, "run", str(spec_path), "--storage", uri, "--quiet"],
-                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        assert refused.returncode == 2, refused.stderr
-        line = refused.stderr.strip()
-        assert "\n" not in line and line.startswith(
-            "error: name: sweep 'shared-s3' is being written by `sweep run` "
-            f"(pid {holder.pid} on "), line
-        assert "one writer at a time" in line and "renewed" in line
+        # nothing listens at the cluster's address: submit is refused before it calls
+        nowhere = f"http://127.0.0.1:{free_port()}"
+        for command in (["run", str(spec_path), "--quiet"],
+                        ["submit", str(spec_path), "--address", nowhere],
+                        ["submit", "--resume", "shared-s3", "--address", nowhere]):
+            refused = subprocess.run([SWEEP, *command, "--storage", uri], cwd=REPO, env=env,
+                                     capture_output=True, text=True, timeout=120)
+            assert refused.returncode == 2, (command, refused.stderr)
+            line = refused.stderr.strip()
+            assert "\n" not in line and line.startswith(
+                "error: name: sweep 'shared-s3' is being written by `sweep run` "
+                f"(pid {holder.pid} on "), line
+            assert "one writer at a time" in line and "renewed" in line
         with credentials(env):
             assert is_held(open_storage(uri) / "shared-s3") is True
             assert not (open_storage(uri) / "shared-s3").exists()  # nothing was written

@@ -12,11 +12,28 @@ from orchestrator.cli.common import (
     out_console,
     user_errors,
 )
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, SweepBusy
 
 _address = click.option("--address", required=True,
                         help="The cluster's dashboard, http://HOST:8265 (`ray dashboard "
                         "cluster.yaml` forwards it to http://127.0.0.1:8265).")
+def _refuse_if_being_written(storage: str, name: str) -> None:
+    """A sweep on an object store this machine reaches, whose lease a live driver holds,
+    is refused here, before the cluster is bothered. The job's driver takes the lease
+    itself, so a store this machine cannot read (no credentials here) is left to it."""
+    from orchestrator.results.lease import refuse_if_held
+    from orchestrator.results.storage import is_uri, open_storage
+
+    if not is_uri(storage):
+        return  # a folder on the cluster: not visible from here
+    try:
+        refuse_if_held(open_storage(storage) / name)
+    except SweepBusy:
+        raise
+    except OrchestratorError:
+        return
+
+
 def _connect(address: str, insecure: bool):
     """The Jobs API client; the SDK's INFO lines (each upload, each websocket close) are
     not the user's business, so this command shows its warnings only."""
@@ -54,17 +71,19 @@ def submit(spec_path: str | None, address: str, storage: str | None, sets: tuple
 
     from orchestrator.jobs import client as cluster
     from orchestrator.jobs import staging
+    from orchestrator.results.storage import is_uri
 
     if bool(spec_path) == bool(resume_name):
         raise OrchestratorError("submit: give a SPEC to run, or --resume NAME, not both")
     # bad input first, before anything reaches the cluster
     if resume_name:
-        if not storage or not Path(storage).is_absolute():
+        if not storage or not (is_uri(storage) or Path(storage).is_absolute()):
             raise OrchestratorError("--storage: --resume needs the sweep's storage on "
-                                    "the cluster, as an absolute path")
+                                    "the cluster, as an absolute path or a URI")
     else:
         spec = load_spec_with(spec_path, sets)
         where = staging.cluster_storage(spec, storage)
+    _refuse_if_being_written(storage if resume_name else where, resume_name or spec.name)
     client = _connect(address, insecure)
     with tempfile.TemporaryDirectory(prefix="sweep-job-") as package:
         if resume_name:

@@ -187,6 +187,8 @@ def test_an_mlflow_server_that_does_not_answer_stops_the_run_before_ray(tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: tracking.mlflow.uri: {uri} "
                                                    "does not answer (Connection refused)")
+    # the command that sends the tables later names this sweep's folder
+    assert lines[0].endswith(f"`sweep track {tmp_path / 'sweeps' / 'tiny'}` sends them later)")
     assert not (tmp_path / "sweeps").exists()  # nothing written
 
 

@@ -14,7 +14,13 @@ from typing import Literal
 import pandas as pd
 
 from orchestrator.engine import shipping
-from orchestrator.engine.run import SweepOutcome, drive, trainable, warn_on_stderr
+from orchestrator.engine.run import (
+    SweepOutcome,
+    drive,
+    track_command,
+    trainable,
+    warn_on_stderr,
+)
 from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
 from orchestrator.results.folder import read_sweep_json, read_tables, sweep_json_path
@@ -189,7 +195,7 @@ def resume_sweep(
     refuse_if_held(plan.folder)  # fast, before Ray starts; the lease is taken once it runs
     if errored == "resume":  # the data or code of trials that failed on it was fixed
         _forget_data_errors(plan.folder)
-    check_reachable(plan.spec.tracking, plan.spec.name)
+    check_reachable(plan.spec.tracking, track_command(plan.folder, plan.spec))
     return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
                  command="resume", address=address, callbacks=callbacks, warn=warn,
                  ended=plan.ended, drop_errored=errored == "restart", before=plan.trials)

@@ -287,8 +287,8 @@ def run_sweep(
     from orchestrator.trainable.table_data import check_tables
 
     check_tables(spec)  # bad data is one line here, not a traceback in every trial
-    check_reachable(spec.tracking, spec.name)  # an MLflow server that is down: one line
     folder = experiment_dir(spec)
+    check_reachable(spec.tracking, track_command(folder, spec))  # MLflow down: one line
 
     def new_name() -> None:
         if folder.exists() and not overwrite:

@@ -89,8 +89,9 @@ class MlflowTracker:
             self.client = MlflowClient(tracking_uri=self.uri)
         return self.client
 
-    def check(self, sweep_name: str) -> None:
-        """Fail with one line naming `tracking.mlflow.uri` unless the server answers."""
+    def check(self, track_command: str) -> None:
+        """Fail with one line naming `tracking.mlflow.uri` unless the server answers;
+        `track_command` sends the tables later (`sweep track ...` of this sweep)."""
         with client_environment():
             try:
                 self._client().search_experiments(max_results=1)
@@ -100,7 +101,7 @@ class MlflowTracker:
                 raise OrchestratorError(
                     f"tracking.mlflow.uri: {self.uri} does not answer ({why(exc)}); start "
                     "the MLflow server, or leave `tracking.mlflow` out of the spec (the "
-                    f"tables hold everything; `sweep track {sweep_name}` sends them later)"
+                    f"tables hold everything; `{track_command}` sends them later)"
                 ) from None
 
     def _experiment_id(self, name: str) -> str:

@@ -37,12 +37,13 @@ def client_environment(tracking: Tracking) -> contextlib.AbstractContextManager[
     return mlflow_environment()
 
 
-def check_reachable(tracking: Tracking, sweep_name: str) -> None:
-    """Before Ray starts: an MLflow server that does not answer is one line, exit 2."""
+def check_reachable(tracking: Tracking, track_command: str) -> None:
+    """Before Ray starts: an MLflow server that does not answer is one line, exit 2,
+    saying that `track_command` sends the tables later."""
     if tracking.mlflow is not None:
         from orchestrator.tracking.mlflow_runs import MlflowTracker
 
-        MlflowTracker(tracking.mlflow.uri, tracking.mlflow.experiment).check(sweep_name)
+        MlflowTracker(tracking.mlflow.uri, tracking.mlflow.experiment).check(track_command)
 
 
 def identity(sweep_json: dict[str, Any], folder: Location) -> SweepIdentity:

@@ -85,8 +85,7 @@ def is_held(folder: Location) -> bool | None:
     if folder.local is None:
         if not is_s3(folder):
             return None
-        held = ObjectLease(folder).read()
-        return held is not None and held.gone() is None
+        return ObjectLease(folder).live_holder() is not None
     path = lease_path(folder)
     if not path.is_file():
         return False
@@ -107,8 +106,7 @@ def refuse_if_held(folder: Location) -> None:
     if folder.local is None:
         if is_s3(folder):
             lease = ObjectLease(folder)
-            held = lease.read()
-            if held is not None and held.gone() is None:
+            if held := lease.live_holder():
                 raise SweepBusy(lease.refusal(held))
         return
     if is_held(folder):

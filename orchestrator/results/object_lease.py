@@ -103,6 +103,11 @@ class ObjectLease:
         return Held(holder if isinstance(holder, dict) else {}, got["ETag"],
                     max(0.0, now_s - got["LastModified"].timestamp()))
 
+    def live_holder(self) -> Held | None:
+        """The lease, when a holder that may be alive has it."""
+        held = self.read()
+        return held if held is not None and held.gone() is None else None
+
     # -- holding ---------------------------------------------------------------------
     def take(self, command: str, warn: Callable[[str], None]) -> None:
         """Create the lease, or take over one whose holder is gone; else SweepBusy."""

@@ -110,3 +110,25 @@ def test_optimizers_learn(optimizer):
 def test_bf16_autocast_runs_on_cpu():
     rows = run(Trainer(config(precision="bf16", epochs=2)))
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in rows)
+
+
+def test_a_lost_checkpoint_falls_back_to_the_newest_whole_one_on_the_storage(tmp_path):
+    """The fallback of a restore whose checkpoint Tune has deleted reads the trial's
+    folder on the sweep's storage (a pyarrow filesystem): the newest checkpoint whose
+    meta file was written (it is written last), not a half-written newer one."""
+    import pyarrow.fs as pafs
+
+    from orchestrator.trainable.trainer import META_FILE
+    from orchestrator.trainable.tune_entry import newest_complete_checkpoint
+
+    trial = tmp_path / "trial_00001"
+    fs = pafs.LocalFileSystem()
+    assert newest_complete_checkpoint(fs, str(trial)) is None  # no folder yet
+    for epoch, whole in ((1, True), (9, True), (10, True), (11, False)):
+        folder = trial / f"checkpoint_{epoch:06d}"
+        folder.mkdir(parents=True)
+        if whole:
+            (folder / META_FILE).write_text("{}")
+    (trial / "result.json").write_text("")
+    found = newest_complete_checkpoint(fs, str(trial))
+    assert found is not None and found.path == str(trial / "checkpoint_000010")

@@ -11,7 +11,6 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import ray
@@ -45,27 +44,40 @@ def device_and_threads() -> tuple[str, int]:
     return ("cuda" if use_gpu else "cpu"), threads
 
 
-def _newest_checkpoint_on_disk() -> Path | None:
-    """The trial folder's newest complete checkpoint (a shared or local storage)."""
+def newest_complete_checkpoint(fs, trial_path: str) -> tune.Checkpoint | None:
+    """The newest checkpoint in the trial's folder on the sweep's storage (`fs`, a
+    pyarrow filesystem: a shared folder or an object store) that was written whole (its
+    meta file is written last), or None."""
+    import pyarrow.fs as pafs
+
     from orchestrator.trainable.trainer import META_FILE
 
-    folder = Path(tune.get_context().get_trial_dir())
-    done = [c for c in folder.glob("checkpoint_*") if (c / META_FILE).is_file()]
-    return max(done, key=lambda c: c.name) if done else None
+    found = fs.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True))
+    names = sorted((i.base_name for i in found if i.type == pafs.FileType.Directory
+                    and i.base_name.startswith("checkpoint_")), reverse=True)
+    for name in names:  # checkpoint_000012: zero-padded, so the newest sorts first
+        if fs.get_file_info(f"{trial_path}/{name}/{META_FILE}").type == pafs.FileType.File:
+            return tune.Checkpoint(path=f"{trial_path}/{name}", filesystem=fs)
+    return None
 
 
 def _restore(trainer: Trainer, checkpoint: tune.Checkpoint) -> None:
     """Load the checkpoint Tune hands over. A restored experiment state can name one
     that Tune has since deleted (it keeps the newest few, and its snapshot of which
-    ones exist lags): then the newest checkpoint left in the trial folder is used."""
+    ones exist lags): then the newest checkpoint left in the trial's folder on the
+    sweep's storage is used (not the node's own staging folder: on a cluster the trial
+    may be restored on another node)."""
     try:
         with checkpoint.as_directory() as folder:
             trainer.load(folder)
     except FileNotFoundError:
-        newest = _newest_checkpoint_on_disk()
+        storage = tune.get_context().get_storage()
+        newest = newest_complete_checkpoint(storage.storage_filesystem,
+                                            storage.trial_fs_path)
         if newest is None:
             raise
-        trainer.load(newest)
+        with newest.as_directory() as folder:
+            trainer.load(folder)
 
 
 def checkpoint_policy(every: int | None, interval_s: float) -> Callable[[int], bool]:

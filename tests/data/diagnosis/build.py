@@ -19,8 +19,9 @@ that every such setup has curves in both parts (see `assign_split`). Every curve
 `h2-` sweep is `heldout2`: a second, fresh held-out batch, built after the first one had
 been measured; every curve of an `h3-` sweep is `heldout3`, a third one, built after the
 second had been measured; every curve of an `h4-` sweep is `heldout4`, a fourth one,
-built after the third had been measured. A split once recorded is kept when other sweeps
-are added or rebuilt.
+built after the third had been measured; every curve of an `h5-` sweep is `heldout5`, a
+fifth one, built after the fourth had been measured. A split once recorded is kept when
+other sweeps are added or rebuilt.
 
     python tests/data/diagnosis/build.py                 # (re)build every sweep
     python tests/data/diagnosis/build.py --only NAME     # add or rebuild one sweep
@@ -29,11 +30,12 @@ are added or rebuilt.
     python tests/data/diagnosis/build.py --show 'h2-*' --split heldout2
     python tests/data/diagnosis/build.py --show 'h3-*' --split heldout3 --headers
     python tests/data/diagnosis/build.py --show 'h4-*' --split heldout4 --headers
+    python tests/data/diagnosis/build.py --show 'h5-*' --split heldout5 --headers
 
 Specs name their data files relative to the repository root (where this script runs
 them from). Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel
-after it. The tables of the `ho-table-*`, `h2-`, `h3-` and `h4-` specs are made by
-`tables/make_tables.py`.
+after it. The tables of the `ho-table-*`, `h2-`, `h3-`, `h4-` and `h5-` specs are made
+by `tables/make_tables.py`.
 """
 
 from __future__ import annotations
@@ -62,12 +64,15 @@ KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.
                "config.model.activation", "config.model.dropout", "config.model.channels",
                "config.optimizer.momentum", "config.optimizer.weight_decay",
                "config.dataset.standardize", "config.dataset.noise",
-               "config.batch_scaling.rule", "config.batch_scaling.reference_batch_size"]
+               "config.batch_scaling.rule", "config.batch_scaling.reference_batch_size",
+               # added with the `h5-` sweeps (one searches it)
+               "config.optimizer.grad_clip"]
 HELDOUT_PREFIX = "ho-"
 HELDOUT2_PREFIX = "h2-"  # every curve of these sweeps is `heldout2`
 HELDOUT3_PREFIX = "h3-"  # every curve of these sweeps is `heldout3`
 HELDOUT4_PREFIX = "h4-"  # every curve of these sweeps is `heldout4`
-SPLITS = ("dev", "heldout", "heldout2", "heldout3", "heldout4")
+HELDOUT5_PREFIX = "h5-"  # every curve of these sweeps is `heldout5`
+SPLITS = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5")
 
 
 def _load_spec(spec_path: Path, overrides: list[str] = ()):
@@ -100,13 +105,15 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
     rate, each consecutive pair gives one curve to `heldout` (the one whose curve-id hash
     comes first) and the other to `dev`; a setup's odd last curve goes by its hash. Every
     curve of an `h2-` sweep is `heldout2`, of an `h3-` sweep `heldout3`, of an `h4-` sweep
-    `heldout4`."""
+    `heldout4`, of an `h5-` sweep `heldout5`."""
     if sweep.startswith(HELDOUT2_PREFIX):
         return ["heldout2"] * len(rows)
     if sweep.startswith(HELDOUT3_PREFIX):
         return ["heldout3"] * len(rows)
     if sweep.startswith(HELDOUT4_PREFIX):
         return ["heldout4"] * len(rows)
+    if sweep.startswith(HELDOUT5_PREFIX):
+        return ["heldout5"] * len(rows)
     if not sweep.startswith(HELDOUT_PREFIX):
         return ["dev"] * len(rows)
     digest = {c: hashlib.sha256(c.encode()).hexdigest() for c in rows["curve_id"]}
@@ -227,6 +234,8 @@ def _setup(t: pd.Series) -> str:
         opt += f" mom={t['config.optimizer.momentum']:g}"
     if _get(t, "config.optimizer.weight_decay"):
         opt += f" wd={t['config.optimizer.weight_decay']:g}"
+    if _get(t, "config.optimizer.grad_clip"):
+        opt += f" clip={t['config.optimizer.grad_clip']:g}"
     parts.append(opt)
     parts.append(f"{t['config.schedule.name']}")
     batch = f"bs={int(t['config.batch_size'])}"

@@ -1,5 +1,5 @@
-"""Write the small CSV tables the `ho-table-*`, `h2-*` and `h3-*` sweep specs of the
-diagnosis corpus read.
+"""Write the small CSV tables the `ho-table-*`, `h2-*`, `h3-*`, `h4-*` and `h5-*` sweep
+specs of the diagnosis corpus read.
 
 Deterministic (fixed seeds, rounded values): rerunning it rewrites the same files.
 
@@ -46,6 +46,19 @@ Added with the `h4-` sweeps:
     wide1000.csv    200 rows, 1000 features of which 10 informative (the rest noise), 2
                     balanced classes in `label`, 5% of the labels flipped: very few rows
                     for very many features (values written with 3 significant digits)
+
+Added with the `h5-` sweeps:
+
+    spheres.csv     900 rows, 6 features (standard normal), 3 balanced classes in `shell`
+                    (strings "inner", "middle", "outer") by the radius of the first 3
+                    features (concentric shells: no linear boundary), the other 3 pure
+                    noise, 4% of the labels reassigned at random
+    poly.csv        1200 rows, 5 features (4 used), a float target `t` (mean about -40,
+                    sd about 9): a polynomial with a square and an interaction plus
+                    little noise (about 2% of its variance)
+    overlap.csv     400 rows, 24 features of which 4 informative, 3 classes in `label`
+                    (integers) lying close together, 15% of the labels flipped: few,
+                    noisy rows
 """
 
 from __future__ import annotations
@@ -209,13 +222,48 @@ def wide1000() -> pd.DataFrame:
     return frame
 
 
+def spheres() -> pd.DataFrame:
+    rng = np.random.default_rng(101)
+    n = 900
+    x = rng.normal(0, 1, size=(n, 6))
+    radius = np.linalg.norm(x[:, :3], axis=1)
+    y = np.digitize(radius, np.quantile(radius, [1 / 3, 2 / 3]))
+    flip = rng.random(n) < 0.04
+    y[flip] = rng.integers(0, 3, size=flip.sum())
+    frame = pd.DataFrame(x, columns=[f"p{i}" for i in range(6)])
+    frame["shell"] = np.array(["inner", "middle", "outer"])[y]
+    return frame
+
+
+def poly() -> pd.DataFrame:
+    rng = np.random.default_rng(102)
+    n = 1200
+    x = rng.uniform(-2, 2, size=(n, 5))
+    signal = 3 * x[:, 0] ** 2 - 4 * x[:, 1] * x[:, 2] + 5 * x[:, 3]
+    y = -40 + signal - signal.mean() + rng.normal(0, 0.15 * signal.std(), size=n)
+    frame = pd.DataFrame(x, columns=[f"q{i}" for i in range(5)])
+    frame["t"] = y
+    return frame
+
+
+def overlap() -> pd.DataFrame:
+    x, y = make_classification(n_samples=400, n_features=24, n_informative=4,
+                               n_redundant=0, n_repeated=0, n_classes=3,
+                               n_clusters_per_class=1, flip_y=0.15, class_sep=0.7,
+                               shuffle=True, random_state=103)
+    frame = pd.DataFrame(x, columns=[f"o{i}" for i in range(24)])
+    frame["label"] = y
+    return frame
+
+
 FLOAT_FORMAT = {"wide1000.csv": "%.3g"}  # a large table: fewer digits
 
 TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": regression,
           "wide.csv": wide, "prices.csv": prices, "classes20.csv": classes20,
           "linear.csv": linear, "unit.csv": unit, "imbalanced.csv": imbalanced,
           "tiny3.csv": tiny3, "corr5.csv": corr5, "heavytail.csv": heavytail,
-          "wide1000.csv": wide1000}
+          "wide1000.csv": wide1000, "spheres.csv": spheres, "poly.csv": poly,
+          "overlap.csv": overlap}
 
 if __name__ == "__main__":
     import sys

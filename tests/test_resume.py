@@ -115,6 +115,30 @@ def test_driver_killed_then_resumed_loses_and_repeats_nothing(tmp_path, ray_addr
 
 
 @pytest.mark.slow
+def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_address):
+    """Tune adds a restored sweep's ended trials to HyperBand's brackets again, where
+    Ray's scheduler waited for their results for good: the resumed sweep never ended
+    (orchestrator/engine/hyperband.py). The CLI's timeout bounds the test."""
+    spec = slow_spec(tmp_path, "hb-killed")
+    spec["scheduler"] = {"name": "hyperband", "reduction_factor": 2}
+    path = write_spec(tmp_path, spec)
+    results = tmp_path / "sweeps" / "hb-killed" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
+                                   "--quiet")) as proc:
+        # late enough that Tune's own snapshot holds ended trials
+        wait_for(lambda: ended_trials(results) >= TRIALS - 2 or proc.poll() is not None, 120,
+                 "four trials to end")
+        assert proc.poll() is None, "the sweep ended before the kill"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, "--quiet",
+                        timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = read_trials(results)
+    assert len(trials) == TRIALS and trials[schema.STOP_REASON].notna().all()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_or_terminated_then_resumed(tmp_path, ray_address, sig, code):
     path = write_spec(tmp_path, slow_spec(tmp_path, "stopped"))

@@ -39,8 +39,12 @@ def test_every_scheduler_runs_a_sweep_to_valid_results(tmp_path, ray_address, na
                "hyperband": {"reduction_factor": 2},
                "median": {"grace_period": 1, "min_samples_required": 1},
                "pbt": {"perturbation_interval": 1}}.get(name, {})
-    outcome = sweep(tmp_path, name=name, num_samples=4, scheduler={"name": name, **options})
+    # the budget only bounds the test should a scheduler leave trials waiting for good
+    outcome = sweep(tmp_path, name=name, num_samples=4, scheduler={"name": name, **options},
+                    time_budget_s=150)
     trials, history = outcome.trials, outcome.history
+    sweep_json = json.loads((outcome.results_dir / schema.SWEEP_FILE).read_text())
+    assert sweep_json["budget_stopped"] == []  # every sweep ended by itself
     assert len(trials) == 4 and outcome.errored == 0
     assert (trials["status"] == "terminated").all()
     assert trials["stop_reason"].isin(schema.STOP_REASONS).all()

@@ -10,24 +10,42 @@ bracket is not at its last one: `on_trial_remove` skips a bracket already halved
 (`finished()`). The paused trials then wait for a rung nobody settles, and the sweep
 never ends (seen in this project's CI: two trials PAUSED at max_t, the Tune loop spinning).
 
-This subclass settles the rung on every removal that leaves all live trials at it.
+This subclass settles the rung on every removal that leaves all live trials at it. It
+also mends two more ways to the same end: a trial still saving its pause when the rung
+at max_t is settled (Ray stops PAUSED trials only), and a restored sweep, whose ended
+trials Tune adds to brackets again, where they wait for results that never come.
 """
 
 from __future__ import annotations
 
-from ray.tune.schedulers import HyperBandScheduler
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import HyperBandScheduler, TrialScheduler
 
 
 class SettlingHyperBand(HyperBandScheduler):
-    """`HyperBandScheduler` whose rung is settled when its last unfinished trial ends."""
+    """`HyperBandScheduler` whose rung is settled when its last unfinished trial ends,
+    that stops a trial still saving its pause at max_t, and that lets a restored sweep's
+    ended trials out of their brackets."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._settling = False
+    _settling = False  # a class default: an unpickled older scheduler has no such field
+
+    def on_trial_add(self, tune_controller, trial):
+        super().on_trial_add(tune_controller, trial)
+        if trial.status in (Trial.TERMINATED, Trial.ERROR):
+            # a restored experiment adds its ended trials too: they never report, and
+            # their rung would wait for them for good
+            self._trial_info[trial][0].cleanup_trial(trial)
 
     def _process_bracket(self, tune_controller, bracket):
         settling, self._settling = self._settling, True
         try:
+            if bracket.cur_iter_done() and bracket.finished():
+                # Ray's cleanup_full stops PAUSED trials only: one whose pause is still
+                # being saved would wake up PAUSED with nobody left to stop it
+                for trial in bracket.current_trials():
+                    if trial.status == Trial.PAUSED or trial.is_saving:
+                        tune_controller.stop_trial(trial)
+                return TrialScheduler.STOP
             return super()._process_bracket(tune_controller, bracket)
         finally:
             self._settling = settling
@@ -41,3 +59,26 @@ class SettlingHyperBand(HyperBandScheduler):
             return
         # at max_t this stops the waiting trials (they are done), else it halves the rung
         self._process_bracket(tune_controller, bracket)
+
+
+def settling(scheduler):
+    """The scheduler a restored sweep continues with: a plain `HyperBandScheduler`
+    unpickled from a sweep started before this class existed becomes one (same state)."""
+    if type(scheduler) is HyperBandScheduler:
+        scheduler.__class__ = SettlingHyperBand
+    return scheduler
+
+def concurrency_warning(trials: int, max_concurrent: int | None) -> str | None:
+    """Why synchronous HyperBand would stop few or no trials of a sweep of `trials` run
+    at most `max_concurrent` at a time, or None. Ray fills a bracket with the trials that
+    exist together (a finished one frees its place, so the next trial joins the same
+    bracket), a rung waits for all its live trials, and Tune counts a paused trial
+    against max_concurrent_trials. Measured here (8 trials of 8 epochs, reduction 2):
+    limits 2, 3, 4 and 5 stopped none, no limit stopped 2."""
+    if max_concurrent is None or max_concurrent >= trials:
+        return None
+    return (f"scheduler: synchronous HyperBand halves a bracket only when its trials exist "
+            f"together, and max_concurrent_trials {max_concurrent} (of {trials} trials) "
+            "keeps them apart: it will stop few or no trials; leave max_concurrent_trials "
+            "out (the CPUs and GPUs asked per trial still bound how many run at once), or "
+            "use asha")

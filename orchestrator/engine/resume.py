@@ -144,6 +144,7 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     from ray import tune
 
     from orchestrator.engine.asha_replay import replay_history
+    from orchestrator.engine.hyperband import settling
     from orchestrator.engine.stoppers import StopEnded
 
     _quiet_deleted_checkpoint_noise()
@@ -161,8 +162,9 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     run_config.callbacks = callbacks
     if plan.ended:
         run_config.stop = StopEnded(plan.ended)
-    replay_history(tuner._local_tuner._tune_config.scheduler, _metric_rows(plan),
-                   plan.spec.mode)
+    scheduler = settling(tuner._local_tuner._tune_config.scheduler)
+    tuner._local_tuner._tune_config.scheduler = scheduler
+    replay_history(scheduler, _metric_rows(plan), plan.spec.mode)
     return tuner
 
 

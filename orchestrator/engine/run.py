@@ -164,6 +164,8 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     one-line warnings for the user."""
     from ray.tune.logger import JsonLoggerCallback
 
+    from orchestrator.engine.context import build_context
+    from orchestrator.engine.schedulers import scheduler_warning
     from orchestrator.engine.stoppers import NoRetryOfDataErrors
     from orchestrator.engine.storage_guard import (
         StorageGuard,
@@ -186,6 +188,8 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         may_write()
         if address:
             _warn_if_storage_is_not_shared(spec, warn)
+        if line := scheduler_warning(spec.scheduler, spec.trial_count, build_context(spec)):
+            warn(line)
         if fresh:
             folder.delete()
         begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))

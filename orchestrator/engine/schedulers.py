@@ -75,6 +75,15 @@ FACTORIES = {"asha": _asha, "hyperband": _hyperband, "median": _median, "pbt": _
              "fifo": _fifo}
 
 
+def scheduler_warning(options: Options, trials: int, context: BuildContext) -> str | None:
+    """A line for the user when the scheduler, as configured, cannot do its job."""
+    if options.name == "hyperband":
+        from orchestrator.engine.hyperband import concurrency_warning
+
+        return concurrency_warning(trials, context.max_concurrent_trials)
+    return None
+
+
 def create_scheduler(options: Options, context: BuildContext):
     """The Ray Tune scheduler for validated options."""
     return FACTORIES[options.name](options, context)

@@ -224,7 +224,39 @@ def test_an_s3_lease_not_renewed_is_taken_over_and_its_old_holder_hears_of_it(
         assert "not renewed for" in second_heard[0] and "taken over" in second_heard[0]
         assert first.renew() is False  # its next renewal finds the lease taken
         assert len(first_heard) == 1 and "was taken over by another driver" in first_heard[0]
+        assert first.lost and "taken over" in first.lost  # the driver's guard stops on it
         first.release()  # no longer its lease: left alone
         assert ObjectLease(folder).read().holder["command"] == "resume"
+        # a write of the holder's own whose answer was lost, retried by the client, meets
+        # its own lease (412): it is the holder's, not someone else's
+        assert second._put(IfNoneMatch="*") is True
+        assert second.renew() is True and not second_heard[1:]
         second.release()
         assert ObjectLease(folder).read() is None
+
+
+def test_an_s3_lease_of_a_dead_pid_elsewhere_is_not_taken_for_gone(s3):
+    """A pid names one process only on one machine's boot and pid namespace: a lease
+    written from another (a container with the host's name, another boot) whose pid is
+    not alive here is still held until it goes stale."""
+    import json
+
+    import boto3
+
+    from orchestrator.results.object_lease import ObjectLease, process_space
+
+    uri, env = s3
+    endpoint = "http://" + uri.split("endpoint_override=")[1].split("&")[0]
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    with credentials(env):
+        folder = open_storage(uri) / "elsewhere"
+        lease = ObjectLease(folder)
+        for where, gone in ((process_space() + "-other-container", False),
+                            (process_space(), True)):
+            client.put_object(Bucket=lease.bucket, Key=lease.key, Body=json.dumps(
+                {"command": "run", "pid": pid, "host": "x", "where": where}).encode())
+            assert (lease.read().gone() is not None) is gone

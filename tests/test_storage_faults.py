@@ -278,6 +278,27 @@ def test_the_guard_stops_tune_once_at_the_first_refusal(usr1):
     assert guard.failure == "Read-only file system"  # the first refusal
 
 
+def test_a_lease_taken_over_stops_tune_and_the_tables_writes(usr1):
+    """The sweep's lease on an object store taken over by another driver (this one was
+    taken for gone): the guard stops Tune as on Ctrl-C and the sink writes no more."""
+    from orchestrator.engine.storage_guard import StorageGuard
+
+    class Sink:
+        storage_error = None
+        stopped_writing = False
+
+    lost: list[str] = []
+    guard = StorageGuard(Sink(), lease_lost=lambda: lost[0] if lost else None)
+    guard.on_step_end(1, [])
+    assert guard.lease_lost is None and usr1 == [] and not guard.sink.stopped_writing
+    lost.append("the lease s3://b/.x.lease was taken over by another driver")
+    guard.on_step_end(2, [])
+    guard.on_step_end(3, [])
+    time.sleep(0.01)
+    assert usr1 == ["SIGUSR1"] and guard.sink.stopped_writing
+    assert guard.lease_lost == guard.failure == lost[0]
+
+
 class Shown(logging.Handler):
     """What a logger passed on to its handlers (the screen)."""
 

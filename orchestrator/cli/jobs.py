@@ -53,8 +53,8 @@ _insecure = click.option("--insecure", is_flag=True,
 @click.argument("spec_path", metavar="SPEC", required=False,
                 type=click.Path(dir_okay=False))
 @_address
-@click.option("--storage", help="Absolute path of a folder every node sees (default: the "
-              "spec's storage, which must then be absolute).")
+@click.option("--storage", help="Absolute path of a folder every node sees, or an object "
+              "store URI (default: the spec's storage, which must then be one of those).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
 @click.option("--resume", "resume_name", metavar="NAME",

@@ -23,7 +23,7 @@ from orchestrator import environ
 from orchestrator.engine import shipping
 from orchestrator.engine.interrupts import sigterm_as_sigint
 from orchestrator.engine.ray_session import ray_session
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, StorageFailed
 from orchestrator.results import schema
 from orchestrator.results.lease import refuse_if_held, sweep_lease
 from orchestrator.results.provenance import begin_segment, end_segment
@@ -183,7 +183,7 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     # the storage refuses from here on is one line (storage_guard), exit 4.
     with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env), \
             storage_errors(folder, resume_command(folder, spec)), \
-            sweep_lease(folder, command, warn), sigterm_as_sigint() as received, \
+            sweep_lease(folder, command, warn) as lease, sigterm_as_sigint() as received, \
             tune_environment():
         may_write()
         if address:
@@ -195,7 +195,8 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
                            ended=ended, drop_errored=drop_errored)
-        guard = StorageGuard(sink)  # a write the storage refuses stops it as Ctrl-C does
+        # a write the storage refuses, or a lease taken over, stops it as Ctrl-C does
+        guard = StorageGuard(sink, lease_lost=lambda: lease.lost if lease else None)
         tracking = _tracking(spec, folder, sink, warn)
         started = time.monotonic()
         with tune_refusals_to(guard), whole_tune_files():
@@ -218,6 +219,9 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     own = [c for c in history.columns if c not in schema.HISTORY_COLUMNS]
     if own:  # a user's loop's own metrics: float columns of both tables
         write_end["loop_metrics"] = {name: "float64" for name in sorted(own)}
+    if guard.lease_lost:  # another driver writes this sweep now: nothing more from this one
+        raise StorageFailed(f"lease: {guard.lease_lost}; this driver stopped as on Ctrl-C "
+                            f"and wrote no more: see `sweep ls` for who writes it now")
     if guard.failure:  # stopped as on Ctrl-C; sweep.json says why where it can be written
         write_end["status"] = "interrupted"
         with contextlib.suppress(OSError):

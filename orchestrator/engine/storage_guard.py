@@ -25,7 +25,7 @@ import re
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,10 @@ class StorageGuard(Callback):
     """Stops the sweep at the first write the storage refused (the module's docstring).
     `problem` says why, in the system's words ('No space left on device')."""
 
-    def __init__(self, sink: Any):
+    def __init__(self, sink: Any, lease_lost: Callable[[], str | None] = lambda: None):
         self.sink = sink
+        self._lease_lost = lease_lost
+        self.lease_lost: str | None = None  # why the sweep's lease is another driver's
         self.problem: str | None = None  # set when the guard asked Tune to stop
         self.noticed: str | None = None  # a refusal Tune logged, acted on at the step's end
 
@@ -77,7 +79,11 @@ class StorageGuard(Callback):
             self.refused(str(result[STORAGE_ERROR]))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if self.sink.storage_error is not None:
+        if self.lease_lost is None and (lost := self._lease_lost()) is not None:
+            self.lease_lost = lost
+            self.sink.stopped_writing = True  # the tables are the new holder's now
+            self.refused(lost)
+        elif self.sink.storage_error is not None:
             self.refused(strerror(self.sink.storage_error))
         elif self.noticed is not None:
             self.refused(self.noticed)

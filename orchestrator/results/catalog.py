@@ -24,7 +24,10 @@ def _state(sweep: dict, folder) -> str:
     if status == "unknown":
         return "unknown (sweep.json is missing)"
     if status == "running":
-        held = is_held(folder)  # the driver's lease tells a live one from a dead one
+        try:
+            held = is_held(folder)  # the driver's lease tells a live one from a dead one
+        except OrchestratorError:  # a lease the store will not show (no read permission)
+            return "running (its lease is unreadable here)"
         if held is None:
             return "running (or its driver died: sweep resume)"
         return "running" if held else "killed (its driver died): sweep resume"

@@ -37,14 +37,16 @@ def lease_path(folder: Location):
 @contextlib.contextmanager
 def sweep_lease(folder: Location, command: str,
                 warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-                ) -> Iterator[None]:
+                ) -> Iterator[ObjectLease | None]:
     """Hold the lease of the sweep in `folder` for the body of the `with`; a lease held
     by another driver is one line (exit 2) naming who holds it and since when. `warn`
-    takes the line that says a lease of a gone holder was taken over (object stores)."""
+    takes the line that says a lease of a gone holder was taken over (object stores).
+    Yields the object store's lease, whose `lost` says when another driver took it over
+    (a flock is never taken from a live holder: None)."""
     if folder.local is None:
         if is_s3(folder):
-            with object_lease(folder, command, warn):
-                yield
+            with object_lease(folder, command, warn) as lease:
+                yield lease
         else:
             yield  # no lease on other object stores (see the module's docstring)
         return
@@ -71,7 +73,7 @@ def sweep_lease(folder: Location, command: str,
                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         path.write_text(json.dumps(holder))
         try:
-            yield
+            yield None
         finally:
             with contextlib.suppress(OSError):  # a storage that takes no writes now
                 os.truncate(path, 0)  # released: nobody holds it

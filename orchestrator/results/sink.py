@@ -65,6 +65,8 @@ class ResultsSink(Callback):
         self.metric, self.mode = metric, mode
         self.time_budget_s = time_budget_s
         self.min_interval_s = min_interval_s
+        # set when the sweep's lease was taken over: the tables are another driver's now
+        self.stopped_writing = False
         self.trials_table = PartedTable(
             results / schema.TRIALS_FILE, results / schema.TRIALS_PARTS_DIR,
             lambda rows, path: write_trial_rows(rows, path, metric), max_parts)
@@ -129,7 +131,7 @@ class ResultsSink(Callback):
 
     def flush(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._written < self.min_interval_s:
+        if self.stopped_writing or (not force and now - self._written < self.min_interval_s):
             return
         started = time.perf_counter()
         with self._refused_writes_kept():
@@ -140,6 +142,8 @@ class ResultsSink(Callback):
 
     def write_whole(self) -> None:
         """Each table one file with every row (the end of a sweep: no parts left)."""
+        if self.stopped_writing:
+            return
         started = time.perf_counter()
         with self._refused_writes_kept():
             self.trials_table.finish()

@@ -89,20 +89,22 @@ class MlflowTracker:
             self.client = MlflowClient(tracking_uri=self.uri)
         return self.client
 
-    def check(self, track_command: str) -> None:
+    def check(self, track_command: str | None) -> None:
         """Fail with one line naming `tracking.mlflow.uri` unless the server answers;
-        `track_command` sends the tables later (`sweep track ...` of this sweep)."""
+        `track_command` sends the tables later (`sweep track ...` of this sweep; None
+        when this is `sweep track`)."""
         with client_environment():
             try:
                 self._client().search_experiments(max_results=1)
             except OrchestratorError:
                 raise
             except Exception as exc:
+                then = ("the MLflow server, or leave `tracking.mlflow` out of the spec (the "
+                        f"tables hold everything; `{track_command}` sends them later)"
+                        if track_command else "the MLflow server and run this again")
                 raise OrchestratorError(
                     f"tracking.mlflow.uri: {self.uri} does not answer ({why(exc)}); start "
-                    "the MLflow server, or leave `tracking.mlflow` out of the spec (the "
-                    f"tables hold everything; `{track_command}` sends them later)"
-                ) from None
+                    + then) from None
 
     def _experiment_id(self, name: str) -> str:
         client = self._client()

@@ -53,7 +53,7 @@ def replay(folder: Location, tracking: Tracking) -> Replayed:
                                 f"folder, and {folder} is on an object store")
     refuse_if_held(folder)  # a running driver sends its own rows
     tables = load_sweep(folder)
-    check_reachable(tracking, "sweep track")
+    check_reachable(tracking, None)  # this is `sweep track`
     trackers = trackers_for(tracking, folder)
     where = [t.where for t in trackers]
     mirror = Mirror(trackers, lambda line: None, resend_hint="sweep track")

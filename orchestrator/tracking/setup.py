@@ -37,7 +37,7 @@ def client_environment(tracking: Tracking) -> contextlib.AbstractContextManager[
     return mlflow_environment()
 
 
-def check_reachable(tracking: Tracking, track_command: str) -> None:
+def check_reachable(tracking: Tracking, track_command: str | None) -> None:
     """Before Ray starts: an MLflow server that does not answer is one line, exit 2,
     saying that `track_command` sends the tables later."""
     if tracking.mlflow is not None:

@@ -63,6 +63,11 @@ class StorageGuard(Callback):
         self.problem: str | None = None  # set when the guard asked Tune to stop
         self.noticed: str | None = None  # a refusal Tune logged, acted on at the step's end
 
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks into the experiment state; the lease (and its store
+        # client) is this driver's alone: a restored guard starts with none
+        return {**self.__dict__, "_lease_lost": _no_lease}
+
     def refused(self, problem: str) -> None:
         if self.problem is not None:
             return  # asked to stop already
@@ -94,6 +99,10 @@ class StorageGuard(Callback):
         loop: the sink's and Tune's last writes come after its last step)."""
         sink_error = self.sink.storage_error
         return self.problem or self.noticed or (strerror(sink_error) if sink_error else None)
+
+
+def _no_lease() -> None:
+    return None
 
 
 def _refusal_in(record: logging.LogRecord) -> str | None:

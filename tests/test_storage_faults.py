@@ -416,3 +416,45 @@ def test_a_cut_tune_state_is_one_line_not_a_fresh_start(tmp_path):
     older.write_text("{}")
     assert "move it aside to resume from the state the run before saved" in invoke(
         "resume", str(folder), "--quiet").stderr
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_sweep_json_s_last_write_is_one_line_and_resume_records_the_end(
+        tmp_path, ray_address, monkeypatch):
+    """The tables are written, then the disk fills before sweep.json records the end:
+    one line, exit 4, nothing lost; `sweep resume` runs nothing again and records it."""
+    from orchestrator.engine import resume as resume_module
+    from orchestrator.engine import run as run_module
+    from orchestrator.engine.run import run_sweep
+    from orchestrator.results.folder import read_trials
+    from orchestrator.spec import spec_from_mapping
+    from tests.helpers import tiny_spec
+
+    ended = run_module.end_segment
+
+    def refused(results_dir, spec, **fields):
+        if fields.get("status") == "finished":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(results_dir))
+        ended(results_dir, spec, **fields)
+
+    monkeypatch.setattr(run_module, "end_segment", refused)
+    spec = spec_from_mapping(tiny_spec(tmp_path, name="last-write"))
+    with pytest.raises(StorageFailed) as failed:
+        run_sweep(spec)
+    folder = tmp_path / "sweeps" / "last-write"
+    assert str(failed.value) == (
+        f"storage: cannot write {folder / schema.RESULTS_DIR / schema.SWEEP_FILE} (No space "
+        f"left on device); the sweep ran to its end and its tables are written: make room, "
+        f"then `sweep resume {folder}` records its end")
+    assert failed.value.exit_code == 4
+    results = folder / schema.RESULTS_DIR
+    assert json.loads((results / schema.SWEEP_FILE).read_text())["status"] == "running"
+    trials = read_trials(results)
+    assert len(trials) == 2 and trials[schema.STOP_REASON].notna().all()
+
+    monkeypatch.setattr(run_module, "end_segment", ended)  # space is back
+    outcome = resume_module.resume_sweep(resume_module.plan_resume(
+        run_module.open_storage(str(folder))))
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["status"] == "finished" and sweep["segments"][-1]["trials_ended"] == 0
+    assert len(outcome.trials) == 2

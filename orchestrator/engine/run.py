@@ -23,7 +23,7 @@ from orchestrator import environ
 from orchestrator.engine import shipping
 from orchestrator.engine.interrupts import sigterm_as_sigint
 from orchestrator.engine.ray_session import ray_session
-from orchestrator.errors import OrchestratorError, StorageFailed
+from orchestrator.errors import OrchestratorError, StorageFailed, storage_problem, strerror
 from orchestrator.results import schema
 from orchestrator.results.lease import refuse_if_held, sweep_lease
 from orchestrator.results.provenance import begin_segment, end_segment
@@ -227,7 +227,16 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         with contextlib.suppress(OSError):
             end_segment(results_dir, resolved, reason=f"storage: {guard.failure}", **write_end)
         raise storage_failed(folder, guard.failure, resume_command(folder, spec))
-    end_segment(results_dir, resolved, **write_end)
+    try:
+        end_segment(results_dir, resolved, **write_end)
+    except OSError as exc:  # the disk filled up between the tables and sweep.json
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        raise StorageFailed(
+            f"storage: cannot write {results_dir / schema.SWEEP_FILE} ({strerror(problem)}); "
+            "the sweep ran to its end and its tables are written: make room, then "
+            f"`{resume_command(folder, spec)}` records its end") from None
     return outcome
 
 

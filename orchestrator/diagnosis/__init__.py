@@ -41,19 +41,23 @@ Labels, the first rule that fits wins:
   lr_too_low /  never beat chance, the loss at the chance level or above: a curve that
   lr_too_high   goes one way, however slowly, is a rate too small to move the weights; a
                 fast move of either loss, or a validation loss that goes back and forth
-                more than it goes anywhere, a rate too large to learn (never a capacity
-                limit: nothing shows one)
+                more than it goes anywhere (unless the train loss descends one way
+                faster: batch-norm noise under a tiny rate), a rate too large to learn
   underfitting  the validation loss fell well below chance, then train and validation
                 levelled off together (over 3 epochs at least), both far above zero, at
                 the same level, at a rate that still moves weights: the levelled stretch
                 within 2x of the peak rate, not settled by a decaying schedule (its fall
                 counted from the chance loss: the way down to it is the class
-                frequencies, learnt by an output bias at any rate)
+                frequencies, learnt by an output bias at any rate); or, never beating
+                chance, a train loss that descended smoothly to the chance loss (from an
+                untrained loss within 2-10% above it) or 5% below it, and stopped there
   lr_too_low    the loss barely left its start; or a run that completed (or was early
                 stopped) still improving at its end (train and validation still falling
-                to new lows, or the objective beyond its best before; a validation loss
-                still at the chance level need not fall along), unless its schedule had
-                cut the rate tenfold and its loss is low: that last gain is the annealing
+                to new lows, or the objective beyond its best before at a pace that, kept
+                up for as many epochs again, would take 39% off the validation loss; a
+                validation loss still at the chance level need not fall along), unless
+                its schedule had cut the rate tenfold and its loss is low: that last gain
+                is the annealing
   healthy       none of the above
 
 Every threshold is a named constant with the reason for its value. Train-loss rises are

@@ -265,6 +265,12 @@ class Curves:
         return min(self.late_fall(values),
                    min(values[:-self.late]) - self.level(values, -1))
 
+    def pace(self, values: Sequence[float]) -> float:
+        """How fast a positive curve fell per epoch over the `late` epochs at the end, in
+        log terms, between levels (0.01: 1% lower each epoch; negative when it rose)."""
+        a, b = self.level(values, -self.late - 1), self.level(values, -1)
+        return math.log(a / b) / self.late if a > 0 and b > 0 else 0.0
+
     @property
     def fall_top(self) -> float:
         """Where the train loss's fall is counted from: its start, or the chance loss

@@ -18,8 +18,10 @@ from .thresholds import (
     DECAYED,
     FAR_ABOVE,
     FAR_FROM_ZERO,
+    FAR_TO_GO,
     FAST_MOVE,
     FAST_TRAIN_MOVE,
+    FLAT,
     JUDGE_SHARE,
     MIN_JUDGE,
     NEAR_CHANCE,
@@ -317,8 +319,10 @@ def _decayed_stall(c: Curves) -> Diagnosis | None:
 
 def _not_learning(c: Curves) -> Diagnosis | None:
     """Never beat chance, the validation loss never well below the chance loss: the rate
-    is the suspect, never the capacity. Which way: a rate too small moves the losses
-    smoothly and slowly; one too large moves them fast or makes them jump."""
+    is the suspect, unless the train loss descended smoothly to the chance band and
+    stopped there (`_stopped_at_chance`: the capacity). Which way: a rate too small moves
+    the losses smoothly and slowly (the train loss downhill, one way, whatever the
+    validation loss does); one too large moves them fast or makes them jump."""
     if c.n < 2 or c.learned() or min(c.val) < (1 - NEAR_CHANCE) * c.chance_loss:
         return None
     if c.learned() is None and min(c.val) < (1 - BARELY_MOVED) * c.start:
@@ -344,10 +348,22 @@ def _not_learning(c: Curves) -> Diagnosis | None:
             f"not learning: {level}, {score}; yet the train loss moved "
             f"{num(c.train[i])} -> {num(c.train[i + 1])} in one epoch (epoch {c.epochs[i + 1]}) "
             f"at {c.lr_text(0, c.n - 1)}: steps too large to learn, not too small"))
+    if _stopped_at_chance(c):
+        return None  # a smooth descent that stopped: the model, not the rate (underfitting)
     # a rate too small moves the validation loss one way, downhill, however slowly; one
-    # that goes back and forth more than it goes anywhere was moved by steps too large
+    # that goes back and forth more than it goes anywhere was moved by steps too large ...
     wander = back_and_forth(c.val)
     progress = abs(math.log(c.val[-1] / c.val[0])) / (c.n - 1) if min(c.val) > 0 else 0.0
+    # ... unless the train loss descends, one way, faster than the validation loss goes
+    # back and forth: the weights move steadily downhill, and what lifts the validation
+    # loss about is not the steps (batch-norm statistics, a small split)
+    descent = _descent(c.train)
+    if wander > max(progress, WANDER) and descent > wander:
+        return Diagnosis("lr_too_low", (
+            f"not learning: {level}, {score}; the val loss goes back and forth "
+            f"({100 * wander:.2g}% per epoch beyond its trend), but the train loss descends "
+            f"one way faster, {num(c.train[1])} -> {num(c.train[-1])} ({100 * descent:.2g}% "
+            f"per epoch): a rate too small, at {c.lr_text(0, c.n - 1)}"))
     if wander > max(progress, WANDER):
         return Diagnosis("lr_too_high", (
             f"not learning: {level}, {score}; the val loss goes back and forth between "
@@ -359,6 +375,43 @@ def _not_learning(c: Curves) -> Diagnosis | None:
         f"{num(c.train[0])} -> {num(c.train[-1])}) at {c.lr_text(0, c.n - 1)}"))
 
 
+def _descent(train: Sequence[float]) -> float:
+    """How fast a train loss descends one way from its second epoch on (per epoch, in
+    log terms): its net fall, when that exceeds its own back-and-forth; else 0. The first
+    epoch's mean is over the weights' first steps (the output bias finding the class
+    frequencies, a spike), not the rate's steady work."""
+    train = train[1:]
+    if len(train) < 3 or min(train) <= 0:
+        return 0.0
+    net = math.log(train[0] / train[-1]) / (len(train) - 1)
+    return net if net > back_and_forth(train) else 0.0
+
+
+def _stopped_at_chance(c: Curves) -> bool:
+    """A model whose validation loss never left the chance band, whose train loss
+    descended to the chance loss (from an untrained model's loss above it by more than
+    FLAT, within the chance band) or below it (by more than BARELY_MOVED of it) and
+    stopped there: its last `late` epochs barely moved it, by less than BARELY_MOVED of
+    its fall from its start (here 0-3%). A rate that moved the weights that far is not
+    too small to move them further (a rate too small still creeps down at its end: 15-25%
+    of such a fall here, more than STILL_FALLING's levelled, so stricter than it),
+    and steps too large to learn were caught before (a fast move of either loss); what
+    stops a descent at the class frequencies, or just below them, is the model: too
+    little capacity to learn more (here 1-4 units in a 4-deep net at Adam 3e-3, the train
+    loss 2.41 -> 2.302 against a chance loss of 2.309, flat for 20 epochs; a 1-unit table
+    net levelled 7% below the chance loss). An untrained loss far above the chance band
+    (unscaled targets) plunges to it in a few steps at any rate: a creep after that
+    plunge looks flat beside it, and is no evidence."""
+    if c.n < MIN_JUDGE or c.learned() or min(c.val) < WELL_BELOW * c.chance_loss:
+        return False
+    end = c.level(c.train, -1)
+    fall = c.train_start - end
+    if fall <= 0 or c.late_fall(c.train) >= BARELY_MOVED * fall:
+        return False
+    return end < (1 - BARELY_MOVED) * c.chance_loss or \
+        (end <= c.chance_loss and (1 + FLAT) < c.start / c.chance_loss <= 1 + NEAR_CHANCE)
+
+
 def _underfitting(c: Curves) -> Diagnosis | None:
     """Evidence of a capacity limit: the model learned (validation well below chance),
     then train and validation levelled off together far above zero, at a rate that
@@ -366,18 +419,29 @@ def _underfitting(c: Curves) -> Diagnosis | None:
     peak rate. A run whose schedule then cut the rate shows no such stretch: a decay
     flattens any curve, and one that had levelled before it was settled by its schedule,
     not shown to lack capacity (a stall that came with the cut was caught before)."""
-    if not _levelled(c) or c.share(c.level(c.train, -1)) <= FAR_ABOVE:
+    stopped = _stopped_at_chance(c)
+    if not (_levelled(c) or stopped) or c.share(c.level(c.train, -1)) <= FAR_ABOVE:
         return None
     full = c.last_at_full_rate()
     if full is not None and full < c.n - 1:
         return None
-    val_end = c.level(c.val, -1)
-    if val_end > WELL_BELOW * c.chance_loss or not c.val_tracks():
+    val_end, train_end = c.level(c.val, -1), c.level(c.train, -1)
+    if not (val_end <= WELL_BELOW * c.chance_loss or stopped) or not c.val_tracks():
         return None
     if c.share(val_end) <= FAR_ABOVE:
         return None  # the model itself (eval mode) is near what the data allows: no limit
-    if val_end - c.level(c.train, -1) > UNDERFIT_GAP * c.chance_loss:
+    if val_end - train_end > UNDERFIT_GAP * c.chance_loss:
         return None  # it fits its training set better than it generalises: not capacity
+    if stopped and val_end > WELL_BELOW * c.chance_loss:
+        fall = c.train_start - train_end
+        return Diagnosis("underfitting", (
+            f"the val loss never left the chance band ({num(c.val[-1])}, "
+            f"{pct(val_end / c.chance_loss)} of the chance loss), but the train loss fell "
+            f"smoothly from {num(c.train_start)} to {num(c.train[-1])} "
+            f"({pct(train_end / c.chance_loss)} of the chance loss) and stopped there: the "
+            f"last {c.late} epochs brought {pct(c.late_fall(c.train) / fall)} of its fall, at "
+            f"{c.lr_text(c.n - 1, c.n - 1)}: a rate that moved the weights that far, and no "
+            f"further, is neither too small nor too large: too little capacity for this data"))
     return Diagnosis("underfitting", (
         f"train loss fell from {num(c.train_start)} and levelled off at {num(c.train[-1])} "
         f"({pct(c.train[-1] / c.chance_loss)} of the chance loss; the last {c.late} epochs "
@@ -444,7 +508,10 @@ def _short_still_improving(c: Curves) -> Diagnosis | None:
 def _objective_still_improving(c: Curves) -> Diagnosis | None:
     """The objective's best is its last epoch (or the one before) and the last third of
     the run improved it beyond what counts as overfitting the other way: beyond the best
-    it had reached before (winning back a dip, as after a warm restart, is no progress)."""
+    it had reached before (winning back a dip, as after a warm restart, is no progress);
+    and the run had far to go: the validation loss's pace at the end, kept up for as many
+    epochs again, would take FAR_TO_GO off it (a curve levelling off gains a little every
+    epoch too; weak evidence reads healthy)."""
     use_score, values, name = c.objective()
     goodness = list(values) if use_score else [-v for v in values]
     if not all(math.isfinite(v) for v in goodness):
@@ -455,10 +522,16 @@ def _objective_still_improving(c: Curves) -> Diagnosis | None:
     needed = OVERFIT_ACC_DROP if use_score else OVERFIT_LOSS_RISE * abs(before)
     if best_i < c.n - 2 or gain <= max(needed, NOISE_K * noise_scale(values)):
         return None
+    ahead = c.pace(c.val) * c.n
+    if ahead < FAR_TO_GO:
+        return None  # levelling: as many epochs again at its final pace would gain little
     return Diagnosis("lr_too_low", (
         f"{name} still improving at the end: {num(values[best_i])} at epoch "
         f"{c.epochs[best_i]}, beyond its best {num(before if use_score else -before)} "
-        f"before the last {c.third} epochs, train loss still {num(c.train[-1])}, at "
+        f"before the last {c.third} epochs, the val loss still falling "
+        f"{pct(1 - math.exp(-c.pace(c.val)))} per epoch ({num(c.level(c.val, -c.late - 1))} -> "
+        f"{num(c.level(c.val, -1))}; as many epochs again at that pace: "
+        f"{pct(1 - math.exp(-ahead))} lower), train loss still {num(c.train[-1])}, at "
         f"{c.lr_text(c.n - 1, c.n - 1)}"))
 
 

@@ -107,7 +107,7 @@ def test_learned_then_collapsed_to_chance_is_not_healthy():
     assert "0.77" in found.reason and "collapsed to chance at epoch 6" in found.reason
 
 
-# -- the chance level is the rate's doing, never capacity ----------------------------
+# -- the chance level is the rate's doing (unless a smooth descent stopped there) ------
 
 def test_a_loss_at_the_chance_level_at_a_tiny_rate_is_lr_too_low():
     """A net (layer norm: untrained 2.45) drifts smoothly to the chance loss and stays
@@ -645,3 +645,64 @@ def test_a_train_loss_still_falling_under_a_validation_loss_at_chance_is_too_slo
     found = diagnose(rows(train, val, acc, lr=1e-5), trial, "val_loss", "min")
     assert found.label == "lr_too_low", found
     assert "still falling" in found.reason
+
+
+def test_an_objective_gaining_a_little_as_the_curve_levels_is_healthy():
+    """A 128-unit table net at Adam 3e-3 (h5-spheres-capacity/05): val_acc 0.855 -> 0.88
+    over its last 10 of 30 epochs, a new best at the end, but the val loss decelerates
+    into a level (1% an epoch at the end: as many epochs again would take 29% off, the
+    run had little left to go). Weak evidence of a rate too small reads healthy; the old
+    rule read lr_too_low on the 2.5-point gain alone."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 1.10, "initial_val_acc": 0.34,
+             "chance_val_loss": 1.103, "chance_val_acc": 0.315, "config.epochs": 30}
+    val = [0.464 + 0.62 * 0.9 ** e for e in range(30)]
+    train = [v - 0.1 * (1 - 0.9 ** e) for e, v in enumerate(val)]
+    acc = line(0.40, 0.855, 20) + line(0.858, 0.881, 10)
+    found = diagnose(rows(train, val, acc, lr=3e-3), trial)
+    assert found.label == "healthy", found
+    # the same gain at a lower loss falling at a steady pace (3% an epoch: 53% lower in
+    # as many epochs again), as Adam 1e-4 on digits did
+    val = [0.2 * 0.97 ** (e - 29) for e in range(30)]
+    train = [v * 0.8 for v in val]
+    found = diagnose(rows(train, val, acc, lr=3e-3), trial)
+    assert found.label == "lr_too_low", found
+    assert "as many epochs again" in found.reason
+
+
+def test_a_validation_loss_wandering_at_chance_under_a_descending_train_loss_is_too_slow():
+    """An MLP with batch norm at Adam 1e-5 (h5-hyperband-mlp-batchnorm/00): the val loss
+    goes 2.34 -> 2.40 -> 2.25 (batch-norm statistics, 0.6% an epoch back and forth, more
+    than it moves net), but the train loss descends one way, 2.45 -> 2.27, 1.3% an epoch:
+    the weights move steadily downhill at a rate too small. The old rule read lr_too_high
+    from the validation loss alone."""
+    trial = {**TEN, "initial_val_loss": 2.305, "chance_val_loss": 2.310,
+             "chance_val_acc": 0.078, "config.epochs": 8}
+    train = [2.482, 2.448, 2.423, 2.388, 2.359, 2.332, 2.302, 2.270]
+    val = [2.343, 2.395, 2.387, 2.361, 2.327, 2.299, 2.272, 2.247]
+    acc = [0.056, 0.072, 0.084, 0.081, 0.089, 0.092, 0.109, 0.117]
+    found = diagnose(rows(train, val, acc, lr=1e-5), trial)
+    assert found.label == "lr_too_low", found
+    assert "descends one way" in found.reason
+
+
+@pytest.mark.parametrize("end, gap", [(2.302, 0.007), (2.14, 0.03)])
+def test_a_train_loss_that_descended_to_chance_and_stopped_is_a_capacity_limit(end, gap):
+    """A 4-deep net of two units at Adam 3e-3 (capacity/03): the train loss falls from the
+    untrained model's 2.41 to the chance loss 2.309 in 10 epochs and stays there, flat,
+    for 20 more, the val loss with it, val_acc at chance. A rate that moved the weights
+    that far is not too small to move them further; nothing jumps: the model has no room
+    to learn more. So too a 1-unit net levelled 7% below the chance loss, the val loss
+    still within the chance band.
+    The old rules read lr_too_low ("a smooth, slow curve")."""
+    trial = {**TEN, "initial_val_loss": 2.405, "chance_val_loss": 2.309,
+             "chance_val_acc": 0.075, "config.epochs": 30}
+    train = [end + (2.407 - end) * 0.7 ** e for e in range(30)]
+    val = [max(t, end) + gap for t in train]
+    acc = [0.1] * 30
+    found = diagnose(rows(train, val, acc, lr=3e-3), trial)
+    assert found.label == "underfitting", found
+    assert "stopped there" in found.reason
+    # still creeping down at its end (a fifth of its fall in the last third): too slow
+    creep = [t - 0.003 * e for e, t in enumerate(train)]
+    val = [t + gap for t in creep]
+    assert diagnose(rows(creep, val, acc, lr=3e-3), trial).label == "lr_too_low"

@@ -1,5 +1,5 @@
-"""Write the small CSV tables the `ho-table-*`, `h2-*`, `h3-*`, `h4-*` and `h5-*` sweep
-specs of the diagnosis corpus read.
+"""Write the small CSV tables the `ho-table-*`, `h2-*`, `h3-*`, `h4-*`, `h5-*` and `h6-*`
+sweep specs of the diagnosis corpus read.
 
 Deterministic (fixed seeds, rounded values): rerunning it rewrites the same files.
 
@@ -59,6 +59,15 @@ Added with the `h5-` sweeps:
     overlap.csv     400 rows, 24 features of which 4 informative, 3 classes in `label`
                     (integers) lying close together, 15% of the labels flipped: few,
                     noisy rows
+
+Added with the `h6-` sweeps:
+
+    churn.csv       1400 rows, 16 features of which 6 informative, 2 classes in `churned`
+                    (80/20), 4% of the labels flipped
+    plant.csv       1000 rows, 6 features in their raw units (temperature about 15,
+                    pressure about 1010, humidity 20..95, a skewed wind speed, the hour
+                    0..23, a load about 500), a float target `output` (mean about 60, sd
+                    about 12) with noise of about 10% of its variance
 """
 
 from __future__ import annotations
@@ -256,6 +265,33 @@ def overlap() -> pd.DataFrame:
     return frame
 
 
+def churn() -> pd.DataFrame:
+    x, y = make_classification(n_samples=1400, n_features=16, n_informative=6,
+                               n_redundant=2, n_repeated=0, n_classes=2,
+                               n_clusters_per_class=2, weights=[0.82, 0.18], flip_y=0.04,
+                               class_sep=1.0, random_state=121)
+    frame = pd.DataFrame(x, columns=[f"c{i}" for i in range(16)])
+    frame["churned"] = y
+    return frame
+
+
+def plant() -> pd.DataFrame:
+    rng = np.random.default_rng(122)
+    n = 1000
+    temp = rng.normal(15, 8, size=n)
+    pressure = rng.normal(1010, 10, size=n)
+    humidity = rng.uniform(20, 95, size=n)
+    wind = rng.gamma(2.0, 2.5, size=n)
+    hour = rng.integers(0, 24, size=n)
+    load = rng.normal(500, 150, size=n)
+    signal = (-0.6 * temp + 0.25 * (pressure - 1010) - 0.08 * humidity
+              + 4 * np.sqrt(wind) + 5 * np.sin(2 * np.pi * hour / 24) + 0.04 * load)
+    signal = (signal - signal.mean()) / signal.std() * 11.4
+    y = 60 + signal + rng.normal(0, 3.8, size=n)
+    return pd.DataFrame({"temp": temp, "pressure": pressure, "humidity": humidity,
+                         "wind": wind, "hour": hour, "load": load, "output": y})
+
+
 FLOAT_FORMAT = {"wide1000.csv": "%.3g"}  # a large table: fewer digits
 
 TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": regression,
@@ -263,7 +299,7 @@ TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": 
           "linear.csv": linear, "unit.csv": unit, "imbalanced.csv": imbalanced,
           "tiny3.csv": tiny3, "corr5.csv": corr5, "heavytail.csv": heavytail,
           "wide1000.csv": wide1000, "spheres.csv": spheres, "poly.csv": poly,
-          "overlap.csv": overlap}
+          "overlap.csv": overlap, "churn.csv": churn, "plant.csv": plant}
 
 if __name__ == "__main__":
     import sys

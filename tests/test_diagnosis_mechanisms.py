@@ -706,3 +706,72 @@ def test_a_train_loss_that_descended_to_chance_and_stopped_is_a_capacity_limit(e
     creep = [t - 0.003 * e for e, t in enumerate(train)]
     val = [t + gap for t in creep]
     assert diagnose(rows(creep, val, acc, lr=3e-3), trial).label == "lr_too_low"
+
+
+# -- issue #21, round 7: what heldout6 showed --------------------------------------------
+
+CORR5 = {"stop_reason": "completed", "initial_val_loss": 1.622, "initial_val_acc": 0.2,
+         "chance_val_loss": 1.558, "chance_val_acc": 0.317, "config.epochs": 20}
+EXPONENTIAL = [1e-3 * 0.8 ** e for e in range(20)]
+
+
+def test_a_run_that_levelled_faster_than_its_exponential_decay_is_healthy():
+    """Adam 1e-3 on a hard 5-class table under exponential decay (h6-exponential-corr5/02,
+    the sweep's best): the train loss falls 1.47 -> 0.873 in five epochs and then levels,
+    the val loss at 57% of the chance loss, as the rate decays 69x. After the first cut
+    the loss fell a fifth of what its pace at the full rate, scaled by the smaller rates,
+    would bring: it had reached its floor, and the decay annealed it. The old rule read a
+    stall that came with the decay, lr_too_low."""
+    train = [1.47, 1.15, 0.969, 0.904, 0.873, 0.857, 0.848, 0.841, 0.837, 0.834, 0.832,
+             0.83, 0.828, 0.827, 0.827, 0.826, 0.826, 0.825, 0.825, 0.825]
+    val = [1.31, 1.06, 0.96, 0.928, 0.915, 0.905, 0.902, 0.901, 0.899, 0.898, 0.897,
+           0.897, 0.896, 0.896, 0.896, 0.896, 0.896, 0.896, 0.896, 0.896]
+    acc = [0.596, 0.637, 0.646, 0.65, 0.65, 0.654, 0.662, 0.658, 0.658, 0.662, 0.667,
+           0.667, 0.662, 0.667, 0.667, 0.667, 0.662, 0.662, 0.662, 0.662]
+    found = diagnose(rows(train, val, acc, lr=EXPONENTIAL), CORR5)
+    assert found.label == "healthy", found
+    # at 3e-4 (h6-exponential-corr5/01) the loss kept the pace the smaller rates allowed
+    # and froze at 69% of the chance loss: the schedule stopped a run with far to go
+    train = [1.52, 1.42, 1.34, 1.26, 1.2, 1.16, 1.13, 1.1, 1.09, 1.07, 1.06, 1.05, 1.05,
+             1.04, 1.04, 1.04, 1.04, 1.03, 1.03, 1.03]
+    val = [1.48, 1.4, 1.32, 1.26, 1.22, 1.18, 1.16, 1.14, 1.13, 1.11, 1.11, 1.1, 1.1, 1.09,
+           1.09, 1.09, 1.08, 1.08, 1.08, 1.08]
+    acc = [0.44, 0.58, 0.63, 0.65, 0.63, 0.646, 0.646, 0.642, 0.633, 0.637, 0.637, 0.637,
+           0.642, 0.642, 0.642, 0.642, 0.646, 0.646, 0.646, 0.646]
+    found = diagnose(rows(train, val, acc, lr=[v * 0.3 for v in EXPONENTIAL]), CORR5)
+    assert found.label == "lr_too_low", found
+    assert "as fast as the smaller rate allowed" in found.reason
+
+
+def test_a_run_that_learned_most_before_its_cosine_ended_is_healthy():
+    """A CNN with label smoothing at Adam 0.05 under cosine (h6-cnn-smoothing/04, the
+    sweep's best): val 2.16 -> 0.637, 28% of the chance loss, val_acc 0.91, still gaining
+    a little as the rate reaches zero. A run that learned most of what there is is
+    annealed by its decay, not held back (the old rule: lr_too_low)."""
+    lr = [0.05, 0.0488, 0.0452, 0.0397, 0.0327, 0.025, 0.0173, 0.0103, 0.00477, 0.00122]
+    train = [2.29, 1.96, 1.58, 1.37, 1.23, 1.12, 1.04, 1.01, 0.993, 0.985]
+    val = [2.16, 1.75, 1.57, 1.15, 0.94, 0.955, 0.672, 0.657, 0.647, 0.637]
+    acc = [0.226, 0.384, 0.415, 0.641, 0.699, 0.719, 0.9, 0.889, 0.905, 0.914]
+    trial = {**TEN, "initial_val_loss": 2.31, "chance_val_loss": 2.313, "config.epochs": 10}
+    found = diagnose(rows(train, val, acc, lr=lr), trial)
+    assert found.label == "healthy", found
+
+
+def test_a_validation_loss_swinging_down_to_new_lows_at_the_end_is_no_rate_too_high():
+    """A narrow deep MLP at Adam 3e-3 (h6-mlp-narrow-deep/02): the val loss jumps 0.162 ->
+    0.212 and 0.181 -> 0.24 over its last third, the near-zero train loss with it, but its
+    last epoch is its best and its level at the end below anything before: the run still
+    descends through its swings, and a rate too large keeps it from getting anywhere. The
+    old rule read lr_too_high."""
+    train = [1.79, 0.729, 0.46, 0.325, 0.218, 0.153, 0.13, 0.101, 0.0837, 0.0884, 0.039,
+             0.061, 0.0468, 0.0583, 0.0405]
+    val = [1.01, 0.601, 0.425, 0.326, 0.294, 0.294, 0.177, 0.194, 0.185, 0.162, 0.212,
+           0.181, 0.24, 0.146, 0.136]
+    acc = [0.641, 0.763, 0.855, 0.883, 0.9, 0.922, 0.95, 0.947, 0.953, 0.961, 0.939, 0.95,
+           0.944, 0.967, 0.972]
+    trial = {**TEN, "initial_val_loss": 2.307, "chance_val_loss": 2.305, "config.epochs": 15}
+    found = diagnose(rows(train, val, acc, lr=3e-3), trial)
+    assert found.label == "healthy", found
+    # the same swings ending above its best: thrown about, not descending
+    worse = val[:-2] + [0.146, 0.17]
+    assert diagnose(rows(train, worse, acc, lr=3e-3), trial).label == "lr_too_high"

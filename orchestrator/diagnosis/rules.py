@@ -17,6 +17,7 @@ from .thresholds import (
     COLLAPSE,
     DECAYED,
     FAR_ABOVE,
+    FAR_FROM_DONE,
     FAR_FROM_ZERO,
     FAR_TO_GO,
     FAST_MOVE,
@@ -30,6 +31,7 @@ from .thresholds import (
     OVERFIT_LOSS_FLOOR,
     OVERFIT_LOSS_RISE,
     PERSIST,
+    RATE_BOUND,
     RATE_CUT,
     RISE_OF_FALL,
     SMOOTH_RISE,
@@ -219,6 +221,8 @@ def _unstable(c: Curves) -> Diagnosis | None:
     bounce = (sum(map(abs, changes)) - abs(sum(changes))) / len(changes) / c.chance_loss
     if train_swing <= UNSTABLE and bounce <= BOUNCE:
         return None  # the train loss falls smoothly and the bounce is small for the task
+    if c.val[-1] <= min(c.val[:-1]) and c.level(c.val, -1) <= min(c.val[:-c.late]):
+        return None  # still finding new ground through its swings: descending, not thrown
     return Diagnosis("lr_too_high", (
         f"val loss goes back and forth between {num(min(window))} and {num(max(window))} over "
         f"the last {len(window) - 1} epochs ({pct(math.exp(swing) - 1)} per epoch "
@@ -306,15 +310,39 @@ def _decayed_stall(c: Curves) -> Diagnosis | None:
         return None
     if not (_levelled(c) and c.share(c.train[-1]) > FAR_ABOVE):
         return None
+    if c.share(c.level(c.val, -1)) < FAR_FROM_DONE:
+        return None  # it learned most of what there is: the decay annealed it
     full = c.last_at_full_rate()
-    if full is not None and _levelled(c.upto(full)):
+    if full is None or _levelled(c.upto(full)):
         return None
-    until = "" if full is None else f", still falling at epoch {c.epochs[full]}, when the rate " \
-        f"was within {RATE_CUT:g}x of its peak"
+    held = _held_back(c, full)
+    if held is None or held < RATE_BOUND:
+        return None  # it slowed more than the rate did: its own floor, not the schedule
     return Diagnosis("lr_too_low", (
         f"train loss stalled at {num(c.train[-1])} (val loss {pct(c.val[-1] / c.chance_loss)} "
         f"of the chance loss) once the schedule had decayed the rate {c.decay():.2g}x, to "
-        f"{c.lr_text(c.n - 1, c.n - 1)}{until}"))
+        f"{c.lr_text(c.n - 1, c.n - 1)}, still falling at epoch {c.epochs[full]}, when the "
+        f"rate was within {RATE_CUT:g}x of its peak, and after it as fast as the smaller "
+        f"rate allowed ({pct(held)} of the fall the pace at the peak rate, scaled by the "
+        f"rates that followed, would bring)"))
+
+
+def _held_back(c: Curves, full: int) -> float | None:
+    """How much of the fall the rate allowed a run made after its schedule cut the rate:
+    the train loss's fall per unit of rate over the (up to) two epochs up to `full`, the
+    last at full rate, times the rates of the epochs after it, against the fall it made
+    after `full`. A run held back by its rate falls in step with the rate (about 1); one
+    that had reached what the model and data allow falls far less than its rate would
+    have taken it. None when the run was not falling at its full rate."""
+    a = max(full - 2, 0)
+    before = c.train_start if full == 0 else c.train[a]
+    rates = c.lr[0:1] if full == 0 else c.lr[a + 1:full + 1]
+    spent = sum(v for v in rates if math.isfinite(v))
+    after = sum(v for v in c.lr[full + 1:] if math.isfinite(v))
+    if spent <= 0 or after <= 0 or before <= c.train[full]:
+        return None
+    expected = (before - c.train[full]) / spent * after
+    return (c.train[full] - c.train[-1]) / expected
 
 
 def _not_learning(c: Curves) -> Diagnosis | None:

@@ -213,3 +213,20 @@ DECAYED = 10.0
 # plateau schedule cut the rate *because* they had; the runs too slow under a decay were
 # still falling steadily at half their peak rate).
 RATE_CUT = 2.0
+# A stall after a decay is a rate too small only for a run still far from done: its
+# validation loss (3-epoch level at the end) at or above this share of the chance loss.
+# One below it learned most of what there is, and a decay that levels it is the schedule
+# annealing a run that worked (here h6-cnn-smoothing/04, val_acc 0.91 at 28% of the chance
+# loss near its label-smoothing floor, and hard tables whose best runs end at 52-61% of it,
+# h6-exponential-corr5/02-03 and h4-corr5-plateau among them: all labelled healthy). Runs
+# too slow under a decay here end at 64-100% of it (two at 48% are given up for this).
+FAR_FROM_DONE = 0.6
+# ... and only for a run the rate held back: after the cut (`Curves.last_at_full_rate`),
+# the train loss fell at least this share of what the pace at the full rate (its fall
+# per unit of rate over the two epochs before the cut) would bring at the smaller rates
+# that followed. In the small-step regime a loss falls in step with the rate, so a run the
+# rate held back keeps about that pace: 0.84-1.8 here, never below 0.8 (a schedule that
+# throws it about reads higher still). A run that had reached its floor slows far more
+# than its rate did: the healthy h6-exponential-corr5/02 and /03 at 0.19 and 0.64, which
+# the rule read lr_too_low before (as it did heldout4's three healthy alarms).
+RATE_BOUND = 0.75

@@ -1,5 +1,5 @@
-"""Write the small CSV tables the `ho-table-*`, `h2-*`, `h3-*`, `h4-*`, `h5-*` and `h6-*`
-sweep specs of the diagnosis corpus read.
+"""Write the small CSV tables the `ho-table-*`, `h2-*`, `h3-*`, `h4-*`, `h5-*`, `h6-*` and
+`h7-*` sweep specs of the diagnosis corpus read.
 
 Deterministic (fixed seeds, rounded values): rerunning it rewrites the same files.
 
@@ -68,6 +68,18 @@ Added with the `h6-` sweeps:
                     pressure about 1010, humidity 20..95, a skewed wind speed, the hour
                     0..23, a load about 500), a float target `output` (mean about 60, sd
                     about 12) with noise of about 10% of its variance
+
+Added with the `h7-` sweeps:
+
+    wine3.csv       900 rows, 13 features of which 6 informative, 3 imbalanced classes
+                    in `cultivar` (strings "a", "b", "c"; shares about 70/20/10), 3% of
+                    the labels flipped
+    cancer.csv      569 rows, 30 features (10 measurements, each as a mean, a standard
+                    error and a worst value: strongly correlated), 2 classes in
+                    `diagnosis` (strings "B", "M"; about 63/37), 3% of the labels flipped
+    energy.csv      800 rows, 8 features, a float target `load` (mean about 25, sd about
+                    9): smooth effects of 6 of the features and one interaction, plus
+                    noise of about 5% of its variance
 """
 
 from __future__ import annotations
@@ -292,6 +304,45 @@ def plant() -> pd.DataFrame:
                          "wind": wind, "hour": hour, "load": load, "output": y})
 
 
+def wine3() -> pd.DataFrame:
+    x, y = make_classification(n_samples=900, n_features=13, n_informative=6,
+                               n_redundant=3, n_repeated=0, n_classes=3,
+                               n_clusters_per_class=1, weights=[0.7, 0.2, 0.1], flip_y=0.03,
+                               class_sep=1.0, random_state=141)
+    frame = pd.DataFrame(x, columns=[f"w{i}" for i in range(13)])
+    frame["cultivar"] = np.array(["a", "b", "c"])[y]
+    return frame
+
+
+def cancer() -> pd.DataFrame:
+    rng = np.random.default_rng(142)
+    x, y = make_classification(n_samples=569, n_features=10, n_informative=5,
+                               n_redundant=3, n_repeated=0, n_classes=2,
+                               n_clusters_per_class=1, weights=[0.63, 0.37], flip_y=0.03,
+                               class_sep=1.2, random_state=142)
+    mean = 10 + 2 * x
+    se = 0.1 * np.abs(mean) * rng.lognormal(0, 0.3, size=x.shape)
+    worst = mean + 2 * se + rng.normal(0, 0.3, size=x.shape)
+    names = [f"m{i}" for i in range(10)] + [f"se{i}" for i in range(10)] \
+        + [f"worst{i}" for i in range(10)]
+    frame = pd.DataFrame(np.hstack([mean, se, worst]), columns=names)
+    frame["diagnosis"] = np.array(["B", "M"])[y]
+    return frame
+
+
+def energy() -> pd.DataFrame:
+    rng = np.random.default_rng(143)
+    n = 800
+    x = rng.normal(0, 1, size=(n, 8))
+    signal = (4 * x[:, 0] + 3 * np.tanh(2 * x[:, 1]) - 2 * x[:, 2] * x[:, 3]
+              + 2 * np.abs(x[:, 4]) + 1.5 * np.cos(2 * x[:, 5]))
+    signal = (signal - signal.mean()) / signal.std() * 8.8
+    y = 25 + signal + rng.normal(0, 2.0, size=n)
+    frame = pd.DataFrame(x, columns=[f"e{i}" for i in range(8)])
+    frame["load"] = y
+    return frame
+
+
 FLOAT_FORMAT = {"wide1000.csv": "%.3g"}  # a large table: fewer digits
 
 TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": regression,
@@ -299,7 +350,8 @@ TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": 
           "linear.csv": linear, "unit.csv": unit, "imbalanced.csv": imbalanced,
           "tiny3.csv": tiny3, "corr5.csv": corr5, "heavytail.csv": heavytail,
           "wide1000.csv": wide1000, "spheres.csv": spheres, "poly.csv": poly,
-          "overlap.csv": overlap, "churn.csv": churn, "plant.csv": plant}
+          "overlap.csv": overlap, "churn.csv": churn, "plant.csv": plant,
+          "wine3.csv": wine3, "cancer.csv": cancer, "energy.csv": energy}
 
 if __name__ == "__main__":
     import sys

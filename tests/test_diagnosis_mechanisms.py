@@ -775,3 +775,89 @@ def test_a_validation_loss_swinging_down_to_new_lows_at_the_end_is_no_rate_too_h
     # the same swings ending above its best: thrown about, not descending
     worse = val[:-2] + [0.146, 0.17]
     assert diagnose(rows(train, worse, acc, lr=3e-3), trial).label == "lr_too_high"
+
+
+# -- what the seventh held-out part showed (heldout7): alarms need strong evidence -----
+
+def test_a_validation_loss_swinging_by_a_few_examples_near_zero_is_no_rate_too_high():
+    """A dropout MLP on a binary table at Adam 1e-2 (h7-cancer-dropout-es/04, labelled
+    healthy): over its last third the val loss goes 0.109 -> 0.123 -> 0.181 -> 0.142 ->
+    0.119 -> 0.156, 23% an epoch back and forth in log terms, the dropout-jittered train
+    loss with it, at val_acc 0.94-0.97. Large for a loss near zero, small for the task:
+    0.03 an epoch, 4% of ln 2 (a few of 114 examples unsure and sure again). The old rule
+    read lr_too_high."""
+    trial = {"stop_reason": "early_stopping", "initial_val_loss": 0.7057,
+             "initial_val_acc": 0.40, "chance_val_loss": 0.7074, "chance_val_acc": 0.544,
+             "config.epochs": 30}
+    train = [0.2945, 0.1395, 0.09395, 0.07459, 0.05844, 0.05925, 0.05455, 0.05573, 0.05141,
+             0.04571, 0.07461, 0.08695, 0.05599, 0.04121]
+    val = [0.28, 0.1341, 0.1532, 0.1346, 0.145, 0.1432, 0.132, 0.1393, 0.1085, 0.1231,
+           0.1806, 0.1418, 0.1193, 0.1564]
+    acc = [0.965, 0.965, 0.947, 0.947, 0.965, 0.956, 0.956, 0.956, 0.974, 0.965, 0.939,
+           0.974, 0.965, 0.974]
+    found = diagnose(rows(train, val, acc, lr=0.01), trial, "val_loss", "min")
+    assert found.label == "healthy", found
+    # swings three times as large (0.09 an epoch, 13% of ln 2): thrown about
+    wide = val[:-5] + [0.12, 0.24, 0.12, 0.21, 0.15]
+    found = diagnose(rows(train, wide, acc, lr=0.01), trial, "val_loss", "min")
+    assert found.label == "lr_too_high", found
+    assert "of ln 2" in found.reason
+
+
+def test_a_regression_near_its_ceiling_still_gaining_a_little_is_healthy():
+    """An MLP regression at Adam 3e-3 (h7-energy-mse-adam/03, labelled healthy): R² 0.85
+    at the end, the val loss still falling 3% an epoch (as many epochs again: 56% lower),
+    but from 16% of the chance loss: that pace would gain 0.087 of R², not a run held back.
+    Its neighbour in the sweep (h7-energy-mse-adam/02) at the same pace from R² 0.70 would
+    gain 0.15 of R²: too slow. The old rule read both lr_too_low."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 678.6,
+             "chance_val_loss": 75.76, "config.epochs": 25, "config.loss": "mse"}
+    train = [479.9, 84.31, 39.14, 32.35, 29.16, 25.92, 24.0, 22.0, 20.11, 18.69, 17.26,
+             15.79, 14.43, 13.08, 11.94, 10.57, 9.983, 8.953, 7.968, 7.638, 7.62, 7.907,
+             7.134, 6.884, 6.8]
+    val = [134.2, 50.42, 42.75, 40.13, 36.94, 34.06, 30.84, 28.96, 26.96, 25.38, 23.46,
+           21.87, 19.65, 18.95, 16.93, 15.32, 15.35, 13.34, 12.95, 13.04, 13.29, 11.99,
+           11.82, 11.98, 11.33]
+    r2 = [1 - v / 75.76 for v in val]
+    found = diagnose(rows(train, val, lr=3e-3, r2=r2), trial, "val_loss", "min")
+    assert found.label == "healthy", found
+    train = [693, 594.7, 349.8, 91.56, 48.84, 38.55, 35.24, 32.57, 30.51, 28.73, 27.06,
+             25.76, 24.56, 23.44, 22.57, 21.76, 21.26, 20.3, 19.97, 19.37, 18.64, 18.19,
+             17.69, 17.29, 16.78]
+    val = [626.9, 468, 176.5, 58.61, 50.2, 48.44, 45.51, 43.06, 40.82, 38.52, 37.16, 35.56,
+           34.17, 32.59, 31.18, 30.26, 29.08, 28.12, 27.57, 26.46, 25.98, 25.08, 24.39,
+           23.61, 23.1]
+    r2 = [1 - v / 75.76 for v in val]
+    found = diagnose(rows(train, val, lr=3e-3, r2=r2), trial, "val_loss", "min")
+    assert found.label == "lr_too_low", found
+    assert "of the chance loss" in found.reason
+
+
+def test_a_train_loss_still_falling_near_zero_is_no_rate_too_low():
+    """A binary task whose train loss falls steadily (a straight line) to 0.04, 6% of the
+    chance loss, the val loss with it at val_acc 0.98: its last third brought a third of
+    its fall, but as many epochs again could take no more than its level at the end off
+    (0.062, the median of its last three epochs: 9% of the chance loss). The old rule
+    read lr_too_low; the same line ending at 0.2 is too slow."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 0.70, "initial_val_acc": 0.5,
+             "chance_val_loss": 0.693, "chance_val_acc": 0.5, "config.epochs": 30}
+    acc = line(0.6, 0.98, 30)
+    for end, label in ((0.04, "healthy"), (0.2, "lr_too_low")):
+        train = line(0.69, end, 30)
+        val = [v + 0.005 for v in train]
+        found = diagnose(rows(train, val, acc, lr=1e-3), trial, "val_loss", "min")
+        assert found.label == label, (end, found)
+
+
+def test_a_short_planned_run_whose_last_epoch_reached_near_zero_is_healthy():
+    """A run planned for 3 epochs on a binary task: val loss 0.69 -> 0.40 -> 0.15 -> 0.05,
+    its last epoch 15% of its fall, but at that pace as many epochs again could take at
+    most 0.05 off, 7% of ln 2. The old rule read lr_too_low."""
+    trial = {"stop_reason": "completed", "initial_val_loss": 0.69, "initial_val_acc": 0.5,
+             "chance_val_loss": 0.693, "chance_val_acc": 0.5, "config.epochs": 3}
+    found = diagnose(rows([0.55, 0.25, 0.07], [0.40, 0.15, 0.05], [0.85, 0.95, 0.985]),
+                     trial)
+    assert found.label == "healthy", found
+    # the same shape ending at 0.3: far from done
+    found = diagnose(rows([0.62, 0.5, 0.32], [0.58, 0.45, 0.3], [0.7, 0.78, 0.86]), trial)
+    assert found.label == "lr_too_low", found

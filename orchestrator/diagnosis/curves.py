@@ -221,6 +221,24 @@ class Curves:
             return min(self.chance_loss, math.log(2))
         return self.chance_loss
 
+    def in_unsure(self, high: float, low: float) -> float:
+        """A loss's fall from `high` to `low` in units of `unsure_loss`, the yardstick of
+        what a change of the loss means whatever its level: for a classification, the
+        share of the examples that would go from a coin flip to sure; for a regression,
+        the R² gained (on the FAR_* scale of `share`: squared for an absolute-error loss).
+        Not a share of the loss itself: near zero, a large share is a tiny change."""
+        if self.classification:
+            return (high - low) / self.unsure_loss()
+        return self.share(high) - self.share(low)
+
+    def gain_ahead(self, values: Sequence[float], pace: float) -> float:
+        """What as many epochs again as the run had would take off a positive curve's
+        level at its end at `pace` (per epoch, in log terms), in units of `unsure_loss`
+        (`in_unsure`). Never more than the level itself: a loss already near zero has
+        little left to gain however fast it still falls."""
+        end = self.level(values, -1)
+        return self.in_unsure(end, end * math.exp(-pace * self.n))
+
     def unsure_text(self) -> str:
         if self.classification and math.log(2) < self.chance_loss:
             return "ln 2"

@@ -19,6 +19,7 @@ from .thresholds import (
     FAR_ABOVE,
     FAR_FROM_DONE,
     FAR_FROM_ZERO,
+    FAR_TO_GAIN,
     FAR_TO_GO,
     FAST_MOVE,
     FAST_TRAIN_MOVE,
@@ -36,6 +37,7 @@ from .thresholds import (
     RISE_OF_FALL,
     SMOOTH_RISE,
     STILL_FALLING,
+    SWING_FLOOR,
     UNDERFIT_GAP,
     UNSTABLE,
     WANDER,
@@ -209,7 +211,8 @@ def _lasting_rise(c: Curves) -> Diagnosis | None:
 
 def _unstable(c: Curves) -> Diagnosis | None:
     """The validation loss swings from epoch to epoch over the last third of the run
-    while the rate is not rising: steps too large to settle."""
+    while the rate is not rising, by SWING_FLOOR of the unsure loss at least (large for
+    the task, not only for a loss near zero): steps too large to settle."""
     window = c.val[-c.late - 1:]  # three changes at least
     if c.n < MIN_JUDGE or c.lr_rose(c.n - len(window), c.n - 1) or min(window) <= 0:
         return None
@@ -221,12 +224,18 @@ def _unstable(c: Curves) -> Diagnosis | None:
     bounce = (sum(map(abs, changes)) - abs(sum(changes))) / len(changes) / c.chance_loss
     if train_swing <= UNSTABLE and bounce <= BOUNCE:
         return None  # the train loss falls smoothly and the bounce is small for the task
+    # in units of the loss's own scale, not `in_unsure`'s squared one for an l1 loss: a
+    # swing around a level, not a level
+    swing_unsure = bounce * c.chance_loss / c.unsure_loss()
+    if swing_unsure < SWING_FLOOR:
+        return None  # large for the loss's level, small for the task: a few examples
     if c.val[-1] <= min(c.val[:-1]) and c.level(c.val, -1) <= min(c.val[:-c.late]):
         return None  # still finding new ground through its swings: descending, not thrown
     return Diagnosis("lr_too_high", (
         f"val loss goes back and forth between {num(min(window))} and {num(max(window))} over "
         f"the last {len(window) - 1} epochs ({pct(math.exp(swing) - 1)} per epoch "
-        f"beyond its trend, {ratio(bounce)} of the chance loss {num(c.chance_loss)}; the "
+        f"beyond its trend, {ratio(bounce)} of the chance loss {num(c.chance_loss)}"
+        f"{f', {ratio(swing_unsure)} of ln 2' if c.unsure_text() == 'ln 2' else ''}; the "
         f"train loss {pct(math.exp(train_swing) - 1)}) at "
         f"{c.lr_text(c.n - len(window), c.n - 1)}"))
 
@@ -499,12 +508,14 @@ def _lr_too_low(c: Curves) -> Diagnosis | None:
         return None
     total = c.fall()
     generalised = min(c.val) < WELL_BELOW * c.chance_loss
+    ahead = c.gain_ahead(c.train, c.pace(c.train))
     if total > 0 and c.new_ground(c.train) >= STILL_FALLING * total and \
-            (c.val_tracks() or not generalised):
+            (c.val_tracks() or not generalised) and ahead >= FAR_TO_GAIN:
         return Diagnosis("lr_too_low", (
             f"train loss still falling steadily at the end: the last {c.late} epochs brought "
             f"{pct(c.new_ground(c.train) / total)} of {c.fall_text()}, to {num(c.train[-1])} "
-            f"({pct(c.train[-1] / c.chance_loss)} of the chance loss), val loss with it "
+            f"({pct(c.train[-1] / c.chance_loss)} of the chance loss; as many epochs again "
+            f"at that pace: {num(ahead)} of {c.unsure_text()} more), val loss with it "
             f"{num(c.level(c.val, -c.late - 1))} -> {num(c.val[-1])}, at "
             f"{c.lr_text(c.n - 1, c.n - 1)}"))
     return _objective_still_improving(c)
@@ -519,13 +530,16 @@ def _annealed(c: Curves) -> bool:
 
 def _short_still_improving(c: Curves) -> Diagnosis | None:
     """A run planned for fewer than MIN_JUDGE epochs whose last epoch still
-    brought a good share of the validation loss's fall: it stopped mid-descent."""
+    brought a good share of the validation loss's fall, at a pace that would gain
+    FAR_TO_GAIN more in as many epochs again: it stopped mid-descent."""
     if c.n < 2:
         return None
     val_fall = c.start - c.val[-1]
     last = c.val[-2] - c.val[-1]
     if val_fall <= 0 or last < STILL_FALLING * val_fall or c.train[-1] >= c.train[-2]:
         return None
+    if c.val[-1] <= 0 or c.gain_ahead(c.val, math.log(c.val[-2] / c.val[-1])) < FAR_TO_GAIN:
+        return None  # near done: its last epoch's pace would gain little more
     return Diagnosis("lr_too_low", (
         f"still improving fast when its {c.n} planned epochs ran out: the last epoch "
         f"brought {pct(last / val_fall)} of the val loss's fall ({num(c.val[-2])} -> "
@@ -539,7 +553,8 @@ def _objective_still_improving(c: Curves) -> Diagnosis | None:
     it had reached before (winning back a dip, as after a warm restart, is no progress);
     and the run had far to go: the validation loss's pace at the end, kept up for as many
     epochs again, would take FAR_TO_GO off it (a curve levelling off gains a little every
-    epoch too; weak evidence reads healthy)."""
+    epoch too; weak evidence reads healthy), and FAR_TO_GAIN of the unsure loss (a loss
+    near zero falls by a large share of itself for little gain)."""
     use_score, values, name = c.objective()
     goodness = list(values) if use_score else [-v for v in values]
     if not all(math.isfinite(v) for v in goodness):
@@ -553,13 +568,17 @@ def _objective_still_improving(c: Curves) -> Diagnosis | None:
     ahead = c.pace(c.val) * c.n
     if ahead < FAR_TO_GO:
         return None  # levelling: as many epochs again at its final pace would gain little
+    gain = c.gain_ahead(c.val, c.pace(c.val))
+    if gain < FAR_TO_GAIN:
+        return None  # near done: a large share of a small loss is a small gain
     return Diagnosis("lr_too_low", (
         f"{name} still improving at the end: {num(values[best_i])} at epoch "
         f"{c.epochs[best_i]}, beyond its best {num(before if use_score else -before)} "
         f"before the last {c.third} epochs, the val loss still falling "
         f"{pct(1 - math.exp(-c.pace(c.val)))} per epoch ({num(c.level(c.val, -c.late - 1))} -> "
         f"{num(c.level(c.val, -1))}; as many epochs again at that pace: "
-        f"{pct(1 - math.exp(-ahead))} lower), train loss still {num(c.train[-1])}, at "
+        f"{pct(1 - math.exp(-ahead))} lower, {num(gain)} of {c.unsure_text()}), train loss "
+        f"still {num(c.train[-1])}, at "
         f"{c.lr_text(c.n - 1, c.n - 1)}"))
 
 

@@ -82,6 +82,19 @@ UNSTABLE = 0.18
 # minimum seen through a small split, or batch-norm statistics: runs ending at val_acc 0.91-
 # 0.98 with a smooth train loss bounce 0.07 <-> 0.18, which is 1-6% of the chance loss.
 BOUNCE = 0.10
+# Either way, an alarm needs swings large in absolute terms: the validation loss's
+# back-and-forth beyond its trend, per epoch, at least this share of `Curves.unsure_loss`
+# (ln 2 for a classification: as if this share of the examples went from sure to a coin
+# flip and back every epoch; the chance loss for a regression: R² lost and won back).
+# UNSTABLE alone is a share of the loss itself, and a loss near zero (a run at val_acc
+# 0.97) swings by a large share of itself through a few examples; the chance loss is no
+# yardstick for a classification either, growing with the number of classes as the
+# swing of an unsure example does not. Here runs labelled healthy whose train loss swings
+# too (dropout, small batches) bounce 0.04-0.063 of it (h7-cancer-dropout-es/04, read
+# lr_too_high on fresh data at 0.044, 4% of its chance loss); runs whose rate is too high
+# 0.078 and more (three labelled lr_too_high with healthy accepted, at 0.035-0.057,
+# now read healthy).
+SWING_FLOOR = 0.07
 # Overfitting: the objective's last PERSIST+1 epochs all worse than its (3-epoch median)
 # best by this much: accuracy, absolute (2 points: 7 of 360 digits images) ...
 OVERFIT_ACC_DROP = 0.02
@@ -120,6 +133,17 @@ OVERFIT_LOSS_RISE = 0.10
 # 0.20, and its last third was 4% of that against the levelling net's 10%. Nor is it the
 # deceleration alone: both runs' last third fell at a third of the pace of the one before.
 FAR_TO_GO = 0.5
+# ... and that pace would take a lot off it in absolute terms too: as many epochs again
+# would gain at least this much in units of `Curves.unsure_loss` (a regression: 0.1 of
+# R²; a classification: a tenth of the examples from a coin flip to sure). A relative
+# pace says nothing about how far from done a run is: a loss already at a small share of
+# the chance loss falls by a large share of itself for a small gain (here
+# h7-energy-mse-adam/03, R² 0.85 at 16% of its chance loss, still falling 3% an epoch:
+# 56% lower, but 0.087 of R², labelled healthy; the regressions labelled lr_too_low at
+# R² 0.9-0.94, 0.058-0.063, with healthy accepted, read healthy since). Runs labelled
+# too slow gain 0.10 and more (Adam 1e-4 on digits: 0.17). A train loss still falling
+# steadily must gain as much by the same measure (0.12 and more here).
+FAR_TO_GAIN = 0.10
 # Fewer epochs cannot show a fall followed by a lasting rise or a levelling.
 MIN_JUDGE = 5
 # A trial the scheduler stopped before this share of its planned epochs is too short to

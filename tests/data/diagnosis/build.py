@@ -22,8 +22,9 @@ second had been measured; every curve of an `h4-` sweep is `heldout4`, a fourth 
 built after the third had been measured; every curve of an `h5-` sweep is `heldout5`, a
 fifth one, built after the fourth had been measured; every curve of an `h6-` sweep is
 `heldout6`, a sixth one, built after the fifth had been measured; every curve of an
-`h7-` sweep is `heldout7`, a seventh one, built after the sixth had been measured. A
-split once recorded is kept when other sweeps are added or rebuilt.
+`h7-` sweep is `heldout7`, a seventh one, built after the sixth had been measured;
+every curve of an `h8-` sweep is `heldout8`, an eighth one, built after the seventh had
+been measured. A split once recorded is kept when other sweeps are added or rebuilt.
 
     python tests/data/diagnosis/build.py                 # (re)build every sweep
     python tests/data/diagnosis/build.py --only NAME     # add or rebuild one sweep
@@ -35,11 +36,12 @@ split once recorded is kept when other sweeps are added or rebuilt.
     python tests/data/diagnosis/build.py --show 'h5-*' --split heldout5 --headers
     python tests/data/diagnosis/build.py --show 'h6-*' --split heldout6 --headers
     python tests/data/diagnosis/build.py --show 'h7-*' --split heldout7 --headers
+    python tests/data/diagnosis/build.py --show 'h8-*' --split heldout8 --headers
 
 Specs name their data files relative to the repository root (where this script runs
 them from). Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel
-after it. The tables of the `ho-table-*`, `h2-`, `h3-`, `h4-`, `h5-`, `h6-` and `h7-`
-specs are made by `tables/make_tables.py`.
+after it. The tables of the `ho-table-*`, `h2-`, `h3-`, `h4-`, `h5-`, `h6-`, `h7-` and
+`h8-` specs are made by `tables/make_tables.py`.
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ HELDOUT4_PREFIX = "h4-"  # every curve of these sweeps is `heldout4`
 HELDOUT5_PREFIX = "h5-"  # every curve of these sweeps is `heldout5`
 HELDOUT6_PREFIX = "h6-"  # every curve of these sweeps is `heldout6`
 HELDOUT7_PREFIX = "h7-"  # every curve of these sweeps is `heldout7`
+HELDOUT8_PREFIX = "h8-"  # every curve of these sweeps is `heldout8`
 SPLITS = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6",
-          "heldout7")
+          "heldout7", "heldout8")
 
 
 def _load_spec(spec_path: Path, overrides: list[str] = ()):
@@ -113,7 +116,7 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
     comes first) and the other to `dev`; a setup's odd last curve goes by its hash. Every
     curve of an `h2-` sweep is `heldout2`, of an `h3-` sweep `heldout3`, of an `h4-` sweep
     `heldout4`, of an `h5-` sweep `heldout5`, of an `h6-` sweep `heldout6`, of an `h7-`
-    sweep `heldout7`."""
+    sweep `heldout7`, of an `h8-` sweep `heldout8`."""
     if sweep.startswith(HELDOUT2_PREFIX):
         return ["heldout2"] * len(rows)
     if sweep.startswith(HELDOUT3_PREFIX):
@@ -126,6 +129,8 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
         return ["heldout6"] * len(rows)
     if sweep.startswith(HELDOUT7_PREFIX):
         return ["heldout7"] * len(rows)
+    if sweep.startswith(HELDOUT8_PREFIX):
+        return ["heldout8"] * len(rows)
     if not sweep.startswith(HELDOUT_PREFIX):
         return ["dev"] * len(rows)
     digest = {c: hashlib.sha256(c.encode()).hexdigest() for c in rows["curve_id"]}

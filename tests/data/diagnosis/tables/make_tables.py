@@ -1,5 +1,5 @@
-"""Write the small CSV tables the `ho-table-*`, `h2-*`, `h3-*`, `h4-*`, `h5-*`, `h6-*` and
-`h7-*` sweep specs of the diagnosis corpus read.
+"""Write the small CSV tables the `ho-table-*`, `h2-*`, `h3-*`, `h4-*`, `h5-*`, `h6-*`,
+`h7-*` and `h8-*` sweep specs of the diagnosis corpus read.
 
 Deterministic (fixed seeds, rounded values): rerunning it rewrites the same files.
 
@@ -80,6 +80,13 @@ Added with the `h7-` sweeps:
     energy.csv      800 rows, 8 features, a float target `load` (mean about 25, sd about
                     9): smooth effects of 6 of the features and one interaction, plus
                     noise of about 5% of its variance
+
+Added with the `h8-` sweeps:
+
+    grade4.csv      1000 rows, 10 features of which 5 informative (2 more linear
+                    mixtures of them, the rest noise), 4 classes in `grade` (strings "A"
+                    .. "D"; shares about 35/30/20/15), each class 2 clusters, 5% of the
+                    labels flipped
 """
 
 from __future__ import annotations
@@ -343,6 +350,16 @@ def energy() -> pd.DataFrame:
     return frame
 
 
+def grade4() -> pd.DataFrame:
+    x, y = make_classification(n_samples=1000, n_features=10, n_informative=5,
+                               n_redundant=2, n_repeated=0, n_classes=4,
+                               n_clusters_per_class=2, weights=[0.35, 0.3, 0.2, 0.15],
+                               flip_y=0.05, class_sep=1.0, random_state=153)
+    frame = pd.DataFrame(x, columns=[f"g{i}" for i in range(10)])
+    frame["grade"] = np.array(["A", "B", "C", "D"])[y]
+    return frame
+
+
 FLOAT_FORMAT = {"wide1000.csv": "%.3g"}  # a large table: fewer digits
 
 TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": regression,
@@ -351,7 +368,8 @@ TABLES = {"scales.csv": scales, "multiclass.csv": multiclass, "regression.csv": 
           "tiny3.csv": tiny3, "corr5.csv": corr5, "heavytail.csv": heavytail,
           "wide1000.csv": wide1000, "spheres.csv": spheres, "poly.csv": poly,
           "overlap.csv": overlap, "churn.csv": churn, "plant.csv": plant,
-          "wine3.csv": wine3, "cancer.csv": cancer, "energy.csv": energy}
+          "wine3.csv": wine3, "cancer.csv": cancer, "energy.csv": energy,
+          "grade4.csv": grade4}
 
 if __name__ == "__main__":
     import sys

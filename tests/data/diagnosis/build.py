@@ -74,15 +74,10 @@ KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.
                # added with the `h5-` sweeps (one searches it)
                "config.optimizer.grad_clip"]
 HELDOUT_PREFIX = "ho-"
-HELDOUT2_PREFIX = "h2-"  # every curve of these sweeps is `heldout2`
-HELDOUT3_PREFIX = "h3-"  # every curve of these sweeps is `heldout3`
-HELDOUT4_PREFIX = "h4-"  # every curve of these sweeps is `heldout4`
-HELDOUT5_PREFIX = "h5-"  # every curve of these sweeps is `heldout5`
-HELDOUT6_PREFIX = "h6-"  # every curve of these sweeps is `heldout6`
-HELDOUT7_PREFIX = "h7-"  # every curve of these sweeps is `heldout7`
-HELDOUT8_PREFIX = "h8-"  # every curve of these sweeps is `heldout8`
-SPLITS = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6",
-          "heldout7", "heldout8")
+# every curve of an `hN-` sweep is `heldoutN`: the fresh batches, each built after the
+# one before had been measured
+FRESH_BATCHES = {f"h{n}-": f"heldout{n}" for n in range(2, 9)}
+SPLITS = ("dev", "heldout", *FRESH_BATCHES.values())
 
 
 def _load_spec(spec_path: Path, overrides: list[str] = ()):
@@ -117,20 +112,10 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
     curve of an `h2-` sweep is `heldout2`, of an `h3-` sweep `heldout3`, of an `h4-` sweep
     `heldout4`, of an `h5-` sweep `heldout5`, of an `h6-` sweep `heldout6`, of an `h7-`
     sweep `heldout7`, of an `h8-` sweep `heldout8`."""
-    if sweep.startswith(HELDOUT2_PREFIX):
-        return ["heldout2"] * len(rows)
-    if sweep.startswith(HELDOUT3_PREFIX):
-        return ["heldout3"] * len(rows)
-    if sweep.startswith(HELDOUT4_PREFIX):
-        return ["heldout4"] * len(rows)
-    if sweep.startswith(HELDOUT5_PREFIX):
-        return ["heldout5"] * len(rows)
-    if sweep.startswith(HELDOUT6_PREFIX):
-        return ["heldout6"] * len(rows)
-    if sweep.startswith(HELDOUT7_PREFIX):
-        return ["heldout7"] * len(rows)
-    if sweep.startswith(HELDOUT8_PREFIX):
-        return ["heldout8"] * len(rows)
+    fresh = next((split for prefix, split in FRESH_BATCHES.items()
+                  if sweep.startswith(prefix)), None)
+    if fresh is not None:
+        return [fresh] * len(rows)
     if not sweep.startswith(HELDOUT_PREFIX):
         return ["dev"] * len(rows)
     digest = {c: hashlib.sha256(c.encode()).hexdigest() for c in rows["curve_id"]}

@@ -134,3 +134,35 @@ def test_tables_of_an_old_sweep_are_diagnosed_again():
     again = diagnosed(trials, history, "val_acc", "max")
     assert again.loc[0, "diagnosis"] == "healthy"
     assert "val_acc best" in again.loc[0, "diagnosis_reason"]
+
+
+# -- any curve at all: the trainer diagnoses every epoch, so the rules must never raise ---
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.one_of(st.floats(0, 1e6), st.sampled_from([0.0, 1e-12, math.nan, math.inf]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(n=st.integers(1, 12), data=st.data(),
+       metric=st.sampled_from(["val_acc", "val_loss", "val_mae", "val_r2"]),
+       baselines=st.fixed_dictionaries({
+           "initial_val_loss": st.one_of(st.none(), _values),
+           "chance_val_loss": st.one_of(st.none(), _values),
+           "chance_val_acc": st.one_of(st.none(), st.floats(0, 1)),
+           "initial_val_acc": st.one_of(st.none(), st.floats(0, 1)),
+           "config.epochs": st.one_of(st.none(), st.integers(1, 30)),
+           "stop_reason": st.sampled_from(["completed", "early_stopping", "scheduler",
+                                           "diverged", "budget", None])}))
+def test_any_curve_gets_a_label_and_a_reason_never_an_error(n, data, metric, baselines):
+    column = st.lists(_values, min_size=n, max_size=n)
+    history = [{"epoch": e + 1, "train_loss": t, "val_loss": v, "val_acc": a, "lr": lr,
+                "val_mae": v, "val_r2": 1 - a}
+               for e, (t, v, a, lr) in enumerate(zip(
+                   data.draw(column), data.draw(column),
+                   data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)),
+                   data.draw(st.lists(st.floats(0, 10), min_size=n, max_size=n))))]
+    mode = "max" if metric in ("val_acc", "val_r2") else "min"
+    found = diagnose(history, baselines, metric, mode)
+    assert found.label in LABELS and found.reason

@@ -331,18 +331,25 @@ class Curves:
             train - val <= FLAT * self.level(self.val, -1)
 
 
+def _positive(value) -> float | None:
+    known = _known(value)
+    return known if known is not None and known > 0 else None
+
+
 def read_curves(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc") -> Curves:
     history = sorted(history, key=lambda r: r["epoch"])
     train, val = _column(history, "train_loss"), _column(history, "val_loss")
-    start = _known(trial.get("initial_val_loss"))
+    # the baselines are divisors: a loss of 0 (a constant target fitted exactly) is no
+    # yardstick, as if it had not been measured
+    start = _positive(trial.get("initial_val_loss"))
     if start is None:
         # not measured (a user's own loop, sweeps from before the untrained model was
         # evaluated): the higher of the first epoch's losses stands in for it; the first
         # val loss alone sits below the first epoch's mean train loss of any run that
         # learned within that epoch, and would read that fall as a blow-up
-        firsts = [c[0] for c in (train, val) if c and math.isfinite(c[0])]
+        firsts = [c[0] for c in (train, val) if c and math.isfinite(c[0]) and c[0] > 0]
         start = max(firsts) if firsts else 1.0
-    chance = _known(trial.get("chance_val_loss")) or start
+    chance = _positive(trial.get("chance_val_loss")) or start
     planned = _known(trial.get("config.epochs"))
     return Curves([int(r["epoch"]) for r in history], train, val, _column(history, "val_acc"),
                    _column(history, "lr"), start, chance, _known(trial.get("chance_val_acc")),

@@ -100,11 +100,18 @@ class ResultsSink(Callback):
             (row[schema.TRIAL_ID], row["epoch"]): row for row in history.to_dict("records")})
         self.trials_table.load({} if trials is None else {
             row[schema.TRIAL_ID]: row for row in trials.to_dict("records")})
-        # epochs Tune recorded after our last write (the driver died in between); the
-        # rows of ended trials were written when they ended and are final
+        # epochs Tune recorded after our last write (the driver died in between). An
+        # ended trial's rows are final up to its last epoch: a driver killed between the
+        # trials table's write and the history's left its end written and its last rows
+        # not; a later report (a restore's first epoch, stopped at once) is not its own
         for key, row in history_rows(self.results_dir.parent).items():
-            if key[0] not in self.ended and key not in self.history:
-                self.history_table.put(key, row)
+            if key in self.history:
+                continue
+            if key[0] in self.ended:
+                last = (self.trials.get(key[0]) or {}).get("epochs")
+                if last is None or last != last or key[1] > last:
+                    continue
+            self.history_table.put(key, row)
         if self.drop_errored:
             self.dropped = sorted(t for t, row in self.trials.items()
                                   if row[schema.STATUS] == "error")

@@ -54,6 +54,19 @@ class SpecError(OrchestratorError):
 class SweepBusy(OrchestratorError):
     """Another driver holds the sweep's lease (results/lease.py): one writer at a time."""
 
+    @classmethod
+    def held(cls, name: str, holder: dict | None, lease: object,
+             renewed_s: float | None = None) -> SweepBusy:
+        """The refusal naming who holds the lease of sweep `name` (its lease file's
+        `holder` record, if readable) and since when."""
+        who = "another driver"
+        if holder:
+            renewed = f", renewed {renewed_s:.0f} s ago" if renewed_s is not None else ""
+            who = (f"`sweep {holder.get('command', '?')}` (pid {holder.get('pid', '?')} on "
+                   f"{holder.get('host', '?')}, since {holder.get('since', '?')}{renewed})")
+        return cls(f"name: sweep {name!r} is being written by {who}; one writer at a time: "
+                   f"wait for it to end, or choose another --name (lease: {lease})")
+
 
 class RayUnavailable(OrchestratorError):
     """Ray could not be started or joined: the machine or the cluster, not the input."""

@@ -68,7 +68,7 @@ def sweep_lease(folder: Location, command: str,
                 fd = os.open(path, os.O_RDWR)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SweepBusy(_held_by(path, folder.local.name)) from None
+            raise _held_by(path, folder.local.name) from None
         holder = {"command": command, "pid": os.getpid(), "host": platform.node(),
                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         path.write_text(json.dumps(holder))
@@ -109,19 +109,15 @@ def refuse_if_held(folder: Location) -> None:
         if is_s3(folder):
             lease = ObjectLease(folder)
             if held := lease.live_holder():
-                raise SweepBusy(lease.refusal(held))
+                raise lease.refusal(held)
         return
     if is_held(folder):
-        raise SweepBusy(_held_by(lease_path(folder), folder.local.name))
+        raise _held_by(lease_path(folder), folder.local.name)
 
 
-def _held_by(path, name: str) -> str:
+def _held_by(path, name: str) -> SweepBusy:
     try:
         holder = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
         holder = {}
-    who = (f"`sweep {holder.get('command', '?')}` (pid {holder.get('pid', '?')} on "
-           f"{holder.get('host', '?')}, since {holder.get('since', '?')})") if holder else \
-        "another driver"
-    return (f"name: sweep {name!r} is being written by {who}; one writer at a time: wait "
-            f"for it to end, or choose another --name (lease: {path})")
+    return SweepBusy.held(name, holder, path)

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -68,7 +69,7 @@ def process_space() -> str:
     """This machine's boot and pid namespace: a pid names the same process only within
     both (containers with the host's network share its hostname, not its pids)."""
     try:
-        boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         return f"{platform.node()}/{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:
         return ""  # not Linux: the pid test is not trusted, only staleness
@@ -146,7 +147,7 @@ class ObjectLease:
                  "this sweep has no lease: do not run its name twice at once")
             return False
         if not taken:
-            raise SweepBusy(self.refusal(self.read()))  # the holder as it is now
+            raise self.refusal(self.read())  # the holder as it is now
         self._renewer = threading.Thread(target=self._renew_until_released,
                                          name="sweep-lease", daemon=True)
         self._renewer.start()
@@ -185,11 +186,10 @@ class ObjectLease:
         while not self._stop.wait(RENEW_S) and self.renew():
             pass
 
-    def refusal(self, held: Held | None) -> str:
-        who = held.who() if held else "another driver"
+    def refusal(self, held: Held | None) -> SweepBusy:
         name = self.key.rsplit("/", 1)[-1][1:-len(".lease")]
-        return (f"name: sweep {name!r} is being written by {who}; one writer at a time: "
-                f"wait for it to end, or choose another --name (lease: {self.where})")
+        return SweepBusy.held(name, held.holder if held else None, self.where,
+                              held.age_s if held else None)
 
     # -- the store's side ------------------------------------------------------------
     def _put(self, **condition: str) -> bool:

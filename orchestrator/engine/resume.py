@@ -162,9 +162,9 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     run_config.callbacks = callbacks
     if plan.ended:
         run_config.stop = StopEnded(plan.ended)
-    scheduler = settling(tuner._local_tuner._tune_config.scheduler)
-    tuner._local_tuner._tune_config.scheduler = scheduler
-    replay_history(scheduler, _metric_rows(plan), plan.spec.mode)
+    # (settling upgrades an older sweep's pickled HyperBand in place)
+    replay_history(settling(tuner._local_tuner._tune_config.scheduler), _metric_rows(plan),
+                   plan.spec.mode)
     return tuner
 
 

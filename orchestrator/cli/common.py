@@ -95,6 +95,11 @@ def plan_text(spec) -> str:
             lines.append(f"  {section:<11} {factory} (yours)")
     if spec.code:
         lines.append("  code        " + ", ".join(spec.code) + " (shipped to every trial)")
+    if spec.warm_start:
+        warm = spec.warm_start
+        where = f" in {warm.storage}" if warm.storage else ""
+        lines.append(f"  warm start  from {warm.source}{where} (recorded in sweep.json; the "
+                     "warm start itself is not built yet: the sweep starts fresh)")
     return "\n".join(lines)
 
 

@@ -69,6 +69,9 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
         current = None
         if field is not None:
             annotation = field.annotation
+            optional = [a for a in get_args(annotation) if a is not type(None)]
+            if len(optional) == 1 and len(get_args(annotation)) == 2:  # `Model | None`
+                annotation = optional[0]
             tagged = tagged_members(annotation)
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 current = annotation
@@ -88,7 +91,8 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
 def known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """The keys allowed next to the unknown key at `loc` (walking nested models)."""
     _, parent = _walk(model, loc)
-    return sorted(parent.model_fields) if parent else []
+    # a key as the user writes it: its alias (`from`) where it has one
+    return sorted(f.alias or name for name, f in parent.model_fields.items()) if parent else []
 
 
 def raise_from(exc: ValidationError, source: str, prefix: tuple, model: type[BaseModel]) -> None:

@@ -46,6 +46,7 @@ from orchestrator.spec.settings import (
 )
 from orchestrator.spec.strict import Strict
 from orchestrator.spec.tracking import Tracking
+from orchestrator.spec.warm_start import WarmStart
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -152,6 +153,9 @@ class SweepSpec(Strict):
     failure: Failure = Failure()
     storage: str = DEFAULT_STORAGE
     tracking: Tracking = Tracking()  # MLflow / TensorBoard mirrors of the trials
+    # the earlier sweep this one starts from (`sweep refine` writes it); recorded, and
+    # used once the warm start is built (spec/warm_start.py)
+    warm_start: WarmStart | None = None
     # folders of the user's code, shipped to every trial; absolute once loaded (a spec
     # file's relative ones are read against its folder)
     code: tuple[str, ...] = ()
@@ -228,6 +232,14 @@ class SweepSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _warm_start_is_another_sweep(self) -> SweepSpec:
+        warm = self.warm_start
+        if warm and warm.source == self.name and warm.storage in (None, self.storage):
+            raise RuleError("warm_start.from", f"is {warm.source!r}, this sweep's own name, "
+                            "but must name an earlier sweep")
+        return self
+
+    @model_validator(mode="after")
     def _search_space_fits_the_trainable(self) -> SweepSpec:
         train = self.train.model_dump(mode="json")
         if isinstance(self.train, LoopConfig):
@@ -241,17 +253,9 @@ class SweepSpec(Strict):
             if problem:
                 raise RuleError(f"search_space.{key}", problem)
             for value in dist.representatives():
-                trial = copy.deepcopy(train)
-                set_dotted(trial, key, value)
-                try:
-                    TrainConfig.model_validate(trial)
-                except ValidationError as exc:
-                    error = exc.errors()[0]
-                    raise RuleError(
-                        f"search_space.{key}",
-                        f"value {shown(value)} is invalid for train.{dotted(error['loc'])}: "
-                        f"{describe(error)}",
-                    ) from None
+                problem = searched_value_problem(train, key, value)
+                if problem:
+                    raise RuleError(f"search_space.{key}", problem)
         return self
 
     @model_validator(mode="after")
@@ -309,7 +313,28 @@ class SweepSpec(Strict):
         back into the same spec."""
         data = self.model_dump(mode="json")
         data["search_space"] = {k: {d.kind: list(d.args)} for k, d in self.search_space.items()}
+        if self.warm_start is None:
+            del data["warm_start"]  # sweep.json as before for a sweep without one
+        else:
+            data["warm_start"] = self.warm_start.resolved()
         return data
+
+
+def searched_value_problem(train: Mapping[str, Any], key: str, value: Any) -> str | None:
+    """Why the trainable's settings `train` (as plain data) cannot take `value` at the
+    dotted `key` (`value 0 is invalid for train.model.depth: is 0, but must be >= 1`), or
+    None when they can. A loop's settings are its own to check: None."""
+    if "function" in train:
+        return None
+    trial = copy.deepcopy(dict(train))
+    set_dotted(trial, key, value)
+    try:
+        TrainConfig.model_validate(trial)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        return (f"value {shown(value)} is invalid for train.{dotted(error['loc'])}: "
+                f"{describe(error)}")
+    return None
 
 
 # -- loading ---------------------------------------------------------------

@@ -133,7 +133,7 @@ def _finish(outcome, spec) -> None:
     from orchestrator.engine.run import resume_command
 
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
-    for sentence in advise(outcome.trials, spec.resolved()):
+    for sentence in advise(outcome.trials, spec.resolved(), outcome.history):
         out_console.print(f"advice: {sentence}", markup=False)
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
     if outcome.unfinished:

@@ -4,6 +4,7 @@ minimum of evidence, the rate read before the other keys and with the batch size
 
 from __future__ import annotations
 
+import html
 import itertools
 import random
 from math import comb
@@ -260,3 +261,29 @@ def test_tail_and_all_chances_count_every_draw():
     failed = set(rng.sample(range(10), 7))
     hits = sum(set(rng.sample(range(10), 3)) <= failed for _ in range(20000)) / 20000
     assert hits == pytest.approx(comb(7, 3) / comb(10, 3), abs=0.02)
+
+
+# -- shown by `sweep report` -------------------------------------------------------------
+
+def test_report_shows_what_to_try_next_in_the_terminal_and_the_page(tmp_path):
+    from tests.built_sweeps import write_sweep
+    from tests.helpers import invoke
+
+    lrs = log_spaced(1e-5, 0.1, 14)
+    made = [Made({"optimizer.lr": lr}, "chance" if i < 6 else "good",
+                 score=0.9 - 0.03 * abs(i - 10)) for i, lr in enumerate(lrs)]
+    folder = write_sweep(tmp_path / "sweeps", spec(
+        {"optimizer.lr": {"loguniform": [1e-5, 0.1]}}, num_samples=14), made)
+    result = invoke("report", str(folder), "--out", str(tmp_path / "report"))
+    assert result.exit_code == 0, result.stderr
+    edge = f"{lrs[5]:.3g}"
+    sentence = (f"6 of 6 trials with optimizer.lr <= {edge} never beat chance: cut "
+                f"optimizer.lr up to {edge}")
+    out = " ".join(result.stdout.split())  # the table wraps its cells
+    assert "what to try next (from 14 trials that ended)" in out
+    assert f"advice: {sentence}" in out
+    assert "`sweep refine made` writes these changes into the next spec" in out
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert '<h2 id="next">What to try next</h2>' in page
+    (row,) = [r for r in page.split("<tr>") if r.startswith("<td>optimizer.lr</td>")]
+    assert "<td>loguniform [1.0e-05, 0.1]</td>" in row and html.escape(sentence) in row

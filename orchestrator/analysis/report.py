@@ -16,7 +16,8 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from orchestrator.analysis.account import ComputeAccount, compute_account
-from orchestrator.analysis.advice import advise
+from orchestrator.analysis.advice import Suggestion, advise, schedule_suggestions
+from orchestrator.analysis.evidence import Evidence, evidence
 from orchestrator.analysis.importance import importance
 from orchestrator.analysis.leaderboard import leaderboard, leaderboard_frame
 from orchestrator.results import schema
@@ -53,6 +54,8 @@ class Report:
     pngs: list[Path] = field(default_factory=list)  # written with --format png
     skipped: dict[str, str] = field(default_factory=dict)  # heading -> why not drawn
     importance: pd.DataFrame | None = None  # mean, std per searched setting
+    evidence: Evidence | None = None  # what the trials say of each searched key
+    schedule: list[Suggestion] = field(default_factory=list)
 
     @property
     def html_path(self) -> Path:
@@ -118,8 +121,11 @@ def build_report(tables: SweepTables, out: Path, top: int = 10, fmt: str = "html
     they hold."""
     out.mkdir(parents=True, exist_ok=True)
     trials, spec = tables.trials, tables.spec
+    found = evidence(trials, spec, tables.history)
     report = Report(out, compute_account(trials, tables.history), _counts(trials),
-                    advice=advise(trials, spec), fmt=fmt, importance=importance(trials, spec))
+                    advice=advise(trials, spec, found=found), fmt=fmt,
+                    importance=importance(trials, spec), evidence=found,
+                    schedule=schedule_suggestions(trials, spec))
     (_pngs if fmt == "png" else _charts)(tables, report, top)
     html_text = render_html(tables, report, top)
     write_atomic(report.html_path, lambda tmp: tmp.write_text(html_text))
@@ -145,6 +151,48 @@ def _number(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+# -- what to try next -------------------------------------------------------------
+
+def _dist_text(dist: dict) -> str:
+    (kind, args), = dist.items()
+    return f"{kind} {yaml.safe_dump(list(args), default_flow_style=True).strip()}"
+
+
+def next_rows(report: Report) -> list[tuple[str, str, str, list[str]]]:
+    """(setting, now, next, why) for every searched key and schedule suggestion."""
+    rows = []
+    for key in report.evidence.keys if report.evidence else ():
+        why = [c.sentence for c in key.claims] or ([key.where] if key.where else [])
+        after = _dist_text(key.after) if key.changed else "keep"
+        rows.append((key.key, _dist_text(key.before), after, why))
+    for suggestion in report.schedule:
+        rows.append((suggestion.key, "", str(suggestion.value or "more"),
+                     [suggestion.sentence]))
+    return rows
+
+
+def next_note(tables: SweepTables, report: Report) -> str:
+    """The line under the table: why nothing was claimed, or how to act on it."""
+    found = report.evidence
+    if found is not None and found.note:
+        return f"No claim about the search space: {found.note}."
+    moved = found is not None and found.changed
+    return (f"`sweep refine {tables.spec['name']}` writes "
+            + ("these changes" if moved or report.schedule else "the same space, kept")
+            + " into the next spec (docs/iterate.md).")
+
+
+def _next_table(tables: SweepTables, report: Report) -> Table:
+    judged = report.evidence.judged if report.evidence else 0
+    table = Table(title=f"what to try next (from {judged} trials that ended)",
+                  title_justify="left")
+    for column in ("setting", "now", "next", "why"):
+        table.add_column(column, overflow="fold")
+    for setting, now, after, why in next_rows(report):
+        table.add_row(setting, now, after, "\n".join(why))
+    return table
+
+
 def terminal_summary(tables: SweepTables, report: Report, top: int = 10) -> Group:
     searched = list(tables.spec.get("search_space", {}))
     parts = [leaderboard(tables.trials, searched, tables.metric, tables.mode, top)]
@@ -156,6 +204,9 @@ def terminal_summary(tables: SweepTables, report: Report, top: int = 10) -> Grou
                                account.by_stop_reason.rename_axis("stop_reason")))
     parts.append(_series_table("compute by node", account.by_node.rename_axis("node")))
     parts.extend(f"advice: {sentence}" for sentence in report.advice)
+    if next_rows(report):
+        parts.append(_next_table(tables, report))
+    parts.append(next_note(tables, report))
     if report.importance is not None and len(report.importance):
         parts.append("importance: " + ", ".join(
             f"{k} {v:.3f}" for k, v in report.importance["mean"].items()))
@@ -187,6 +238,7 @@ pre { background: #f8f9fa; padding: .8rem; overflow-x: auto; font-size: .8rem; }
 .skipped, .hint { color: #6c757d; font-size: .85rem; }
 .hint { margin-top: 0; }
 .wide { overflow-x: auto; }
+table.next td { text-align: left; vertical-align: top; }
 """
 
 
@@ -207,6 +259,19 @@ def _diagnoses(tables: SweepTables) -> pd.DataFrame:
     return frame.sort_values(best, ascending=tables.mode == "min", na_position="last")
 
 
+def _next_html(tables: SweepTables, report: Report) -> str:
+    """The "what to try next" section: a row per searched key (and schedule setting)."""
+    rows = "".join(
+        f"<tr><td>{html.escape(setting)}</td><td>{html.escape(now)}</td>"
+        f"<td>{html.escape(after)}</td><td>{'<br>'.join(map(html.escape, why))}</td></tr>"
+        for setting, now, after, why in next_rows(report))
+    table = (f'<div class="wide"><table class="next"><thead><tr><th>setting</th><th>now</th>'
+             f"<th>next</th><th>why</th></tr></thead><tbody>{rows}</tbody></table></div>"
+             if rows else "")
+    return (f'<h2 id="next">What to try next</h2>{table}'
+            f'<p class="meta">{html.escape(next_note(tables, report))}</p>')
+
+
 def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
     spec, sweep = tables.spec, tables.sweep
     searched = list(spec.get("search_space", {}))
@@ -217,6 +282,7 @@ def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
     account = report.account
     advice = ("<h2>Advice</h2><ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in report.advice)
               + "</ul>") if report.advice else ""
+    advice += _next_html(tables, report)
     # each heading an anchor: report.html#parallel_coordinates
     figures = "".join(f'<h2 id="{name}">{html.escape(FIGURES[name])}</h2>{figure}'
                       for name, figure in report.figures.items())

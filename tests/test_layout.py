@@ -94,3 +94,23 @@ def test_validating_a_spec_imports_neither_ray_nor_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_refining_a_sweep_imports_neither_ray_nor_torch(tmp_path):
+    """`sweep refine` reads files and writes a spec: no Ray, no torch (for a spec whose
+    trainable is the shared one; a user's factories are imported as `validate` does)."""
+    from tests.built_sweeps import Made, log_spaced, write_sweep
+
+    made = [Made({"optimizer.lr": lr}, score=0.5 + 0.03 * i)
+            for i, lr in enumerate(log_spaced(1e-4, 0.1, 10))]
+    folder = write_sweep(tmp_path / "sweeps", {
+        "name": "made", "train": {"epochs": 8},
+        "search_space": {"optimizer.lr": {"loguniform": [1e-4, 0.1]}}}, made)
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, "refine", str(folder), "-o",
+                          str(tmp_path / "next.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "next.yaml").is_file()

@@ -247,7 +247,7 @@ def sweeps(draw):
                 train={"epochs": EPOCHS, "batch_scaling": {"rule": scaling}}), made
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sweeps(), st.one_of(st.none(), st.integers(1, 50)))
 def test_refine_never_writes_an_invalid_spec(sweep, num_samples):
     data, made = sweep

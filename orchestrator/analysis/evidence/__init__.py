@@ -93,7 +93,7 @@ def evidence(trials: pd.DataFrame, spec: dict[str, Any],
             "trial started, not what scored; no claim is drawn from it"))
     if not space:
         return Evidence(0, total, metric, note="nothing is searched")
-    judged = judge(trials, metric, spec["mode"], history) if total else None
+    judged = judge(trials, metric, spec["mode"], history, list(space)) if total else None
     n = 0 if judged is None else len(judged.frame)
     if judged is None or n < MIN_TRIALS:
         return Evidence(n, total, metric, note=(

@@ -109,7 +109,9 @@ def _chance_epochs(trials: pd.DataFrame, history: pd.DataFrame | None, metric: s
     diagnosis' own definition (`diagnosis.curves.Curves`), and the first epoch it did."""
     if history is None or not len(history):
         return [None] * len(trials), [None] * len(trials)
-    rows = {t: r.to_dict("records") for t, r in history.groupby(schema.TRIAL_ID)}
+    rows: dict[str, list[dict]] = {}
+    for row in history.to_dict("records"):  # one pass: a groupby per trial is slow
+        rows.setdefault(row[schema.TRIAL_ID], []).append(row)
     learned, first = [], []
     for row in trials.to_dict("records"):
         curve = rows.get(row[schema.TRIAL_ID])
@@ -129,13 +131,13 @@ def _way(stop_reason: str, diagnosis, learned) -> str | None:
 
 
 def judge(trials: pd.DataFrame, metric: str, mode: str,
-          history: pd.DataFrame | None = None) -> Judged:
+          history: pd.DataFrame | None = None, keys: list[str] | None = None) -> Judged:
     """The trials that ended (an errored or unfinished one says nothing of its settings),
     how each failed, and the good ones: the best of those that learned something.
 
     A trial stopped early (by the scheduler or the time budget) that had not beaten
     chance by then failed only if every good trial had beaten it by that epoch: before,
-    it was too short to tell."""
+    it was too short to tell. `keys`: the searched keys whose settings to keep (all)."""
     best = schema.best_column(metric)
     frame = trials[trials[schema.STOP_REASON].notna()
                    & (trials[schema.STOP_REASON] != "error")].copy()
@@ -154,7 +156,12 @@ def judge(trials: pd.DataFrame, metric: str, mode: str,
     cut_short = frame[schema.STOP_REASON].isin(("scheduler", "budget")) & \
         (frame["way"] == NO_CHANCE) & ~(pd.to_numeric(frame.get("epochs"), errors="coerce") >= by)
     frame.loc[cut_short, "way"] = None
-    return Judged(frame, metric, mode)
+    # what the rules read, no more: every subset of the frame copies its columns
+    settings = None if keys is None else {schema.CONFIG_PREFIX + k for k in (*keys, BATCH_KEY)}
+    kept = [c for c in frame.columns if c in (schema.TRIAL_ID, schema.STOP_REASON, EFFECTIVE,
+                                              "score", "way", "good")
+            or (c.startswith(schema.CONFIG_PREFIX) and (settings is None or c in settings))]
+    return Judged(frame[kept], metric, mode)
 
 
 # -- wording ---------------------------------------------------------------------------

@@ -158,7 +158,7 @@ def _dist_text(dist: dict) -> str:
     return f"{kind} {yaml.safe_dump(list(args), default_flow_style=True).strip()}"
 
 
-def next_rows(report: Report) -> list[tuple[str, str, str, list[str]]]:
+def next_rows(report: Report, spec: dict) -> list[tuple[str, str, str, list[str]]]:
     """(setting, now, next, why) for every searched key and schedule suggestion."""
     rows = []
     for key in report.evidence.keys if report.evidence else ():
@@ -166,8 +166,10 @@ def next_rows(report: Report) -> list[tuple[str, str, str, list[str]]]:
         after = _dist_text(key.after) if key.changed else "keep"
         rows.append((key.key, _dist_text(key.before), after, why))
     for suggestion in report.schedule:
-        rows.append((suggestion.key, "", str(suggestion.value or "more"),
-                     [suggestion.sentence]))
+        section, _, leaf = suggestion.key.partition(".")
+        now = (spec.get(section) or {}).get(leaf)
+        rows.append((suggestion.key, "" if now is None else str(now),
+                     str(suggestion.value or "more"), [suggestion.sentence]))
     return rows
 
 
@@ -188,7 +190,7 @@ def _next_table(tables: SweepTables, report: Report) -> Table:
                   title_justify="left")
     for column in ("setting", "now", "next", "why"):
         table.add_column(column, overflow="fold")
-    for setting, now, after, why in next_rows(report):
+    for setting, now, after, why in next_rows(report, tables.spec):
         table.add_row(setting, now, after, "\n".join(why))
     return table
 
@@ -204,7 +206,7 @@ def terminal_summary(tables: SweepTables, report: Report, top: int = 10) -> Grou
                                account.by_stop_reason.rename_axis("stop_reason")))
     parts.append(_series_table("compute by node", account.by_node.rename_axis("node")))
     parts.extend(f"advice: {sentence}" for sentence in report.advice)
-    if next_rows(report):
+    if next_rows(report, tables.spec):
         parts.append(_next_table(tables, report))
     parts.append(next_note(tables, report))
     if report.importance is not None and len(report.importance):
@@ -264,7 +266,7 @@ def _next_html(tables: SweepTables, report: Report) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(setting)}</td><td>{html.escape(now)}</td>"
         f"<td>{html.escape(after)}</td><td>{'<br>'.join(map(html.escape, why))}</td></tr>"
-        for setting, now, after, why in next_rows(report))
+        for setting, now, after, why in next_rows(report, tables.spec))
     table = (f'<div class="wide"><table class="next"><thead><tr><th>setting</th><th>now</th>'
              f"<th>next</th><th>why</th></tr></thead><tbody>{rows}</tbody></table></div>"
              if rows else "")

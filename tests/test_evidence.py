@@ -287,3 +287,15 @@ def test_report_shows_what_to_try_next_in_the_terminal_and_the_page(tmp_path):
     assert '<h2 id="next">What to try next</h2>' in page
     (row,) = [r for r in page.split("<tr>") if r.startswith("<td>optimizer.lr</td>")]
     assert "<td>loguniform [1.0e-05, 0.1]</td>" in row and html.escape(sentence) in row
+
+
+def test_a_metric_to_minimise_reads_the_lowest_as_best():
+    lrs = log_spaced(1e-4, 0.1, 12)
+    made = [Made({"optimizer.lr": lr}, extra={"best_val_loss": 1.0 - 0.05 * i})
+            for i, lr in enumerate(lrs)]
+    trials, history = tables(made)
+    ev = evidence(trials, spec(LR, metric="val_loss", mode="min"), history)
+    lr = key_of(ev, "optimizer.lr")
+    assert ("the best trial (val_loss 0.45) and 2 of the best 3 have optimizer.lr in the top "
+            "tenth of its range [0.0001, 0.1] (log axis): widen it upward") in \
+        [c.sentence for c in lr.claims]

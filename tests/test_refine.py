@@ -300,3 +300,18 @@ def test_a_real_sweep_with_its_best_at_the_top_of_a_log_range_is_refined_and_run
     assert recorded["warm_start"] == {"from": "edge", "storage": None, "rerun_best": 1}
     assert all(low <= lr <= high for lr in outcome.trials["config.optimizer.lr"])
     assert not math.isnan(outcome.trials["best_val_acc"].max())
+
+
+def test_a_recorded_spec_that_no_longer_validates_writes_nothing(tmp_path):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    user = spec(SPACE, code=[str(project / "src")])
+    folder = write_sweep(tmp_path / "sweeps", user, edge_and_dead())
+    (project / "src").rmdir()  # the code folder the sweep shipped is gone
+    out = tmp_path / "next.yaml"
+    result = invoke("refine", str(folder), "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: sweep made: its recorded spec does not validate any "
+                             f"more, so no next spec is written (code: {project / 'src'} is "
+                             "not a folder)\n")
+    assert not out.exists()

@@ -127,7 +127,7 @@ def choice_evidence(key: str, kind: str, args: list, judged: Judged,
     frame = judged.frame.assign(value=config_values(
         judged.frame[schema.CONFIG_PREFIX + key]).map(name_of, na_action="ignore"))
     frame = frame[frame["value"].notna()]
-    if len(frame) < MIN_TRIALS or len(args) < 2:
+    if len(frame) < MIN_TRIALS or len(args) < 2 or judged.best.name not in frame.index:
         return KeyEvidence(key, before, before), None
     good, claims, keep, dead, push = frame[frame["good"]], [], list(args), set(), None
     counts = good["value"].value_counts()

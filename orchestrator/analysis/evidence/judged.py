@@ -153,8 +153,9 @@ def judge(trials: pd.DataFrame, metric: str, mode: str,
     firsts = pd.Series(first, index=frame.index, dtype=float)
     known = firsts[frame["good"]]
     by = known.max() if len(known) and known.notna().all() else math.inf
+    ran = pd.to_numeric(frame["epochs"], errors="coerce") if "epochs" in frame else math.nan
     cut_short = frame[schema.STOP_REASON].isin(("scheduler", "budget")) & \
-        (frame["way"] == NO_CHANCE) & ~(pd.to_numeric(frame.get("epochs"), errors="coerce") >= by)
+        (frame["way"] == NO_CHANCE) & ~(ran >= by)
     frame.loc[cut_short, "way"] = None
     # what the rules read, no more: every subset of the frame copies its columns
     settings = None if keys is None else {schema.CONFIG_PREFIX + k for k in (*keys, BATCH_KEY)}

@@ -75,6 +75,8 @@ def range_evidence(key: str, kind: str, args: list, judged: Judged,
         high = min(high, scale(ends[False] - step))
 
     good, n = frame[frame["good"]], len(frame)
+    if good.empty or judged.best.name not in frame.index:  # no good trial holds a value
+        return KeyEvidence(key, before, before)
     axis = " (log axis)" if scale.log else ""
     span = f"[{num(scale.low)}, {num(scale.high)}]{axis}"
     g_low, g_high = float(good["value"].min()), float(good["value"].max())

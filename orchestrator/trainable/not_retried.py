@@ -51,7 +51,8 @@ def _marker() -> tuple[pafs.FileSystem, str]:
 
 def fail_if_failed_before() -> None:
     """At a trial's start: an earlier attempt failed with an error of its data or code
-    before its first report; fail with its text, running nothing of the user's."""
+    (before its first report, or a `DataOrCodeError`); fail with its text, running
+    nothing of the user's."""
     fs, path = _marker()
     if fs.get_file_info(path).type == pafs.FileType.File:
         with fs.open_input_stream(path) as stream:

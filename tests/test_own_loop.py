@@ -195,8 +195,7 @@ def test_a_loop_that_misreports_its_epochs_errors_with_one_line(tmp_path, ray_ad
         assert by.loc[how, schema.STATUS] == "error"
         error = by.loc[how, "error"]
         assert (f"ReportError: trial.report: {line}; epochs must increase from one report "
-                "to the next (gaps are allowed) (an error of its data or code, not "
-                "retried)") in error, error
+                "to the next (an error of its data or code, not retried)") in error, error
         assert "\x1b" not in error
         assert (calls / how).read_text() == "call\n"  # not retried
     assert by.loc["gap", schema.STOP_REASON] == "completed"

@@ -47,7 +47,7 @@ def out_of_order(epoch: int, last: int | None, restored: int) -> str | None:
     schedulers' milestones are reached at the first epoch at or past them."""
     if last is not None and epoch <= last:
         return (f"trial.report: epoch {epoch} reported after epoch {last}; epochs must "
-                "increase from one report to the next (gaps are allowed)")
+                "increase from one report to the next")
     if last is None and epoch <= restored:
         return (f"trial.report: epoch {epoch} reported after restoring the checkpoint of "
                 f"epoch {restored}; a restored loop goes on from the epoch after its "

@@ -209,3 +209,21 @@ def test_a_loop_that_misreports_its_epochs_errors_with_one_line(tmp_path, ray_ad
     assert (calls / "crash_once").read_text() == "call\ncall\n"
     ended = [line for line in result.stderr.splitlines() if line.startswith("trials 5/5 done")]
     assert ended and all("best val_acc 0.9 ·" in line for line in ended), result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_loop_under_pbt_completes_when_exploited_at_its_last_epoch(tmp_path, ray_address):
+    """PBT's perturbation due at the last epoch hands a trial another's final checkpoint:
+    the restored loop has no epoch left and returns at once, which ends the trial (every
+    trial of such a sweep errored, "the loop returned without a trial.report")."""
+    project = tmp_path / "project"
+    write_loop_project(project, num_samples=4, train={
+        "function": "my_loop:train", "epochs": 4, "lr": 0.05, "hidden": 16, "rows": 400},
+        search_space={"lr": {"loguniform": [0.001, 0.5]}},
+        scheduler={"name": "pbt", "perturbation_interval": 2})
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials, history = tables(project / "sweeps" / "user-loop" / schema.RESULTS_DIR)
+    assert len(trials) == 4 and (trials[schema.STOP_REASON] == "completed").all()
+    assert (trials["epochs"] == 4).all() and trials["error"].isna().all()
+    assert_each_epoch_once(trials, history)

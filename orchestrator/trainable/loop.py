@@ -147,8 +147,12 @@ class Trial:
 
     def finish(self) -> None:
         """The loop returned: its last row again, marked completed (the tables' stop
-        reason), with its checkpoint kept."""
+        reason), with its checkpoint kept. Nothing after a restore of the last epoch's
+        checkpoint: PBT exploits at the end too (a perturbation due at the last epoch
+        hands a trial another's final checkpoint), and the loop has no epoch left."""
         if self._last is None:
+            if self._restored_from >= self._epochs:
+                return
             raise ValueError("the loop returned without a trial.report: nothing to record")
         row, checkpoint = self._last
         if row["stop_reason"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.results.atomic import write_atomic
-from orchestrator.results.rows import config_columns, stop_reason
+from orchestrator.results.rows import config_columns, error_text, stop_reason
 
 
 def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
@@ -33,6 +33,27 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
 ])
 def test_stop_reason(status, last, budget, expected):
     assert stop_reason(status, last, budget) == expected
+
+
+def test_the_error_column_holds_no_terminal_colour_codes(tmp_path):
+    """Tune's error file as Ray writes it (its task name in cyan, a hyperlink): the live
+    sink and the rebuild both keep the text, not the escape sequences."""
+    from types import SimpleNamespace
+
+    from orchestrator.results.sink import _error_text
+
+    raw = ("Failure # 1 (occurred at 2026-12-01_10-00-00)\n\x1b[36mray::ImplicitFunc.train()"
+           "\x1b[39m (pid=4242, ip=127.0.0.1, actor_id=ab)\n  File \"x.py\", line 3\n"
+           "\x1b[1;31mValueError\x1b[0m: trial.report: epoch 2 reported after epoch 3 "
+           "\x1b]8;;file:///x.py\x1b\\x.py\x1b]8;;\x1b\\\n")
+    plain = ("Failure # 1 (occurred at 2026-12-01_10-00-00)\nray::ImplicitFunc.train() "
+             "(pid=4242, ip=127.0.0.1, actor_id=ab)\n  File \"x.py\", line 3\nValueError: "
+             "trial.report: epoch 2 reported after epoch 3 x.py")
+    assert error_text(raw) == plain
+    (tmp_path / "error.txt").write_text(raw)
+    assert _error_text(SimpleNamespace(error_file=str(tmp_path / "error.txt"))) == plain
+    assert error_text("x" * 5000 + "\x1b[0m") == "x" * 4000
+    assert error_text("\x1b[0m \n") is None
 
 
 def test_config_columns_cover_every_train_setting_with_one_type_each():

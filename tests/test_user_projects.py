@@ -190,3 +190,58 @@ def test_an_error_of_the_users_data_or_code_is_not_retried(tmp_path, ray_address
         trials, history = tables(results)
         assert list(trials[schema.STOP_REASON]) == ["completed"]
         assert sorted(history["epoch"]) == [1, 2, 3]
+
+
+FAULTY_DATA = '''
+import torch
+from torch.utils.data import TensorDataset
+
+
+class Rows(TensorDataset):
+    classes = ["no", "yes"]
+
+
+def load(seed, fault="none"):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(200, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    if fault == "nan_feature":
+        x[37, 4] = float("nan")
+    if fault == "label_2":
+        y[51] = 2
+    if fault == "one_based":
+        y = y + 1
+    train, val = (x[:160], y[:160]), (x[160:], y[160:])
+    return (train, val) if fault == "one_based" else (Rows(*train), Rows(*val))
+'''
+
+
+def test_faults_of_the_data_are_errors_that_name_the_data(tmp_path, ray_address):
+    """A Dataset's NaN feature (found when the loss went NaN, not read as a divergence),
+    its label outside the Dataset's classes, and 1-based labels as tensors: each trial
+    is `error`, the error column naming train.dataset.factory, the split and the row."""
+    project = tmp_path / "project"
+    write_project(project, num_samples=1, search_space={
+        "dataset.fault": {"grid": ["nan_feature", "label_2", "one_based"]}})
+    spec = yaml.safe_load((project / "spec.yaml").read_text())
+    spec["train"]["dataset"] = {"factory": "my_data:load", "fault": "none"}
+    (project / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (project / "my_data.py").write_text(FAULTY_DATA)
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet")
+    assert result.returncode == 1, result.stderr[-3000:]
+    trials, _ = tables(project / "sweeps" / spec["name"] / schema.RESULTS_DIR)
+    by = trials.set_index("config.dataset.fault")
+    assert (by[schema.STATUS] == "error").all() and (by["diagnosis"] != "diverged").all()
+    import torch
+
+    x = torch.randn(200, 6, generator=torch.Generator().manual_seed(spec["seed"]))
+    one_based_row = int((x[:160, 0] > 0).nonzero()[0])
+    for fault, line in [
+        ("nan_feature", "UserDataError: train.dataset.factory: train[37]'s input holds nan at "
+                        "feature 4: the data is not finite (not a divergence of the training)"),
+        ("label_2", "UserDataError: train.dataset.factory: train[51] has label 2, outside "
+                    "[0, 2) (the Dataset's 2 classes): labels must be class indices 0..1"),
+        ("one_based", f"UserDataError: train.dataset.factory: train label 2 at row "
+                      f"{one_based_row} would make 3 classes, but no label is 0")]:
+        error = by.loc[fault, "error"]
+        assert line in error and "not retried" in error and "\x1b" not in error, error

@@ -7,10 +7,10 @@ ends and at most every `line_every_s` seconds.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
-import pandas as pd
 from ray.tune import Callback
 from rich.console import Console
 from rich.live import Live
@@ -54,6 +54,12 @@ class ProgressView(Callback):
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
+    def _seen(self, value: Any) -> None:
+        """A value of the objective, counted when it is a finite number and better."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and \
+                math.isfinite(value) and self._better(value):
+            self.best = value
+
     def _tally(self, trials: list) -> None:
         counts = dict.fromkeys(self.counts, 0)
         for trial in trials:
@@ -66,9 +72,9 @@ class ProgressView(Callback):
             elif status == "TERMINATED" and trial.trial_id in self._ended:
                 completed = last.get("stop_reason") == "completed"
                 counts["finished" if completed else "stopped early"] += 1
-            value = last.get(schema.best_column(self.metric))
-            if isinstance(value, int | float) and not pd.isna(value) and self._better(value):
-                self.best = value
+            # the shared trainable reports its best so far (a trial restored on resume
+            # brings it); a user's loop only the metric, seen epoch by epoch below
+            self._seen(last.get(schema.best_column(self.metric)))
         self.counts = counts
 
     def render(self) -> Text:
@@ -79,6 +85,11 @@ class ProgressView(Callback):
             + " · ".join(parts)
             + f" · best {self.metric} {_fmt(self.best)} · {elapsed:.0f}s"
         )
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        # every epoch's objective: the tally, twice a second, sees only each trial's last
+        self._seen(result.get(self.metric))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         # Tune steps many times a second: recount at most twice a second

@@ -7,10 +7,23 @@ two give the same rows.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from orchestrator.diagnosis import diagnose
 from orchestrator.results import schema
+
+# a terminal's escape sequences: CSI (colours: Ray writes `\x1b[36mray::...\x1b[39m` into
+# a trial's error text) and OSC (titles, links), ended by BEL or ST
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+ERROR_CHARS = 4000  # the end of an error text is kept: the error itself, after the trace
+
+
+def error_text(raw: str) -> str | None:
+    """A trial's error as the `error` column holds it: Tune's error file without the
+    terminal's colour codes (plain text in a table, an export, a report), its last
+    ERROR_CHARS characters; None when empty."""
+    return _ESCAPES.sub("", raw).strip()[-ERROR_CHARS:] or None
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from ray import tune
 
 from orchestrator.spec.settings import LOOP_METRICS, STORAGE_ERROR, LoopTrialConfig
+from orchestrator.trainable.not_retried import DataOrCodeError
 from orchestrator.trainable.tune_entry import (
     checkpoint_policy,
     device_and_threads,
@@ -30,6 +31,28 @@ CHECKPOINT_FILE, META_FILE = "loop_checkpoint.pt", "loop_meta.json"
 RESERVED = {"epoch", "checkpoint", "stop_reason", LOOP_METRICS, "trial_time_s", "device",
             "threads", "node_id", "trial_seed", "restored_from_epoch", "done", "config",
             "trial_id", "training_iteration", STORAGE_ERROR}
+
+
+class ReportError(DataOrCodeError):
+    """A loop's `trial.report` that cannot be recorded: a mistake of the loop's code,
+    which would be made again on every try (not retried, `not_retried`)."""
+
+
+def out_of_order(epoch: int, last: int | None, restored: int) -> str | None:
+    """Why a report of `epoch` cannot follow the last one (`last`, None before the first
+    of this attempt) or the checkpoint the loop restored (`restored`, 0 when none), or
+    None. Epochs must increase: a repeated or earlier epoch would overwrite a row of the
+    history, and the schedulers take the epoch as their time, which must not go back.
+    Gaps are allowed (a loop that validates every k-th epoch reports k, 2k, ...): the
+    schedulers' milestones are reached at the first epoch at or past them."""
+    if last is not None and epoch <= last:
+        return (f"trial.report: epoch {epoch} reported after epoch {last}; epochs must "
+                "increase from one report to the next")
+    if last is None and epoch <= restored:
+        return (f"trial.report: epoch {epoch} reported after restoring the checkpoint of "
+                f"epoch {restored}; a restored loop goes on from the epoch after its "
+                f"checkpoint's ({restored + 1})")
+    return None
 
 
 class Trial:
@@ -82,19 +105,23 @@ class Trial:
         """One row of history: the epoch (1, 2, ...) and numbers; `checkpoint` is kept as
         the spec's checkpoint policy says (and always with the last report)."""
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 1:
-            raise ValueError(f"trial.report: epoch is {epoch!r}, but must be an integer >= 1")
+            raise ReportError(f"trial.report: epoch is {epoch!r}, but must be an integer >= 1")
+        wrong = out_of_order(int(epoch), self._last[0]["epoch"] if self._last else None,
+                             self._restored_from)
+        if wrong:
+            raise ReportError(wrong)
         row = {"epoch": int(epoch)}
         for name, value in metrics.items():
             if name in RESERVED:
-                raise ValueError(f"trial.report: {name!r} is a name this tool reports "
-                                 "itself; call your metric something else")
+                raise ReportError(f"trial.report: {name!r} is a name this tool reports "
+                                  "itself; call your metric something else")
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ValueError(f"trial.report: {name} is {value!r}, but metrics must be "
-                                 "numbers")
+                raise ReportError(f"trial.report: {name} is {value!r}, but metrics must be "
+                                  "numbers")
             row[name] = float(value)
         if not self._checked:
             if self._metric not in row:
-                raise ValueError(
+                raise ReportError(
                     f"trial.report: the spec's metric {self._metric!r} is not among the "
                     f"reported keys ({', '.join(sorted(metrics)) or 'none'})")
             self._checked = True
@@ -120,8 +147,12 @@ class Trial:
 
     def finish(self) -> None:
         """The loop returned: its last row again, marked completed (the tables' stop
-        reason), with its checkpoint kept."""
+        reason), with its checkpoint kept. Nothing after a restore of the last epoch's
+        checkpoint: PBT exploits at the end too (a perturbation due at the last epoch
+        hands a trial another's final checkpoint), and the loop has no epoch left."""
         if self._last is None:
+            if self._restored_from >= self._epochs:
+                return
             raise ValueError("the loop returned without a trial.report: nothing to record")
         row, checkpoint = self._last
         if row["stop_reason"]:

@@ -138,7 +138,12 @@ class Trainer:
         if collect is not None:
             self.prior = collect.prediction()
         weights = torch.tensor(sizes, device=self.device, dtype=torch.float32)
-        return (torch.stack(losses).float() * weights).sum().item() / sum(sizes)
+        stacked = torch.stack(losses).float()
+        mean = (stacked * weights).sum().item() / sum(sizes)
+        if not math.isfinite(mean):  # the step that made it so: was its batch finite?
+            self.data.check_non_finite("train", int((~torch.isfinite(stacked)).nonzero()[0]),
+                                       self.batch_size)
+        return mean
 
     def _autocast(self):
         # entering even a disabled autocast costs time on every step: skip it in fp32
@@ -180,6 +185,8 @@ class Trainer:
             self.curves[name].append(measured[name])
         self.curves["lr"].append(lr)
         train_loss, val_loss = measured["train_loss"], measured["val_loss"]
+        if math.isfinite(train_loss) and not math.isfinite(val_loss):
+            self.data.check_non_finite("val", None, self.train_cfg.eval_batch_size)
 
         metric = measured[self.cfg.objective.metric]
         patience_hit = self.early.update(metric, self.epoch)

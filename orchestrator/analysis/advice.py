@@ -123,11 +123,29 @@ def _still_improving(trials: pd.DataFrame) -> str | None:
             "improving at their last epoch: consider more train.epochs")
 
 
+def _out_of_memory(trials: pd.DataFrame) -> list[str]:
+    """Trials whose batch memory halved (the trainer's out-of-memory halving), by the batch
+    they asked for and the one they ran at: their results are those of the latter. A
+    record, not a pattern: it needs no minimum of trials."""
+    asked = f"{schema.CONFIG_PREFIX}batch_size"
+    if not {"oom_halvings", "batch_size_used", asked} <= set(trials.columns):
+        return []
+    halved = trials[pd.to_numeric(trials["oom_halvings"], errors="coerce").fillna(0) > 0]
+    sentences = []
+    for (batch, used), group in halved.groupby([asked, "batch_size_used"], sort=True):
+        count = f"{len(group)} trial" + ("s" if len(group) != 1 else "")
+        sentences.append(f"{count} ran out of memory at batch {int(batch)} and ran at "
+                         f"{int(used)} with the rate scaled: their results are batch "
+                         f"{int(used)}'s (batch_size_used, effective_lr)")
+    return sentences
+
+
 def advise(trials: pd.DataFrame, spec: dict[str, Any]) -> list[str]:
     """Plain sentences about the search space and the schedule, each with its evidence."""
+    memory = _out_of_memory(trials)
     if len(trials) < MIN_TRIALS:
-        return []
+        return memory
     best = schema.best_column(spec["metric"])
-    found = [_divergence(trials, spec), *_edges(trials, spec, best),
+    found = [*memory, _divergence(trials, spec), *_edges(trials, spec, best),
              _grace(trials, spec, best), _still_improving(trials)]
     return [sentence for sentence in found if sentence]

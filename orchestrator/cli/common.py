@@ -65,7 +65,10 @@ def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
     return load_spec(spec_path, [*_overrides(shorthands), *sets])
 
 
-def plan_text(spec) -> str:
+def plan_text(spec, address: str | None = None) -> str:
+    """The plan of a sweep: what runs, how, and how many trials at once on this
+    machine's embedded Ray (or on the cluster at `address`, counted once joined)."""
+    from orchestrator.cli.capacity import concurrency_line, packing, this_machine
     from orchestrator.spec.schedulers import SCHEDULERS
 
     options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
@@ -79,9 +82,11 @@ def plan_text(spec) -> str:
         f"  scheduler   {spec.scheduler.name} ({SCHEDULERS[spec.scheduler.name].summary})"
         + (f": {options}" if options else ""),
         f"  searcher    {spec.searcher.name}, seed {spec.seed}",
-        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU, "
-        f"up to {spec.max_epochs} epochs",
-        f"  concurrency {spec.max_concurrent_trials or 'as resources allow'}",
+        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU"
+        f"{packing(spec.resources.gpu)}, up to {spec.max_epochs} epochs",
+        "  concurrency " + (
+            concurrency_line(spec, None, f"the cluster at {address}") if address else
+            concurrency_line(spec, [this_machine()], "this machine's embedded Ray")),
         "  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
                                         for k, d in spec.search_space.items()) or "(none)"),
         f"  storage     {spec.storage}/{spec.name}",

@@ -11,6 +11,7 @@ import os
 
 import pandas as pd
 import pytest
+import torch
 
 from orchestrator.cli.capacity import at_once, per_gpu
 from orchestrator.results import schema
@@ -63,6 +64,11 @@ def test_train_device_cuda_needs_a_gpu_per_trial(tmp_path):
     result = invoke("validate", str(path), "--set", "train.device=cuda")
     assert result.exit_code == 2
     assert "train.device: is 'cuda', but resources.gpu is 0" in result.stderr
+    if not torch.cuda.is_available():  # lr-find runs here, where there is no CUDA
+        result = invoke("lr-find", str(path), "--set", "train.device=cuda",
+                        "--set", "resources.gpu=1", "--out", str(tmp_path / "lr"))
+        assert result.exit_code == 2
+        assert result.stderr.startswith("error: train.device: is 'cuda', but torch ")
 
 
 # -- on a head that declares 2 GPUs (no CUDA on this machine) ---------------------------

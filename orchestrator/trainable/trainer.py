@@ -13,7 +13,6 @@ and reports what it returns.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import math
 import random
@@ -58,6 +57,21 @@ def load_data(config: TrialConfig, device: torch.device, threads: int = 1):
         return load_user_data(cfg.dataset, config.seed, cfg.task, config.code, device,
                               workers=max(0, threads - 1))
     return load_dataset(cfg.dataset, config.seed, device, cfg.task)
+
+
+def _copied(value):
+    """`value` with every tensor in it copied to the CPU (a state dict's `_metadata`,
+    which load_state_dict reads, kept)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        copy = type(value)((key, _copied(item)) for key, item in value.items())
+        if hasattr(value, "_metadata"):
+            copy._metadata = value._metadata
+        return copy
+    if isinstance(value, list | tuple):
+        return type(value)(_copied(item) for item in value)
+    return value
 
 
 class Trainer:
@@ -374,19 +388,19 @@ class Trainer:
         if self.plateau and meta["plateau"]:
             self.plateau.load_state_dict(meta["plateau"])
 
-    def snapshot(self) -> tuple[bytes, str]:
-        """The whole state in memory, written as a checkpoint is (torch.save, JSON), so
-        that `restore` puts it back exactly as `load` would. Its tensors are serialised
-        off the device: the copy costs no GPU memory."""
+    def snapshot(self) -> tuple[dict, str]:
+        """The whole state in memory, as a checkpoint holds it, so that `restore` puts it
+        back exactly as `load` would: its tensors copied off the device (the copy costs
+        no GPU memory), its counters as JSON. Taken at every epoch's start; a copy costs
+        ~1 ms for the quickstart's MLP (torch.save into memory took ~2.5 ms)."""
         tensors, meta = self._state()
-        buffer = io.BytesIO()
-        torch.save(tensors, buffer)
-        return buffer.getvalue(), json.dumps(meta)
+        return _copied(tensors), json.dumps(meta)
 
-    def restore(self, snapshot: tuple[bytes, str]) -> None:
-        data, meta = snapshot
-        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=True)
-        self._load_state(state, json.loads(meta))
+    def restore(self, snapshot: tuple[dict, str]) -> None:
+        tensors, meta = snapshot
+        # copied again: a snapshot may be restored twice (one epoch, two halvings), and
+        # the optimiser keeps tensors it is given on their device instead of copying them
+        self._load_state(_copied(tensors), json.loads(meta))
 
     def save(self, folder: str | Path, owner: str | None = None) -> None:
         """Write the whole state to `folder`; `owner` names the trial it belongs to (PBT

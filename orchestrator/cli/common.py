@@ -73,6 +73,11 @@ def plan_text(spec, address: str | None = None) -> str:
 
     options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
                         if v is not None)
+    if address:  # a cluster's nodes are known once it is joined
+        where = "the cluster" if address == "auto" else f"the cluster at {address}"
+        concurrency = concurrency_line(spec, None, where)
+    else:
+        concurrency = concurrency_line(spec, [this_machine()], "this machine's embedded Ray")
     lines = [
         f"sweep {spec.name}: {spec.trial_count} trials "
         f"({spec.num_samples} samples x grid of {spec.grid_size})",
@@ -84,9 +89,7 @@ def plan_text(spec, address: str | None = None) -> str:
         f"  searcher    {spec.searcher.name}, seed {spec.seed}",
         f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU"
         f"{packing(spec.resources.gpu)}, up to {spec.max_epochs} epochs",
-        "  concurrency " + (
-            concurrency_line(spec, None, f"the cluster at {address}") if address else
-            concurrency_line(spec, [this_machine()], "this machine's embedded Ray")),
+        f"  concurrency {concurrency}",
         "  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
                                         for k, d in spec.search_space.items()) or "(none)"),
         f"  storage     {spec.storage}/{spec.name}",

@@ -391,8 +391,8 @@ class Trainer:
     def snapshot(self) -> tuple[dict, str]:
         """The whole state in memory, as a checkpoint holds it, so that `restore` puts it
         back exactly as `load` would: its tensors copied off the device (the copy costs
-        no GPU memory), its counters as JSON. Taken at every epoch's start; a copy costs
-        ~1 ms for the quickstart's MLP (torch.save into memory took ~2.5 ms)."""
+        no GPU memory), its counters as JSON. Taken at every epoch's start: ~0.6 ms of CPU
+        for the quickstart's MLP, against ~35 ms an epoch (torch.save into memory: 2.5 ms)."""
         tensors, meta = self._state()
         return _copied(tensors), json.dumps(meta)
 

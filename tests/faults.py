@@ -175,6 +175,38 @@ def answers(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def token_env() -> dict[str, str]:
+    """The environment of a cluster's nodes and clients: token auth with a fresh token,
+    no other Ray settings, this venv's scripts first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    # the nodes' `python` (a job's entrypoint) is this one, the project installed in it,
+    # whether or not the shell that started the tests activated the venv
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@contextlib.contextmanager
+def ray_head(*resources: str) -> Iterator[tuple[str, dict]]:
+    """One Ray head node on this machine declaring `resources` (`--num-cpus=4`,
+    `--num-gpus=2`: Ray schedules declared GPUs whether or not CUDA is there), with
+    token auth, its own temp folder and ports, ended by process ids whatever happens.
+    Yields its GCS address and the environment its clients need."""
+    short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    port, env = free_port(), token_env()
+    head = RayNode.start(short / "head", "--head", f"--port={port}", *resources,
+                         "--include-dashboard=false",
+                         f"--dashboard-agent-listen-port={free_port()}",
+                         f"--ray-client-server-port={free_port()}", env=env)
+    try:
+        wait_for(lambda: answers(port), 90, "the head's GCS")
+        wait_for(head.raylet_pid, 90, "the head's raylet")
+        yield f"127.0.0.1:{port}", env
+    finally:
+        head.stop()
+        shutil.rmtree(short, ignore_errors=True)
+
+
 @dataclass
 class Cluster:
     address: str  # the GCS, HOST:PORT
@@ -192,11 +224,7 @@ def ray_cluster(dashboard: bool = False) -> Iterator[Cluster]:
     Temp folders are short: Ray's socket paths inside them must fit in 107 bytes."""
     short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
-    # the nodes' `python` (a job's entrypoint) is this one, the project installed in it,
-    # whether or not the shell that started the tests activated the venv
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = token_env()
     options = ["--include-dashboard=false"]
     dashboard_port = None
     if dashboard:

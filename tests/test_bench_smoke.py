@@ -107,3 +107,13 @@ def test_tracking_benchmark_runs_and_records(tmp_path):
     assert set(data["rows"]) == {"tensorboard", "mlflow", "mlflow live (loop)",
                                  "mlflow live (sender)", "mlflow replay"}
     assert all(row["seconds"] > 0 for row in data["rows"].values())
+
+
+@pytest.mark.slow
+def test_gpu_oom_benchmark_logic_runs_without_a_gpu(tmp_path):
+    # the real out-of-memory case needs a GPU; --cpu runs its logic with a stand-in model
+    data = run_bench("gpu_oom", tmp_path, "--cpu", says="as expected")
+    assert data["problems"] == []
+    rows = {row["config.batch_size"]: row for row in data["rows"]}
+    assert rows[512]["oom_halvings"] == 3 and rows[512]["batch_size_used"] == 64
+    assert rows[64]["oom_halvings"] == 0

@@ -90,8 +90,9 @@ def test_loss_metric_defaults_to_min():
     (with_(search_space={"learning_rate": {"uniform": [0.1, 0.2]}}),
      "SPEC: search_space.learning_rate: names no setting of the trainable (train has: "
      "batch_scaling, batch_size, checkpoint_every, checkpoint_interval_s, dataset, "
-     "early_stopping, epochs, "
-     "eval_batch_size, label_smoothing, loss, model, optimizer, precision, schedule, task)"),
+     "device, early_stopping, epochs, "
+     "eval_batch_size, label_smoothing, loss, model, oom, optimizer, precision, schedule, "
+     "task)"),
     (with_(search_space={"model": {"choice": [1]}}),
      "SPEC: search_space.model: names a section, not a setting; search one of its keys "
      "(model.activation|channels|depth|dropout|hidden|name|norm)"),

@@ -77,11 +77,30 @@ def schedule_suggestions(trials: pd.DataFrame, spec: dict[str, Any]) -> list[Sug
     return [s for s in (_grace(trials, spec), _still_improving(trials, spec)) if s]
 
 
+def _out_of_memory(trials: pd.DataFrame) -> list[str]:
+    """Trials whose batch memory halved (the trainer's out-of-memory halving), by the batch
+    they asked for and the one they ran at: their results are those of the latter. A
+    record, not a pattern: it needs no minimum of trials."""
+    asked = f"{schema.CONFIG_PREFIX}batch_size"
+    if not {"oom_halvings", "batch_size_used", asked} <= set(trials.columns):
+        return []
+    halved = trials[pd.to_numeric(trials["oom_halvings"], errors="coerce").fillna(0) > 0]
+    sentences = []
+    for (batch, used), group in halved.groupby([asked, "batch_size_used"], sort=True):
+        count = f"{len(group)} trial" + ("s" if len(group) != 1 else "")
+        sentences.append(f"{count} ran out of memory at batch {int(batch)} and ran at "
+                         f"{int(used)} with the rate scaled: their results are batch "
+                         f"{int(used)}'s (batch_size_used, effective_lr)")
+    return sentences
+
+
 def advise(trials: pd.DataFrame, spec: dict[str, Any], history: pd.DataFrame | None = None,
            found: Evidence | None = None) -> list[str]:
     """Plain sentences about the search space and the schedule, each with its evidence.
     `found`: the evidence when the caller has it already."""
+    memory = _out_of_memory(trials)
     if len(trials) < MIN_TRIALS:
-        return []
+        return memory
     found = found or evidence(trials, spec, history)
-    return [*found.sentences(), *(s.sentence for s in schedule_suggestions(trials, spec))]
+    return [*memory, *found.sentences(),
+            *(s.sentence for s in schedule_suggestions(trials, spec))]

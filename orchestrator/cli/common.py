@@ -65,11 +65,19 @@ def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
     return load_spec(spec_path, [*_overrides(shorthands), *sets])
 
 
-def plan_text(spec) -> str:
+def plan_text(spec, address: str | None = None) -> str:
+    """The plan of a sweep: what runs, how, and how many trials at once on this
+    machine's embedded Ray (or on the cluster at `address`, counted once joined)."""
+    from orchestrator.cli.capacity import concurrency_line, packing, this_machine
     from orchestrator.spec.schedulers import SCHEDULERS
 
     options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
                         if v is not None)
+    if address:  # a cluster's nodes are known once it is joined
+        where = "the cluster" if address == "auto" else f"the cluster at {address}"
+        concurrency = concurrency_line(spec, None, where)
+    else:
+        concurrency = concurrency_line(spec, [this_machine()], "this machine's embedded Ray")
     lines = [
         f"sweep {spec.name}: {spec.trial_count} trials "
         f"({spec.num_samples} samples x grid of {spec.grid_size})",
@@ -79,9 +87,9 @@ def plan_text(spec) -> str:
         f"  scheduler   {spec.scheduler.name} ({SCHEDULERS[spec.scheduler.name].summary})"
         + (f": {options}" if options else ""),
         f"  searcher    {spec.searcher.name}, seed {spec.seed}",
-        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU, "
-        f"up to {spec.max_epochs} epochs",
-        f"  concurrency {spec.max_concurrent_trials or 'as resources allow'}",
+        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU"
+        f"{packing(spec.resources.gpu)}, up to {spec.max_epochs} epochs",
+        f"  concurrency {concurrency}",
         "  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
                                         for k, d in spec.search_space.items()) or "(none)"),
         f"  storage     {spec.storage}/{spec.name}",

@@ -19,12 +19,20 @@ from rich.text import Text
 from orchestrator.analysis.leaderboard import fmt as _fmt
 from orchestrator.results import schema
 
+# the cluster's nodes are counted again this often (an autoscaler adds and removes them)
+RECOUNT_S = 30.0
+
 
 class ProgressView(Callback):
     def __init__(self, console: Console, total: int, metric: str, mode: str,
-                 line_every_s: float = 10.0, ended: frozenset[str] = frozenset()):
+                 line_every_s: float = 10.0, ended: frozenset[str] = frozenset(),
+                 resources: Any = None, max_concurrent: int | None = None):
         self.console, self.total, self.metric, self.mode = console, total, metric, mode
         self.line_every_s = line_every_s
+        # a trial's CPUs and GPUs: how many run at once on the cluster's nodes
+        self.resources, self.max_concurrent = resources, max_concurrent
+        self.at_once: int | None = None
+        self._counted = float("-inf")
         self.counts = {"running": 0, "finished": 0, "stopped early": 0, "errored": 0}
         self.best: float | None = None
         self._started = time.monotonic()
@@ -42,8 +50,19 @@ class ProgressView(Callback):
         self.__dict__.update(state)
         self.console = Console(stderr=True)
 
+    def _count(self) -> None:
+        """How many trials fit on the cluster's nodes at once (with max_concurrent)."""
+        if self.resources is None or time.monotonic() - self._counted < RECOUNT_S:
+            return
+        from orchestrator.cli.capacity import at_once, cluster_nodes
+
+        self._counted = time.monotonic()
+        fit = at_once(cluster_nodes(), self.resources.cpu, self.resources.gpu)
+        self.at_once = min(fit, self.max_concurrent or fit)
+
     def setup(self, **info: Any) -> None:
         self._started = time.monotonic()
+        self._count()
         if self.console.is_terminal:
             self._live = Live(self.render(), console=self.console, refresh_per_second=2,
                               transient=True)
@@ -76,13 +95,21 @@ class ProgressView(Callback):
             # brings it); a user's loop only the metric, seen epoch by epoch below
             self._seen(last.get(schema.best_column(self.metric)))
         self.counts = counts
+        self._count()
 
     def render(self) -> Text:
+        from orchestrator.cli.capacity import per_gpu
+
         elapsed = time.monotonic() - self._started
         parts = [f"{self.counts[k]} {k}" for k in self.counts]
+        packing = ""
+        if self.at_once is not None:
+            gpu = self.resources.gpu
+            shared = f", {per_gpu(gpu)} per GPU" if 0 < gpu < 1 else ""
+            packing = f" · {self.at_once} at once{shared}"
         return Text(
             f"trials {sum(self.counts.values()) - self.counts['running']}/{self.total} done · "
-            + " · ".join(parts)
+            + " · ".join(parts) + packing
             + f" · best {self.metric} {_fmt(self.best)} · {elapsed:.0f}s"
         )
 

@@ -61,12 +61,12 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
 
         spec = stage(spec)
     if dry_run:
-        click.echo(plan_text(spec))
+        click.echo(plan_text(spec, address))
         return
     from orchestrator.engine.run import run_sweep
 
     if not quiet:
-        err_console.print(plan_text(spec))
+        err_console.print(plan_text(spec, address))
     outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
                         callbacks=_progress(spec, quiet))
     _finish(outcome, spec)
@@ -106,7 +106,7 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
     for warning in plan.warnings:
         _warn(warning)
     if not quiet:
-        err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec)}")
+        err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
     outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
                            callbacks=_progress(plan.spec, quiet, plan.ended))
     _finish(outcome, plan.spec)
@@ -123,7 +123,8 @@ def _progress(spec, quiet: bool, ended: frozenset[str] = frozenset()) -> list:
         return []
     from orchestrator.cli.progress import ProgressView
 
-    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode, ended=ended)]
+    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode, ended=ended,
+                         resources=spec.resources, max_concurrent=spec.max_concurrent_trials)]
 
 
 def _finish(outcome, spec) -> None:

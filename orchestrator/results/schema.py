@@ -42,14 +42,21 @@ def system_trial_fields(metric: str) -> list[tuple[str, str]]:
     `config.*` columns come after `stop_reason`."""
     return [
         (TRIAL_ID, "string"), (STATUS, "string"), (STOP_REASON, "string"),
-        ("effective_lr", "float64"), ("epochs", "int64"), ("best_epoch", "int64"),
+        ("effective_lr", "float64"),
+        # the batch the trial ended with, and how often memory halved it to get there
+        ("batch_size_used", "int64"), ("oom_halvings", "int64"),
+        ("epochs", "int64"), ("best_epoch", "int64"),
         (best_column(metric), "float64"),
         *[(m, "float64") for m in EPOCH_METRICS],
         *[(c, "float64") for c in BASELINE_COLUMNS],
         ("diagnosis", "string"), ("diagnosis_reason", "string"),
-        ("wall_s", "float64"), ("node_ip", "string"),
-        ("node_id", "string"),
-        ("device", "string"), ("threads", "int64"), ("error", "string"),
+        ("wall_s", "float64"),
+        # unix seconds: when the trial's last run started on its worker, and its last report
+        ("started_at", "float64"), ("ended_at", "float64"),
+        ("node_ip", "string"), ("node_id", "string"),
+        # gpu_ids: the ids of the GPUs Ray assigned the trial, as JSON text (["0"])
+        ("device", "string"), ("gpu_ids", "string"), ("threads", "int64"),
+        ("error", "string"),
     ]
 
 

@@ -223,6 +223,13 @@ class SweepSpec(Strict):
         return _component(value, SEARCHERS)
 
     @model_validator(mode="after")
+    def _cuda_needs_a_gpu(self) -> SweepSpec:
+        if getattr(self.train, "device", None) == "cuda" and not self.resources.gpu:
+            raise RuleError("train.device", "is 'cuda', but resources.gpu is 0: give each "
+                            "trial a GPU (e.g. resources: {gpu: 0.5}) or use device auto")
+        return self
+
+    @model_validator(mode="after")
     def _tensorboard_needs_a_folder(self) -> SweepSpec:
         scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", self.storage)
         if self.tracking.tensorboard and scheme and scheme.group(1).lower() != "file":

@@ -22,7 +22,7 @@ from orchestrator.spec.settings import LOOP_METRICS, STORAGE_ERROR, LoopTrialCon
 from orchestrator.trainable.not_retried import DataOrCodeError
 from orchestrator.trainable.tune_entry import (
     checkpoint_policy,
-    device_and_threads,
+    placement,
     report_with_checkpoint,
     trial_index,
 )
@@ -30,7 +30,8 @@ from orchestrator.trainable.tune_entry import (
 CHECKPOINT_FILE, META_FILE = "loop_checkpoint.pt", "loop_meta.json"
 RESERVED = {"epoch", "checkpoint", "stop_reason", LOOP_METRICS, "trial_time_s", "device",
             "threads", "node_id", "trial_seed", "restored_from_epoch", "done", "config",
-            "trial_id", "training_iteration", STORAGE_ERROR}
+            "trial_id", "training_iteration", STORAGE_ERROR, "batch_size_used",
+            "oom_halvings", "gpu_ids", "started_at", "ended_at"}
 
 
 class ReportError(DataOrCodeError):
@@ -59,7 +60,8 @@ class Trial:
     """What a user's loop gets: `report` a row per epoch (with a checkpoint, any object
     torch.save writes), `restore` the latest checkpoint, and `seed`, `device`, `cpus`."""
 
-    def __init__(self, config: LoopTrialConfig, trial_id: str, device: str, cpus: int):
+    def __init__(self, config: LoopTrialConfig, trial_id: str, device: str, cpus: int,
+                 gpu_ids: str | None = None):
         from orchestrator.trainable.trainer import trial_seed
 
         self.seed = trial_seed(config.seed, trial_index(trial_id))
@@ -74,8 +76,9 @@ class Trial:
         self._restored_from = 0
         self._last: tuple[dict, Any] | None = None  # the last report: row, checkpoint
         self._checked = False
-        self._context = {"device": device, "threads": cpus,
-                         "node_id": _node_id(), "trial_seed": self.seed}
+        self._context = {"device": device, "threads": cpus, "gpu_ids": gpu_ids,
+                         "node_id": _node_id(), "trial_seed": self.seed,
+                         "started_at": time.time()}
 
     @property
     def reported(self) -> bool:
@@ -101,16 +104,26 @@ class Trial:
         self._time_before = float(meta.get("trial_time_s", 0.0))
         return state
 
-    def report(self, epoch: int, checkpoint: Any = None, **metrics: Any) -> None:
+    def report(self, epoch: int, checkpoint: Any = None, batch_size: int | None = None,
+               **metrics: Any) -> None:
         """One row of history: the epoch (1, 2, ...) and numbers; `checkpoint` is kept as
-        the spec's checkpoint policy says (and always with the last report)."""
+        the spec's checkpoint policy says (and always with the last report); `batch_size`,
+        the batch the loop trained at (it owns it: after an out-of-memory error it may
+        have taken a smaller one), is recorded as the tables' batch_size_used."""
         if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 1:
             raise ReportError(f"trial.report: epoch is {epoch!r}, but must be an integer >= 1")
         wrong = out_of_order(int(epoch), self._last[0]["epoch"] if self._last else None,
                              self._restored_from)
         if wrong:
             raise ReportError(wrong)
-        row = {"epoch": int(epoch)}
+        row: dict[str, Any] = {"epoch": int(epoch)}
+        if batch_size is not None:
+            whole = isinstance(batch_size, numbers.Integral) or (
+                isinstance(batch_size, float) and batch_size.is_integer())
+            if isinstance(batch_size, bool) or not whole or batch_size < 1:
+                raise ReportError(f"trial.report: batch_size is {batch_size!r}, but must be "
+                                  "an integer >= 1 (the batch the loop trained at)")
+            row["batch_size"] = int(batch_size)
         for name, value in metrics.items():
             if name in RESERVED:
                 raise ReportError(f"trial.report: {name!r} is a name this tool reports "
@@ -127,7 +140,7 @@ class Trial:
             self._checked = True
         last = epoch >= self._epochs
         row.update(self._context, stop_reason=_end(row, metrics) if last else None,
-                   restored_from_epoch=self._restored_from,
+                   restored_from_epoch=self._restored_from, ended_at=time.time(),
                    trial_time_s=self._time_before + time.monotonic() - self._started,
                    **{LOOP_METRICS: ",".join(sorted(metrics))})
         self._last = (row, checkpoint)
@@ -180,14 +193,22 @@ def train_loop(config: dict) -> None:
     """The Ray Tune function trainable of a user's loop."""
     from orchestrator.spec.user_code import import_ref
     from orchestrator.trainable.not_retried import fail_if_failed_before, first_report_pending
+    from orchestrator.trainable.oom import in_loop, out_of_memory
     from orchestrator.trainable.user_data import code_folders
 
     fail_if_failed_before()
     trial: Trial | None = None
     with first_report_pending(lambda: trial is not None and trial.reported):
         cfg = LoopTrialConfig.model_validate(config)
-        device, cpus = device_and_threads()
+        # `device: cpu` among the loop's keys: GPUs Ray gave it are not to be used
+        place = placement("cpu" if cfg.train.settings.get("device") == "cpu" else "auto")
         fn = import_ref(cfg.train.function, "train.function", code_folders(cfg.code))
-        trial = Trial(cfg, tune.get_context().get_trial_id(), device, cpus)
-        fn(dict(cfg.train.settings), trial)
+        trial = Trial(cfg, tune.get_context().get_trial_id(), place.device, place.threads,
+                      place.columns()["gpu_ids"])
+        try:
+            fn(dict(cfg.train.settings), trial)
+        except RuntimeError as exc:
+            if not out_of_memory(exc):
+                raise
+            raise in_loop(cfg.train.function, cfg.train.settings, exc) from exc
         trial.finish()

@@ -53,7 +53,8 @@ def test_loss_metric_defaults_to_min():
      "SPEC: name: is 'bad name!', but must be letters, digits, '.', '_' or '-'"),
     ({"train": {}}, "SPEC: name: is required"),
     (with_(colour="red"),
-     "SPEC: colour: is not a known key (known: code, failure, max_concurrent_trials, metric, mode, "
+     "SPEC: colour: is not a known key (known: code, code_exclude, failure, "
+     "max_concurrent_trials, metric, mode, "
      "name, num_samples, resources, scheduler, search_space, searcher, seed, "
      "storage, time_budget_s, tracking, train)"),
     (with_(train={"epochs": 0}), "SPEC: train.epochs: is 0, but must be >= 1"),

@@ -95,7 +95,26 @@ def plan_text(spec) -> str:
             lines.append(f"  {section:<11} {factory} (yours)")
     if spec.code:
         lines.append("  code        " + ", ".join(spec.code) + " (shipped to every trial)")
+        lines += [f"              {line}" for line in _shipping(spec)[0]]
     return "\n".join(lines)
+
+
+def _shipping(spec) -> tuple[list[str], list[str]]:
+    """(the plan's lines on what ships, warnings on what could not) of the spec's code."""
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.spec.shipped_code import listings, plan_lines, warnings
+
+    try:
+        found = listings(list(spec.code), spec.code_exclude)
+    except OrchestratorError as exc:  # a resumed sweep whose folders moved: resume says so
+        return [f"(cannot be listed: {exc})"], []
+    return plan_lines(found), warnings(found)
+
+
+def code_warnings(spec) -> list[str]:
+    """A line for each file of the spec's code folders that cannot ship (a symlink
+    leaving its folder, a named pipe): printed whatever --quiet says."""
+    return _shipping(spec)[1] if spec.code else []
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args
@@ -155,6 +156,9 @@ class SweepSpec(Strict):
     # folders of the user's code, shipped to every trial; absolute once loaded (a spec
     # file's relative ones are read against its folder)
     code: tuple[str, ...] = ()
+    # gitignore patterns of files of those folders that must not ship, besides the
+    # defaults and the folders' .gitignore (`orchestrator.spec.shipped_code`)
+    code_exclude: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -475,7 +479,11 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     path = Path(path)
     source = str(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a named pipe would block the read for ever
+            raise SpecError(source, "", "is not a regular file (a named pipe, a device or a "
+                                        "folder): a spec is a YAML file")
+        size = info.st_size
         if size > MAX_SPEC_BYTES:
             raise SpecError(source, "", f"is {size / 2**20:.1f} MiB; a spec is a few KB "
                                         f"(at most {MAX_SPEC_BYTES // 2**20} MiB)")

@@ -52,17 +52,35 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+# --name/--storage/... are shorthands for --set KEY=VALUE
+SHORTHANDS = {"name": "name", "storage": "storage", "num_samples": "num_samples",
+              "max_concurrent": "max_concurrent_trials", "seed": "seed"}
+
+
 def _overrides(spec_opts: dict) -> list[str]:
-    """--name/--storage/... are shorthands for --set KEY=VALUE."""
-    keys = {"name": "name", "storage": "storage", "num_samples": "num_samples",
-            "max_concurrent": "max_concurrent_trials", "seed": "seed"}
-    return [f"{keys[opt]}={value}" for opt, value in spec_opts.items() if value is not None]
+    """The shorthands as --set KEY=VALUE; a name or a storage is a string as given
+    (quoted for YAML: `#`, `: ` or a leading `[` in a path stay in it)."""
+    import json
+
+    return [f"{SHORTHANDS[opt]}={json.dumps(value) if isinstance(value, str) else value}"
+            for opt, value in spec_opts.items() if value is not None]
 
 
 def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
+    """The spec at `spec_path` with the shorthands and `sets` applied; an error in a
+    value a shorthand gave names that option (--storage), not --set."""
+    from orchestrator.errors import SpecError
     from orchestrator.spec.model import load_spec
 
-    return load_spec(spec_path, [*_overrides(shorthands), *sets])
+    try:
+        return load_spec(spec_path, [*_overrides(shorthands), *sets])
+    except SpecError as err:
+        given = {SHORTHANDS[o]: o for o, v in shorthands.items() if v is not None}
+        overridden = {s.partition("=")[0].strip() for s in sets}
+        if err.source == "--set" and err.key in given and err.key not in overridden:
+            option = "--" + given[err.key].replace("_", "-")
+            raise SpecError(option, "", err.problem) from None
+        raise
 
 
 def plan_text(spec) -> str:

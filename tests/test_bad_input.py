@@ -298,12 +298,11 @@ def test_a_store_that_does_not_answer_is_one_line(tmp_path):
                "&region=us-east-1")
     env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
            "AWS_EC2_METADATA_DISABLED": "true"}
-    for args in (["ls"], ["report", "x"]):
-        result = invoke(*args, "--storage", storage, env=env)
-        assert result.exit_code == 2, result.output
-        text = result.stderr.strip()
-        assert text.startswith("error: --storage: cannot reach s3://b/sweeps") and \
-            "\n" not in text, text
+    result = invoke("ls", "--storage", storage, env=env)  # pyarrow retries: one command
+    assert result.exit_code == 2, result.output
+    text = result.stderr.strip()
+    assert text.startswith("error: --storage: cannot reach s3://b/sweeps (") and \
+        "\n" not in text, text
 
 
 @pytest.mark.parametrize("storage, why", [

@@ -87,8 +87,8 @@ def test_validate_lists_what_ships_and_warns_of_what_cannot(tmp_path):
         result = invoke("validate", str(spec_path))
     assert result.exit_code == 0, result.output
     plan = result.stdout
-    assert re.search(r"\n {14}7 files, 18\.\d KiB; largest: pkg/model\.py 17\.6 KiB, "
-                     r"my_loop\.py 1019 B, spec\.yaml \d+ B\n", plan)
+    assert re.search(r"\n {14}7 files, \d+\.\d KiB; largest: pkg/model\.py 17\.6 KiB, "
+                     r"my_loop\.py 1\.1 KiB, spec\.yaml \d+ B\n", plan)
     assert "\n              left out: .aws/, .env, .env.local, .git/ and 6 more (the default " \
         "list); data/, notes-private.txt (.gitignore); deploy_key (a private key); env-3.11/ " \
         "(a virtual environment); pkg/local_settings.py (pkg/.gitignore); scratch/ " \
@@ -196,3 +196,33 @@ def test_a_submitted_job_carries_only_what_ships(tmp_path):
     # the job reads it back and ships the same files again, under the same hash
     (package / "spec.yaml").write_text(yaml.safe_dump(written))
     assert code_hash(load_spec(package / "spec.yaml")) == code_hash(spec)
+
+
+@pytest.mark.slow
+def test_the_console_script_says_one_line_for_each_mistake(tmp_path):
+    """The real process, in a fresh shell: a named pipe beside the spec does not hang
+    validate, and a root as code, a URI pyarrow cannot open and a folder that takes no
+    file are one line each, with their exit codes."""
+    import subprocess
+
+    from tests.helpers import SWEEP, newcomer_env, tiny_spec, write_spec
+
+    env = newcomer_env(tmp_path / "home")
+    project = write_secret_project(tmp_path / "project", tmp_path / "outside")
+    plain = write_spec(tmp_path, tiny_spec(tmp_path))
+    rooted = write_spec(tmp_path, tiny_spec(tmp_path, code=["/"]), "rooted.yaml")
+    cases = [
+        (["validate", str(project)], 0, "warning: code: "),
+        (["validate", str(rooted)], 2, f"error: {rooted}: code: / is a filesystem root; "),
+        (["run", str(plain), "--storage", "s3://b/x?bogus_option=1", "--quiet"], 2,
+         "error: storage: 's3://b/x?bogus_option=1' is not a storage URI pyarrow can open"),
+        (["run", str(plain), "--storage", "/proc", "--quiet"], 4,
+         "error: storage: cannot write /proc (No such file or directory)"),
+    ]
+    for args, code, start in cases:
+        result = subprocess.run([SWEEP, *args], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == code, (args, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert lines and all(line.startswith(start) for line in lines), result.stderr
+        assert len(lines) == (3 if code == 0 else 1)

@@ -173,6 +173,7 @@ def train(config, trial):
     seen = {}
     texts = []
     for current, dirs, files in os.walk(here):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]  # this trial's own, not shipped
         for name in dirs + files:
             path = Path(current) / name
             kind = ("link" if path.is_symlink() else "dir" if path.is_dir() else

@@ -62,6 +62,24 @@ def test_only_the_code_ships_from_a_folder_full_of_secrets(tmp_path):
     assert why["pipe"].startswith("not a regular file")
 
 
+@pytest.mark.parametrize("place, ships", [
+    (".env", False), (".envrc", False), ("conf/.env.production", False), (".netrc", False),
+    (".pgpass", False), (".pypirc", False), (".git-credentials", False), ("tls/site.pem", False),
+    ("site.key", False), ("id_rsa", False), ("id_ed25519.pub", False), ("id_github", False),
+    (".aws/", False), (".ssh/", False), (".gnupg/", False), (".kube/", False),
+    (".docker/", False), (".ray/", False), ("home/.config/gcloud/", False),
+    ("credentials", False), ("client_secret_123.json", False), ("state.tfstate", False),
+    (".git/", False), (".venv/", False), ("__pycache__/", False), ("sweeps/", False),
+    # code that only looks like it
+    ("id_tools.py", True), ("id_pkg/", True), ("credentials/", True), ("credentials.py", True),
+    ("keys.py", True), ("env.py", True), ("environment.yaml", True), ("ssh_utils/", True),
+])
+def test_the_default_list_leaves_out_secrets_not_code(place, ships):
+    from orchestrator.spec.shipped_code import _excluded
+
+    assert (_excluded(place, [], None) is None) is ships
+
+
 def test_the_staged_copy_holds_no_secret_and_its_hash_is_what_ships(tmp_path):
     spec = load_spec(write_secret_project(tmp_path / "project", tmp_path / "outside"))
     assert spec.code_exclude == ("scratch/",)

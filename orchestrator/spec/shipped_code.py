@@ -47,7 +47,7 @@ DEFAULT_EXCLUDES = (
     *(f"{d}/" for d in CREDENTIAL_DIRS), "**/.config/gcloud/", ".cache/",
     "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.ppk", "*.kdbx",
     "*.gpg", "*.asc", "*.tfstate", "*.tfstate.*",
-    "credentials", "credentials.json", "client_secret*.json",
+    "credentials", "!credentials/", "credentials.json", "client_secret*.json",
     # ssh keys (id_rsa, id_ed25519, their .pub, id_github...); modules and packages
     # named id_* still travel
     "id_*", "!id_*.py", "!id_*/",

@@ -317,3 +317,14 @@ def test_a_storage_folder_that_takes_no_files_is_one_line_exit_4(tmp_path, stora
     assert one_line_error("run", str(spec_path), "--storage", storage, "--quiet", code=4) == \
         f"error: storage: cannot write {why}; nothing was started: make room or make it " \
         "writable, then run the command again"
+
+
+@pytest.mark.parametrize("out, why", [("/proc/lr", "No such file or directory: /proc/lr"),
+                                      ("/dev/null/lr", "Not a directory: /dev/null/lr")])
+def test_lr_find_to_a_folder_that_cannot_be_made_is_one_line_before_training(tmp_path, out,
+                                                                              why):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert one_line_error("lr-find", str(spec_path), "--out", out) == \
+        f"error: --out: cannot write {out} ({why})"

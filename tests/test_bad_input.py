@@ -245,3 +245,86 @@ def test_a_failed_ray_start_points_at_this_processs_own_session_logs(tmp_path, m
     text = str(_unavailable(RuntimeError("boom"), None))
     assert text == (f"could not start Ray (RuntimeError: boom); Ray's logs are in "
                     f"{ours / 'logs'}; run again with --debug for the traceback")
+
+
+def test_malformed_set_yaml_is_one_line_naming_the_set(tmp_path):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    text = one_line_error("validate", str(spec_path), "--set", "train.epochs={a: [1")
+    assert text == ("error: --set: train.epochs: value is not valid YAML: expected ',' or ']', "
+                    "but got '<stream end>' at column 7 (a string with YAML's special "
+                    "characters goes in quotes: --set 'train.epochs=\"...\"')")
+
+
+@pytest.mark.parametrize("args", [["--name", "-rf"], ["--name=-rf"], ["--set", "name=.hidden"],
+                                  ["--set", "name=a b"]])
+def test_a_name_that_is_refused_says_the_rule_and_why(tmp_path, args):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    text = one_line_error("run", str(spec_path), "--dry-run", *args)
+    option = "--name" if args[0].startswith("--name") else "--set: name"
+    assert text.startswith(f"error: {option}: is ")
+    assert text.endswith("but must begin with a letter or digit, then letters, digits, '.', "
+                         "'_' or '-' (it names the sweep's folder and is typed in commands: a "
+                         "leading '-' would read as an option, a leading '.' would hide the "
+                         "folder; spaces, '/' and other characters are not safe in a folder "
+                         "name)")
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("s3://b/x?bogus_option=1", "'s3://b/x?bogus_option=1' is not a storage URI pyarrow can "
+                                "open (Unexpected query parameter in S3 URI: 'bogus_option')"),
+    ("foo://x/y", "'foo://x/y' is not a storage URI pyarrow can open (Unrecognized filesystem "
+                  "type in URI: foo://x/y)"),
+])
+def test_a_storage_uri_pyarrow_cannot_open_is_one_line_everywhere(tmp_path, storage, message):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert one_line_error("run", str(spec_path), "--storage", storage, "--quiet") == \
+        f"error: storage: {message}"
+    for args in (["ls"], ["report", "x"], ["export", "x", "-o", str(tmp_path / "x.csv")],
+                 ["resume", "x"], ["track", "x"]):
+        assert one_line_error(*args, "--storage", storage) == f"error: --storage: {message}"
+    assert one_line_error("resume", storage) == f"error: NAME_OR_PATH: {message}"
+
+
+def test_a_store_that_does_not_answer_is_one_line(tmp_path):
+    from tests.faults import free_port
+
+    storage = (f"s3://b/sweeps?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
+               "&region=us-east-1")
+    env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    result = invoke("ls", "--storage", storage, env=env)  # pyarrow retries: one command
+    assert result.exit_code == 2, result.output
+    text = result.stderr.strip()
+    assert text.startswith("error: --storage: cannot reach s3://b/sweeps (") and \
+        "\n" not in text, text
+
+
+@pytest.mark.parametrize("storage, why", [
+    ("/proc", "/proc (No such file or directory)"),  # a folder that takes no files
+    ("/proc/sweeps", "/proc/sweeps (No such file or directory)"),
+    ("/dev/null/sweeps", "/dev/null/sweeps (/dev/null is not a folder)"),
+])
+def test_a_storage_folder_that_takes_no_files_is_one_line_exit_4(tmp_path, storage, why):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert one_line_error("run", str(spec_path), "--storage", storage, "--quiet", code=4) == \
+        f"error: storage: cannot write {why}; nothing was started: make room or make it " \
+        "writable, then run the command again"
+
+
+@pytest.mark.parametrize("out, why", [("/proc/lr", "No such file or directory: /proc/lr"),
+                                      ("/dev/null/lr", "Not a directory: /dev/null/lr")])
+def test_lr_find_to_a_folder_that_cannot_be_made_is_one_line_before_training(tmp_path, out,
+                                                                              why):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert one_line_error("lr-find", str(spec_path), "--out", out) == \
+        f"error: --out: cannot write {out} ({why})"

@@ -50,10 +50,14 @@ def test_loss_metric_defaults_to_min():
      "SPEC: mode: is 'max', but metric 'val_loss' needs 'min'"),
     (with_(num_samples=0), "SPEC: num_samples: is 0, but must be >= 1"),
     (with_(name="bad name!"),
-     "SPEC: name: is 'bad name!', but must be letters, digits, '.', '_' or '-'"),
+     "SPEC: name: is 'bad name!', but must begin with a letter or digit, then letters, "
+     "digits, '.', '_' or '-' (it names the sweep's folder and is typed in commands: a "
+     "leading '-' would read as an option, a leading '.' would hide the folder; spaces, "
+     "'/' and other characters are not safe in a folder name)"),
     ({"train": {}}, "SPEC: name: is required"),
     (with_(colour="red"),
-     "SPEC: colour: is not a known key (known: code, failure, max_concurrent_trials, metric, mode, "
+     "SPEC: colour: is not a known key (known: code, code_exclude, failure, "
+     "max_concurrent_trials, metric, mode, "
      "name, num_samples, resources, scheduler, search_space, searcher, seed, "
      "storage, time_budget_s, tracking, train, warm_start)"),
     (with_(train={"epochs": 0}), "SPEC: train.epochs: is 0, but must be >= 1"),

@@ -12,7 +12,8 @@ import yaml
 
 from orchestrator.spec import load_spec, spec_from_mapping
 from orchestrator.spec.settings import TrialConfig
-from orchestrator.spec.user_code import code_digest, code_folders, import_ref
+from orchestrator.spec.shipped_code import code_digest
+from orchestrator.spec.user_code import code_folders, import_ref
 from orchestrator.trainable.trainer import Trainer
 from tests.helpers import REPO, invoke
 from tests.user_project import write_project
@@ -147,10 +148,11 @@ def test_code_digest_skips_environments_and_refuses_too_much(tmp_path, monkeypat
     (folder / "pkg" / "m.py").write_text("x = 2\n")
     assert code_digest([str(folder)])[0] != before[0]  # a change of the code shows
 
-    import orchestrator.spec.user_code as user_code
-    monkeypatch.setattr(user_code, "MAX_CODE_BYTES", 4)
-    with pytest.raises(user_code.UserCodeError, match="code: the code folders .* hold more "
-                                                      "than 0 MiB"):
+    import orchestrator.spec.shipped_code as shipped_code
+    from orchestrator.spec.user_code import UserCodeError
+    monkeypatch.setattr(shipped_code, "MAX_CODE_BYTES", 4)
+    with pytest.raises(UserCodeError, match="code: the code folders .* hold 0 MiB, more "
+                                            "than 0 MiB"):
         code_digest([str(folder)])
 
 

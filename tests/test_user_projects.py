@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas.testing as pdt
 import pytest
@@ -16,7 +17,14 @@ import yaml
 from orchestrator.results import schema
 from tests.faults import ended_trials, kill_run_when, ray_cluster, reported_epochs
 from tests.helpers import newcomer_env
-from tests.user_project import sweep_in, tables, write_loop_project, write_project
+from tests.user_project import (
+    SHIPPED,
+    sweep_in,
+    tables,
+    write_loop_project,
+    write_project,
+    write_secret_project,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -127,6 +135,33 @@ def test_submitted_projects_run_after_their_folders_are_deleted(tmp_path):
             assert (trials["best_val_acc"] > 0.8).all()
             assert len(history) == 16 and not history.duplicated(
                 list(schema.HISTORY_KEY)).any()
+
+
+def test_a_trial_finds_only_the_code_in_its_shipped_copy(tmp_path, ray_address):
+    """The loop looks at the folder it was imported from in its trial (the copy Ray
+    unpacked, not the project) and writes down what it sees: the code, and none of the
+    project's secrets, ignored files, links leaving it or its named pipe."""
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    write_secret_project(project, outside)
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet",
+                      timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "shared.txt is a symlink to" in result.stderr  # warned of, even with --quiet
+    reports = [json.loads(p.read_text()) for p in (outside / "reports").glob("*.json")]
+    assert len(reports) == 1
+    report = reports[0]
+    shipped_to = Path(report["folder"])
+    assert not shipped_to.is_relative_to(project.resolve())  # Ray's copy, not the project
+    files = {path for path, kind in report["seen"].items() if kind == "file"}
+    assert files == SHIPPED
+    assert set(report["seen"].values()) == {"file", "dir"}  # no link, no pipe
+    assert "SECRET" not in report["text"]  # not a line of any secret, in any file
+    sweep = json.loads((project / "sweeps" / "shipping" / schema.RESULTS_DIR /
+                        schema.SWEEP_FILE).read_text())
+    from orchestrator.spec.shipped_code import code_digest
+
+    assert sweep["code_hash"] == code_digest([str(project.resolve())], ["scratch/"])[0]
+    assert sweep["spec"]["code_exclude"] == ["scratch/"]
 
 
 FAULTY = {

@@ -11,6 +11,7 @@ from orchestrator.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     EXIT_TRIALS_FAILED,
+    code_warnings,
     err_console,
     load_spec_with,
     main,
@@ -27,8 +28,11 @@ from orchestrator.errors import OrchestratorError
               help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
 @user_errors
 def validate(spec_path: str, sets: tuple[str, ...]) -> None:
-    """Validate SPEC and print the plan."""
-    click.echo(plan_text(load_spec_with(spec_path, sets)))
+    """Validate SPEC and print the plan (with what of your code ships)."""
+    spec = load_spec_with(spec_path, sets)
+    click.echo(plan_text(spec))
+    for line in code_warnings(spec):
+        _warn(line)
 
 
 @main.command()
@@ -62,11 +66,14 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
         spec = stage(spec)
     if dry_run:
         click.echo(plan_text(spec, address))
+    elif not quiet:
+        err_console.print(plan_text(spec, address), markup=False)
+    for line in code_warnings(spec):
+        _warn(line)
+    if dry_run:
         return
     from orchestrator.engine.run import run_sweep
 
-    if not quiet:
-        err_console.print(plan_text(spec, address))
     outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
                         callbacks=_progress(spec, quiet))
     _finish(outcome, spec)

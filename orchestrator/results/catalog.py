@@ -9,7 +9,7 @@ from orchestrator.results import schema
 from orchestrator.results.folder import read_sweep_json, read_trials, sweep_json_path
 from orchestrator.results.lease import is_held
 from orchestrator.results.load import load_sweep
-from orchestrator.results.storage import open_storage
+from orchestrator.results.storage import is_dir_at, open_storage
 
 
 def _is_sweep(folder) -> bool:
@@ -38,8 +38,8 @@ def list_sweeps(storage: str) -> pd.DataFrame:
     """name, trials by status, best metric, started, state, of every sweep in `storage`
     (a folder or a URI; folders with neither a sweep.json nor a trials table are not
     sweeps and are left out)."""
-    where = open_storage(storage)
-    if not where.is_dir():
+    where = open_storage(storage, "--storage")
+    if not is_dir_at(where, "--storage"):
         raise OrchestratorError(f"--storage: {storage} is not a folder")
     rows = []
     for folder in (p for p in where.children() if _is_sweep(p)):

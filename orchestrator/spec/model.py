@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args
@@ -23,11 +24,19 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.errors import SpecError, shown
+from orchestrator.errors import SpecError, first_line, shown
 from orchestrator.spec.code_check import resolve_code
+from orchestrator.spec.credentials import storage_problem
 from orchestrator.spec.distributions import CONTINUOUS, Distribution
 from orchestrator.spec.dotted import has_dotted, set_dotted
-from orchestrator.spec.messages import RuleError, describe, dotted, raise_from
+from orchestrator.spec.messages import (
+    METRIC_PATTERN,
+    NAME_PATTERN,
+    RuleError,
+    describe,
+    dotted,
+    raise_from,
+)
 from orchestrator.spec.registry import Component
 from orchestrator.spec.schedulers import SCHEDULERS
 from orchestrator.spec.searchers import SEARCHERS
@@ -137,9 +146,9 @@ class Failure(Strict):
 
 
 class SweepSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
     # what the shared trainable reports (Metric), or any metric a user's loop reports
-    metric: str = Field("val_acc", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=64)
+    metric: str = Field("val_acc", pattern=METRIC_PATTERN, max_length=64)
     mode: Mode | None = None  # filled in from the metric when omitted
     num_samples: int = Field(1, ge=1)
     max_concurrent_trials: int | None = Field(None, ge=1)
@@ -159,6 +168,9 @@ class SweepSpec(Strict):
     # folders of the user's code, shipped to every trial; absolute once loaded (a spec
     # file's relative ones are read against its folder)
     code: tuple[str, ...] = ()
+    # gitignore patterns of files of those folders that must not ship, besides the
+    # defaults and the folders' .gitignore (`orchestrator.spec.shipped_code`)
+    code_exclude: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -211,6 +223,14 @@ class SweepSpec(Strict):
             if mode != expected:
                 raise ValueError(f"is {mode!r}, but metric {metric!r} needs {expected!r}")
         return mode
+
+    @field_validator("storage")
+    @classmethod
+    def _no_credentials_in_storage(cls, storage: str) -> str:
+        problem = storage_problem(storage)
+        if problem:
+            raise ValueError(problem)
+        return storage
 
     @field_validator("scheduler", mode="before")
     @classmethod
@@ -405,7 +425,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         return key, safe_load(value) if value.strip() else None
     except yaml.YAMLError as exc:
-        raise SpecError("--set", key, f"value is not valid YAML: {exc}") from None
+        raise SpecError("--set", key, f"value is not valid YAML: {_yaml_problem(exc)} (a "
+                        "string with YAML's special characters goes in quotes: "
+                        f"--set '{key}=\"...\"')") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong, and at which column of the value."""
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at column {mark.column + 1}" if mark is not None else problem
 
 
 def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
@@ -507,7 +536,11 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     path = Path(path)
     source = str(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a named pipe would block the read for ever
+            raise SpecError(source, "", "is not a regular file (a named pipe, a device or a "
+                                        "folder): a spec is a YAML file")
+        size = info.st_size
         if size > MAX_SPEC_BYTES:
             raise SpecError(source, "", f"is {size / 2**20:.1f} MiB; a spec is a few KB "
                                         f"(at most {MAX_SPEC_BYTES // 2**20} MiB)")
@@ -522,7 +555,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", exc)
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise SpecError(source, "", f"is not valid YAML: {where}{problem}") from None
     if data is None:
         raise SpecError(source, "", "is empty")

@@ -7,7 +7,15 @@ loop on the same tensors, and the Dataset path (a user's data factory returning 
 Datasets, served by a DataLoader) against a hand-written loop over the same DataLoader.
 Prints each loop's rate (training examples per second), and their ratios.
 
+With `--signals`: what the training's own signals (grad_norm, update_ratio, ...:
+trainable/signals.py) cost, the trainer with them against the trainer without, on the
+MLP above and on a deeper one (8 hidden layers), alternating runs: the wall and the CPU
+time of each (one thread: the CPU time is less shaken by other jobs on the machine), and,
+to see the cost above the machine's noise, the trainer measuring every step, whose extra
+time divided by the sampling period is what the sampled signals cost.
+
     python -m bench.trainable [--epochs 5] [--repeats 3] [--batch-size 64]
+    python -m bench.trainable --signals [--repeats 7]
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from bench.record import RESULTS, write_record
 from orchestrator.spec.settings import DatasetConfig, TrialConfig
 from orchestrator.trainable.data import load_dataset
+from orchestrator.trainable.signals import SAMPLE_EVERY
 from orchestrator.trainable.trainer import Trainer
 
 DATASET = {"name": "synthetic", "n_samples": 20000, "n_features": 32, "n_classes": 4}
@@ -39,9 +49,9 @@ def rows(seed: int) -> tuple[Rows, Rows]:
     return Rows(data.x_train, data.y_train), Rows(data.x_val, data.y_val)
 
 
-def config(epochs: int, batch_size: int, dataset: dict = DATASET) -> TrialConfig:
+def config(epochs: int, batch_size: int, dataset: dict = DATASET, depth: int = 2) -> TrialConfig:
     return TrialConfig.model_validate({"train": {
-        "dataset": dataset, "model": {"name": "mlp", "hidden": 128, "depth": 2},
+        "dataset": dataset, "model": {"name": "mlp", "hidden": 128, "depth": depth},
         "epochs": epochs, "batch_size": batch_size,
         "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
         "schedule": {"name": "cosine", "warmup_epochs": 1},
@@ -55,6 +65,57 @@ def ours(epochs: int, batch_size: int, dataset: dict = DATASET) -> float:
     while not trainer.finished:
         trainer.train_epoch()
     return trainer.data.n_train * epochs / (time.perf_counter() - started)
+
+
+def timed(epochs: int, batch_size: int, depth: int, signals: bool,
+          every: int = SAMPLE_EVERY) -> tuple[float, float]:
+    """The trainer's (wall seconds, CPU seconds of this thread) for `epochs`, with or
+    without its signals, measuring every `every`-th step."""
+    trainer = Trainer(config(epochs, batch_size, depth=depth), signals=signals)
+    if trainer.signals is not None:
+        trainer.signals.every = every
+    wall, cpu = time.perf_counter(), time.thread_time()
+    while not trainer.finished:
+        trainer.train_epoch()
+    return time.perf_counter() - wall, time.thread_time() - cpu
+
+
+def signals_cost(args) -> None:
+    """The signals' cost: rounds of (without, with, every step measured), alternating."""
+    print(f"the training's signals: MLP 32-128x{{2,8}}-4, {DATASET['n_samples']} synthetic "
+          f"examples, batch {args.batch_size}, {args.epochs} epochs x {args.repeats} "
+          f"rounds, 1 thread; a measured step every {SAMPLE_EVERY} (median over rounds)")
+    numbers = {}
+    for depth in (2, 8):
+        contenders = {"without": (False, SAMPLE_EVERY), "with": (True, SAMPLE_EVERY),
+                      "every step": (True, 1)}
+        runs: dict[str, list] = {name: [] for name in contenders}
+        for round_ in range(args.repeats):
+            # each round in another order: whatever the first run of a round pays (a
+            # cold cache, the allocator) falls on each contender alike
+            names = list(contenders)
+            for name in names[round_ % 3:] + names[:round_ % 3]:
+                runs[name].append(timed(args.epochs, args.batch_size, depth,
+                                        *contenders[name]))
+        out = {}  # the ratios: each round's own runs, so that the machine's drift cancels
+        for kind, i in (("wall", 0), ("cpu", 1)):
+            base = [w[i] for w in runs["without"]]
+            out[kind] = {
+                "without_s": statistics.median(base),
+                "with_s": statistics.median(r[i] for r in runs["with"]),
+                "every_step_s": statistics.median(r[i] for r in runs["every step"]),
+                "with_over_without": statistics.median(
+                    r[i] / b for r, b in zip(runs["with"], base)) - 1,
+                "every_step_over_without": statistics.median(
+                    r[i] / b for r, b in zip(runs["every step"], base)) - 1}
+            out[kind]["projected"] = out[kind]["every_step_over_without"] / SAMPLE_EVERY
+        numbers[f"depth{depth}"] = out
+        for kind, o in out.items():
+            print(f"  depth {depth} {kind:4}: without {o['without_s']:.3f} s, with "
+                  f"{o['with_s']:.3f} s ({o['with_over_without']:+.1%}), every step "
+                  f"{o['every_step_s']:.3f} s ({o['every_step_over_without']:+.1%}: "
+                  f"/{SAMPLE_EVERY} = {o['projected']:+.2%} sampled)")
+    write_record("trainable", args.out, args, every=SAMPLE_EVERY, **numbers)
 
 
 def minimal(epochs: int, batch_size: int) -> float:
@@ -105,8 +166,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--signals", action="store_true",
+                        help="the cost of the training's signals instead")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON record")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.signals:
+        signals_cost(args)
+        return
     runs = {
         "minimal": lambda: minimal(args.epochs, args.batch_size),
         "trainable": lambda: ours(args.epochs, args.batch_size),

@@ -182,6 +182,21 @@ def test_a_batch_awaiting_its_blind_labels_is_labelled_whole_or_not_at_all(label
         pytest.skip(f"{split}: {len(ids)} curves awaiting blind labels, not diagnosed")
 
 
+def test_the_signals_are_in_the_batches_built_with_them_and_null_before(trials):
+    """Every curve of the batches built with the training's signals has them (a value at
+    some epoch); every curve built before has none (its rows unchanged)."""
+    curves = pd.read_parquet(CORPUS / "curves.parquet")
+    signals = ["grad_norm", "grad_norm_max", "update_ratio", "grad_norm_ratio"]
+    assert set(signals) <= set(curves.columns)
+    split = trials.set_index("curve_id")["split"]
+    recorded = curves.groupby("curve_id")["grad_norm"].apply(lambda v: v.notna().any())
+    with_signals = split.isin(AWAITING_LABELS)
+    assert recorded[with_signals[with_signals].index].all()
+    assert not recorded[with_signals[~with_signals].index].any()
+    before = curves[curves["curve_id"].isin(with_signals[~with_signals].index)]
+    assert before[signals].isna().all().all()
+
+
 @pytest.mark.parametrize("part", [
     pytest.param(part, marks=pytest.mark.xfail(reason=HELD_OUT_SHORT[part], strict=True))
     if part in HELD_OUT_SHORT else part for part in REQUIRED])

@@ -9,10 +9,10 @@ Prints each loop's rate (training examples per second), and their ratios.
 
 With `--signals`: what the training's own signals (grad_norm, update_ratio, ...:
 trainable/signals.py) cost, the trainer with them against the trainer without, on the
-MLP above and on a deeper one (8 hidden layers), alternating runs: the wall and the CPU
-time of each (one thread: the CPU time is less shaken by other jobs on the machine), and,
-to see the cost above the machine's noise, the trainer measuring every step, whose extra
-time divided by the sampling period is what the sampled signals cost.
+MLP above and on a deeper one (8 hidden layers), epoch by epoch in turn: the wall and the
+CPU time of each (one thread: the CPU time is less shaken by other jobs on the machine),
+and, to see the cost above the machine's noise, the trainer measuring every step, whose
+extra time divided by the sampling period is what the sampled signals cost.
 
     python -m bench.trainable [--epochs 5] [--repeats 3] [--batch-size 64]
     python -m bench.trainable --signals [--repeats 7]
@@ -67,54 +67,43 @@ def ours(epochs: int, batch_size: int, dataset: dict = DATASET) -> float:
     return trainer.data.n_train * epochs / (time.perf_counter() - started)
 
 
-def timed(epochs: int, batch_size: int, depth: int, signals: bool,
-          every: int = SAMPLE_EVERY) -> tuple[float, float]:
-    """The trainer's (wall seconds, CPU seconds of this thread) for `epochs`, with or
-    without its signals, measuring every `every`-th step."""
-    trainer = Trainer(config(epochs, batch_size, depth=depth), signals=signals)
-    if trainer.signals is not None:
-        trainer.signals.every = every
-    wall, cpu = time.perf_counter(), time.thread_time()
-    while not trainer.finished:
-        trainer.train_epoch()
-    return time.perf_counter() - wall, time.thread_time() - cpu
-
-
 def signals_cost(args) -> None:
-    """The signals' cost: rounds of (without, with, every step measured), alternating."""
+    """The signals' cost: three trainers of the same run (same seed, same work: measuring
+    changes nothing in the training), without the signals, with them and measuring every
+    step, advanced one epoch each in turn, the order rotating from epoch to epoch, so
+    that the machine's drift falls on the three alike; each epoch's wall and CPU time."""
+    epochs = args.epochs * args.repeats
     print(f"the training's signals: MLP 32-128x{{2,8}}-4, {DATASET['n_samples']} synthetic "
-          f"examples, batch {args.batch_size}, {args.epochs} epochs x {args.repeats} "
-          f"rounds, 1 thread; a measured step every {SAMPLE_EVERY} (median over rounds)")
+          f"examples, batch {args.batch_size}, {epochs} epochs each, interleaved, 1 thread; "
+          f"a measured step every {SAMPLE_EVERY} (median of the per-epoch ratios)")
     numbers = {}
     for depth in (2, 8):
-        contenders = {"without": (False, SAMPLE_EVERY), "with": (True, SAMPLE_EVERY),
-                      "every step": (True, 1)}
-        runs: dict[str, list] = {name: [] for name in contenders}
-        for round_ in range(args.repeats):
-            # each round in another order: whatever the first run of a round pays (a
-            # cold cache, the allocator) falls on each contender alike
-            names = list(contenders)
-            for name in names[round_ % 3:] + names[:round_ % 3]:
-                runs[name].append(timed(args.epochs, args.batch_size, depth,
-                                        *contenders[name]))
-        out = {}  # the ratios: each round's own runs, so that the machine's drift cancels
+        trainers = {name: Trainer(config(epochs, args.batch_size, depth=depth),
+                                  signals=name != "without")
+                    for name in ("without", "with", "every step")}
+        trainers["every step"].signals.every = 1
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in trainers}
+        names = list(trainers)
+        for epoch in range(epochs):
+            for name in names[epoch % 3:] + names[:epoch % 3]:
+                wall, cpu = time.perf_counter(), time.thread_time()
+                trainers[name].train_epoch()
+                times[name].append((time.perf_counter() - wall, time.thread_time() - cpu))
+        out = {}
         for kind, i in (("wall", 0), ("cpu", 1)):
-            base = [w[i] for w in runs["without"]]
-            out[kind] = {
-                "without_s": statistics.median(base),
-                "with_s": statistics.median(r[i] for r in runs["with"]),
-                "every_step_s": statistics.median(r[i] for r in runs["every step"]),
-                "with_over_without": statistics.median(
-                    r[i] / b for r, b in zip(runs["with"], base)) - 1,
-                "every_step_over_without": statistics.median(
-                    r[i] / b for r, b in zip(runs["every step"], base)) - 1}
-            out[kind]["projected"] = out[kind]["every_step_over_without"] / SAMPLE_EVERY
+            base = [t[i] for t in times["without"]]
+            over = {name: statistics.median(t[i] / b for t, b in zip(times[name], base)) - 1
+                    for name in ("with", "every step")}
+            out[kind] = {"epoch_without_s": statistics.median(base),
+                         "with_over_without": over["with"],
+                         "every_step_over_without": over["every step"],
+                         "projected": over["every step"] / SAMPLE_EVERY}
         numbers[f"depth{depth}"] = out
         for kind, o in out.items():
-            print(f"  depth {depth} {kind:4}: without {o['without_s']:.3f} s, with "
-                  f"{o['with_s']:.3f} s ({o['with_over_without']:+.1%}), every step "
-                  f"{o['every_step_s']:.3f} s ({o['every_step_over_without']:+.1%}: "
-                  f"/{SAMPLE_EVERY} = {o['projected']:+.2%} sampled)")
+            print(f"  depth {depth} {kind:4}: an epoch {o['epoch_without_s']:.3f} s without; "
+                  f"with {o['with_over_without']:+.2%}; every step measured "
+                  f"{o['every_step_over_without']:+.1%} (/{SAMPLE_EVERY} = "
+                  f"{o['projected']:+.2%} sampled)")
     write_record("trainable", args.out, args, every=SAMPLE_EVERY, **numbers)
 
 

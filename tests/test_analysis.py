@@ -49,7 +49,7 @@ def not_blank(png: Path) -> bool:
     return png.stat().st_size > 5000 and float(np.std(pixels)) > 0.02
 
 
-CHARTS = ["learning_curves", "metric_vs_settings", "parallel_coordinates", "lr_curves",
+CHARTS = ["learning_curves", "signals", "metric_vs_settings", "parallel_coordinates", "lr_curves",
           "importance"]
 
 
@@ -93,7 +93,7 @@ def test_report_as_png_writes_the_figures_and_a_page_without_script(storage, tmp
     result = sweep_cli("report", "asha", "--storage", str(storage), "--out", str(out),
                        "--format", "png")
     assert result.returncode == 0, result.stderr
-    assert f"figures: 5 PNG files in {out}" in result.stdout
+    assert f"figures: 6 PNG files in {out}" in result.stdout
     for name in CHARTS:
         assert not_blank(out / f"{name}.png"), name
     page = (out / "report.html").read_text()
@@ -177,7 +177,8 @@ def test_export_equals_the_live_tables_in_every_format(storage, tmp_path, table)
         elif fmt == "csv":
             back = pd.read_csv(out, dtype=text)
         else:
-            back = pd.read_json(out, lines=True, dtype=False)
+            # pandas' fast JSON parser drops digits: read every float exactly
+            back = pd.read_json(out, lines=True, dtype=False, precise_float=True)
         assert list(back.columns) == list(live.columns)
         if fmt == "parquet":
             pdt.assert_frame_equal(back, live)
@@ -399,3 +400,29 @@ def test_charts_of_one_trial_and_of_a_metric_never_reported():
     assert charts.lr_curves(trials, history, AXES_SPEC) is None
     history["val_loss"] = float("nan")
     assert charts.learning_curves(trials, history, AXES_SPEC) is None
+
+
+def test_the_signals_beside_the_loss_a_log_panel_each_where_recorded(tmp_path):
+    """Where the history has the training's signals: the loss, then a panel per signal
+    with something to draw, on log axes (a value that is not positive and finite, a gap),
+    the update ratio's 1e-3 yardstick dotted; none recorded (an older sweep), no figure."""
+    from orchestrator.analysis import charts, plots
+
+    trials, history = hand_made([0.7, 0.8])
+    assert charts.signals(trials, history, AXES_SPEC) is None
+    assert plots.signals(trials, history, AXES_SPEC, tmp_path) is None
+    assert charts.SKIPPED["signals"] == plots.SKIPPED["signals"]
+    history = history.assign(grad_norm=[1.0, 10.0, float("inf"), 0.5, 0.4, 0.3],
+                             grad_norm_max=[2.0, 20.0, float("inf"), 1.0, 0.8, 0.6],
+                             update_ratio=[1e-3, 2e-3, 0.1, 1e-7, 1e-7, 2e-7],
+                             grad_norm_ratio=None)  # a shallow net's: no panel
+    fig = charts.signals(trials, history, AXES_SPEC)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["val_loss", "gradient norm (mean)", "gradient norm (max)",
+                      "update / weights"]
+    assert fig.layout.yaxis.type != "log"
+    assert [fig.layout[f"yaxis{i}"].type for i in (2, 3, 4)] == ["log"] * 3
+    by_trial = [d for d in fig.data if d.xaxis == "x2"]
+    assert np.isnan(by_trial[0].y[2]) and list(by_trial[0].y[:2]) == [1.0, 10.0]
+    assert [s.y0 for s in fig.layout.shapes] == [1e-3]
+    assert not_blank(plots.signals(trials, history, AXES_SPEC, tmp_path))

@@ -127,6 +127,8 @@ def test_run_end_to_end_through_the_console_script(tmp_path, ray_address):
     assert trials["error"].isna().all()
 
     assert list(history.columns) == schema.HISTORY_COLUMNS
+    # the training's own signals, every epoch of the shared trainable
+    assert history[["grad_norm", "grad_norm_max", "update_ratio"]].notna().all().all()
     assert not history.duplicated(["trial_id", "epoch"]).any()
     assert set(history["trial_id"]) == set(trials["trial_id"])
     per_trial = history.groupby("trial_id")["epoch"].agg(["min", "max", "count"])

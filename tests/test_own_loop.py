@@ -90,6 +90,8 @@ def test_a_loop_under_asha_from_its_own_folder(tmp_path, ray_address):
     # the loop's own metric: a float column of both tables, filled everywhere
     assert history["grad_steps"].dtype == "float64" and history["grad_steps"].notna().all()
     assert trials["grad_steps"].notna().all()
+    # no trial.watch in this loop: the training's signals are null
+    assert history[list(schema.SIGNAL_COLUMNS)].isna().all().all()
     assert set(trials["config.hidden"]) <= {8, 32}
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())
     assert sweep["loop_metrics"] == {"grad_steps": "float64"}
@@ -100,6 +102,27 @@ def test_a_loop_under_asha_from_its_own_folder(tmp_path, ray_address):
     export = sweep_in(project, "export", "user-loop", "--table", "history", "-o",
                       str(tmp_path / "h.csv"))
     assert export.returncode == 0 and "grad_steps" in (tmp_path / "h.csv").read_text()
+
+
+@pytest.mark.slow
+def test_a_loop_with_watch_has_the_signals_in_its_history(tmp_path, ray_address):
+    """`trial.watch(model, opt)` in the loop, nothing else changed: every epoch's row has
+    the training's signals, and the report draws them beside the loss."""
+    project = tmp_path / "project"
+    write_loop_project(project, num_samples=2, search_space={}, train={
+        "function": "my_loop:train", "epochs": 3, "lr": 0.05, "hidden": 16, "rows": 400,
+        "watch": True})
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials, history = tables(project / "sweeps" / "user-loop" / schema.RESULTS_DIR)
+    assert len(history) == 6 and (trials[schema.STOP_REASON] == "completed").all()
+    signals = history[["grad_norm", "grad_norm_max", "update_ratio"]]
+    assert signals.notna().all().all() and (signals > 0).all().all()
+    assert (history["grad_norm_max"] >= history["grad_norm"]).all()
+    assert history["grad_norm_ratio"].isna().all()  # the loop's net: 2 weight layers
+    report = sweep_in(project, "report", "user-loop", "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert 'id="chart-signals"' in (tmp_path / "report" / "report.html").read_text()
 
 
 @pytest.mark.slow

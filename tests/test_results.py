@@ -150,3 +150,25 @@ def test_without_sweep_json_a_loops_own_metric_gets_its_mode_from_the_best_value
     assert sweep["spec"]["metric"] == "score" and sweep["spec"]["mode"] == mode
     assert sweep["spec"]["name"] == "mine" and sweep["spec"]["train"]["epochs"] == 2
     assert f"(metric score, {mode})" in warning
+
+
+def test_json_lines_export_keeps_every_float_exactly(tmp_path):
+    """Small values (an update ratio of 1e-9, a vanishing gradient ratio of 1e-17) come
+    back as written; NaN and infinities are null, strings and integers as they are."""
+    import math
+
+    import pandas as pd
+
+    from orchestrator.results.export import export_table
+
+    frame = pd.DataFrame({"trial_id": ["a_00000", "b_00001", "c_00002"], "epoch": [1, 2, 3],
+                          "update_ratio": [1.2345678901234e-9, 9.289114677812904e-05, 0.5],
+                          "grad_norm_ratio": [1.3e-17, math.nan, 2.0],
+                          "grad_norm_max": [math.inf, 3.0, 1e300]})
+    export_table(frame, tmp_path / "h.jsonl", "jsonl")
+    back = pd.read_json(tmp_path / "h.jsonl", lines=True, dtype=False, precise_float=True)
+    assert list(back["update_ratio"]) == list(frame["update_ratio"])
+    assert back["grad_norm_ratio"][0] == 1.3e-17 and back["grad_norm_ratio"].isna()[1]
+    assert back["grad_norm_max"].isna()[0] and list(back["grad_norm_max"][1:]) == [3.0, 1e300]
+    assert list(back["trial_id"]) == list(frame["trial_id"])
+    assert list(back["epoch"]) == [1, 2, 3]

@@ -64,9 +64,9 @@ def test_loss_metric_defaults_to_min():
     (with_(train={"optimizer": {"lrr": 0.1}}),
      "SPEC: train.optimizer.lrr: is not a known key (known: beta1, beta2, grad_clip, lr, "
      "momentum, name, nesterov, weight_decay)"),
-    (with_(train={"model": {"activation": "sigmoid"}}),
-     "SPEC: train.model.activation: is 'sigmoid', but must be one of 'relu', 'gelu', 'tanh' "
-     "or 'silu'"),
+    (with_(train={"model": {"activation": "softsign"}}),
+     "SPEC: train.model.activation: is 'softsign', but must be one of 'relu', 'gelu', "
+     "'tanh', 'silu' or 'sigmoid'"),
     (with_(train={"batch_size": "big"}),
      "SPEC: train.batch_size: is 'big': input should be a valid integer, unable to parse "
      "string as an integer"),

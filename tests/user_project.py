@@ -114,6 +114,8 @@ def train(config, trial):
     model = nn.Sequential(nn.Linear(8, config["hidden"]), nn.ReLU(),
                           nn.Linear(config["hidden"], 2))
     opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9)
+    if config.get("watch"):  # the training's own signals in the history
+        trial.watch(model, opt)
     start = 0
     state = trial.restore()
     if state is not None:

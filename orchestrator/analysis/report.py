@@ -29,6 +29,7 @@ HTML_FILE = "report.html"
 # each figure: its file stem (PNG file, chart id) -> its heading on the page
 FIGURES = {
     "learning_curves": "Learning curves",
+    "signals": "The training's own signals beside the loss",
     "metric_vs_settings": "The metric against each searched setting",
     "parallel_coordinates": "Parallel coordinates",
     "lr_curves": "Learning-rate schedules of the top trials",
@@ -38,6 +39,10 @@ FIGURES = {
 HINTS = {
     "learning_curves": "Hover a line for its trial, settings and value; click a stop reason "
                        "in the legend to hide or show its trials.",
+    "signals": "Gradient norm (before clipping), update size against the weights (dotted: "
+               "the usual healthy 1e-3) and the first layer's gradient against the last's, "
+               "per epoch, on log axes (docs/diagnosis.md). A trial's line breaks where a "
+               "value was not measured or not finite.",
     "parallel_coordinates": "Drag along an axis to keep only the trials in that range (on "
                             "several axes at once); click the axis outside it to clear.",
 }
@@ -81,6 +86,7 @@ def _charts(tables: SweepTables, report: Report, top: int) -> None:
     trials, history, spec = tables.trials, tables.history, tables.spec
     drawn = {
         "learning_curves": lambda: charts.learning_curves(trials, history, spec),
+        "signals": lambda: charts.signals(trials, history, spec),
         "metric_vs_settings": lambda: charts.metric_vs_settings(trials, spec),
         "parallel_coordinates": lambda: charts.parallel_coordinates(trials, spec),
         "lr_curves": lambda: charts.lr_curves(trials, history, spec, top=min(top, 5)),
@@ -102,6 +108,7 @@ def _pngs(tables: SweepTables, report: Report, top: int) -> None:
     trials, history, spec, out = tables.trials, tables.history, tables.spec, report.out
     drawn = {
         "learning_curves": lambda: plots.learning_curves(trials, history, spec, out),
+        "signals": lambda: plots.signals(trials, history, spec, out),
         "metric_vs_settings": lambda: plots.metric_vs_settings(trials, spec, out),
         "parallel_coordinates": lambda: plots.parallel_coordinates(trials, spec, out),
         "lr_curves": lambda: plots.lr_curves(trials, history, spec, out, top=min(top, 5)),

@@ -61,6 +61,7 @@ def history_row(trial_id: str, result: dict) -> dict[str, Any]:
         "lr": result.get("lr"),
         "batch_size": result.get("batch_size"),
         **{m: result.get(m) for m in schema.EPOCH_METRICS},
+        **{s: result.get(s) for s in schema.SIGNAL_COLUMNS},
         "epoch_s": result.get("epoch_s"),
         "time_total_s": result.get("trial_time_s"),
         "exploited_from": result.get("exploited_from"),

@@ -47,7 +47,7 @@ class ModelConfig(Strict):
     name: Literal["mlp", "cnn", "resnet"] = "mlp"
     hidden: int = Field(128, ge=1)
     depth: int = Field(2, ge=1, le=64)
-    activation: Literal["relu", "gelu", "tanh", "silu"] = "relu"
+    activation: Literal["relu", "gelu", "tanh", "silu", "sigmoid"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     norm: Literal["none", "batch", "layer"] = "none"
     channels: int = Field(16, ge=1, description="cnn/resnet: channels of the first stage")
@@ -247,6 +247,11 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("val_acc", "val_loss", "train_loss"),
     "regression": ("val_loss", "train_loss", "val_mae", "val_r2"),
 }
+# what the training itself shows each epoch (trainable/signals.py; a user's loop records
+# them with `trial.watch`): the global gradient norm before clipping (mean and max over
+# the measured steps), the update's size against the weights (median), the first weight
+# layer's gradient norm against the last's (median; nets of 3+ weight layers)
+SIGNALS = ("grad_norm", "grad_norm_max", "update_ratio", "grad_norm_ratio")
 # where sweeps are kept when neither the spec nor an option says
 DEFAULT_STORAGE = "./sweeps"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator.spec.settings import LOOP_METRICS, STORAGE_ERROR, LoopTrialConfig
+from orchestrator.spec.settings import LOOP_METRICS, SIGNALS, STORAGE_ERROR, LoopTrialConfig
 from orchestrator.trainable.not_retried import DataOrCodeError
 from orchestrator.trainable.tune_entry import (
     checkpoint_policy,
@@ -31,7 +31,7 @@ CHECKPOINT_FILE, META_FILE = "loop_checkpoint.pt", "loop_meta.json"
 RESERVED = {"epoch", "checkpoint", "stop_reason", LOOP_METRICS, "trial_time_s", "device",
             "threads", "node_id", "trial_seed", "restored_from_epoch", "done", "config",
             "trial_id", "training_iteration", STORAGE_ERROR, "batch_size_used",
-            "oom_halvings", "gpu_ids", "started_at", "ended_at"}
+            "oom_halvings", "gpu_ids", "started_at", "ended_at", *SIGNALS}
 
 
 class ReportError(DataOrCodeError):
@@ -58,7 +58,8 @@ def out_of_order(epoch: int, last: int | None, restored: int) -> str | None:
 
 class Trial:
     """What a user's loop gets: `report` a row per epoch (with a checkpoint, any object
-    torch.save writes), `restore` the latest checkpoint, and `seed`, `device`, `cpus`."""
+    torch.save writes), `restore` the latest checkpoint, `watch` the training's own
+    signals, and `seed`, `device`, `cpus`."""
 
     def __init__(self, config: LoopTrialConfig, trial_id: str, device: str, cpus: int,
                  gpu_ids: str | None = None):
@@ -76,6 +77,7 @@ class Trial:
         self._restored_from = 0
         self._last: tuple[dict, Any] | None = None  # the last report: row, checkpoint
         self._checked = False
+        self._watched: tuple[Any, tuple] | None = None  # Signals, the hooks' handles
         self._context = {"device": device, "threads": cpus, "gpu_ids": gpu_ids,
                          "node_id": _node_id(), "trial_seed": self.seed,
                          "started_at": time.time()}
@@ -103,6 +105,36 @@ class Trial:
         self._restored_from = int(meta["epoch"])
         self._time_before = float(meta.get("trial_time_s", 0.0))
         return state
+
+    def watch(self, model: Any, optimizer: Any) -> None:
+        """Record the training's own signals for `model`, trained by `optimizer`, with no
+        other change to the loop: grad_norm, grad_norm_max, update_ratio and
+        grad_norm_ratio (docs/own-loop.md), each `report` carrying what was measured
+        since the one before. Hooks on the optimizer's step measure every 16th step (the
+        first after each report always): the gradients as the step receives them (after
+        the loop's own clipping, if it clips; unscaled, under a GradScaler), the weights
+        before and after it. Without `watch` the columns stay null. Watching again
+        replaces what was watched."""
+        from orchestrator.trainable.signals import Signals
+
+        if self._watched is not None:
+            for handle in self._watched[1]:
+                handle.remove()
+        signals = Signals(model)
+        measured = [False]  # is the step in progress measured?
+
+        def before(_optimizer, _args, _kwargs) -> None:
+            measured[0] = signals.due()
+            if measured[0]:
+                signals.gradients()
+                signals.before_step()
+
+        def after(_optimizer, _args, _kwargs) -> None:
+            if measured[0]:
+                signals.after_step()
+
+        self._watched = (signals, (optimizer.register_step_pre_hook(before),
+                                   optimizer.register_step_post_hook(after)))
 
     def report(self, epoch: int, checkpoint: Any = None, batch_size: int | None = None,
                **metrics: Any) -> None:
@@ -138,6 +170,8 @@ class Trial:
                     f"trial.report: the spec's metric {self._metric!r} is not among the "
                     f"reported keys ({', '.join(sorted(metrics)) or 'none'})")
             self._checked = True
+        if self._watched is not None:
+            row.update(self._watched[0].read())
         last = epoch >= self._epochs
         row.update(self._context, stop_reason=_end(row, metrics) if last else None,
                    restored_from_epoch=self._restored_from, ended_at=time.time(),

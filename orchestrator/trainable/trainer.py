@@ -32,6 +32,7 @@ from orchestrator.trainable.oom import describe, floor_reached, free_memory, hal
 from orchestrator.trainable.optim import build_optimizer
 from orchestrator.trainable.scaling import effective_lr
 from orchestrator.trainable.schedules import Plateau, lr_at
+from orchestrator.trainable.signals import Signals, empty
 from orchestrator.trainable.user_data import build_user_model, load_user_data
 
 STATE_FILE, META_FILE = "state.pt", "meta.json"
@@ -76,7 +77,7 @@ def _copied(value):
 
 class Trainer:
     def __init__(self, config: TrialConfig, trial_index: int = 0, device: str = "cpu",
-                 threads: int = 1):
+                 threads: int = 1, signals: bool = True):
         self.cfg, self.train_cfg = config, config.train
         self.device = torch.device(device)
         self.seed = trial_seed(config.seed, trial_index)
@@ -90,6 +91,8 @@ class Trainer:
         else:
             self.model = build_model(cfg.model, self.data.input_shape, self.data.num_outputs)
         self.model.to(self.device)
+        # the training's own signals (signals.py); off only to measure what they cost
+        self.signals = Signals(self.model) if signals else None
         self.loss = loss_function(cfg.task, cfg.loss_name, cfg.label_smoothing)
         # the batch sizes this trial has trained at: the one asked for (a batch larger
         # than the data is the data), then one more per out-of-memory halving
@@ -162,6 +165,9 @@ class Trainer:
     def _train_one_epoch(self) -> float:
         clip = self.train_cfg.optimizer.grad_clip
         collect = Prior(self.task, self.data.num_outputs) if self.prior is None else None
+        signals = self.signals
+        if signals is not None:
+            signals.reset()  # an epoch redone for memory starts its signals afresh
         self.model.train()
         # losses stay on the device until the epoch ends: no sync per step
         losses, sizes = [], []
@@ -173,9 +179,16 @@ class Trainer:
                 loss = self.loss(self.model(xb), yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            measured = signals is not None and signals.due()
+            if measured:
+                signals.gradients()  # before clipping
             if clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            if measured:
+                signals.before_step()
             self.optimizer.step()
+            if measured:
+                signals.after_step()
             losses.append(loss.detach())
             sizes.append(len(yb))
             if collect is not None:
@@ -267,6 +280,7 @@ class Trainer:
         started = time.perf_counter()  # an epoch redone for memory counts whole
         lr, train_loss = self._train_fitting_memory()
         self.epoch += 1
+        signals = self.signals.read() if self.signals is not None else empty()
         measured = {"train_loss": train_loss,
                     **self.evaluate(with_chance=not self.chance)}
         epoch_s = time.perf_counter() - started
@@ -288,14 +302,15 @@ class Trainer:
             self.stop_reason = "completed"
         elif patience_hit:
             self.stop_reason = "early_stopping"
-        return self.metrics(lr=lr, epoch_s=epoch_s)
+        return self.metrics(lr=lr, epoch_s=epoch_s, signals=signals)
 
-    def metrics(self, lr: float, epoch_s: float) -> dict:
+    def metrics(self, lr: float, epoch_s: float, signals: dict | None = None) -> dict:
         name = self.cfg.objective.metric
         return {
             "epoch": self.epoch,
             **{metric: self.curves[metric][-1] for metric in self.metric_names},
             "lr": lr,
+            **(signals or empty()),
             "batch_size": self.batch_size,
             "oom_halvings": self.oom_halvings,
             "effective_lr": self.effective_lr,

@@ -354,6 +354,8 @@ def _held_back(c: Curves, full: int) -> float | None:
     if spent <= 0 or after <= 0 or before <= c.train[full]:
         return None
     expected = (before - c.train[full]) / spent * after
+    if not math.isfinite(expected) or expected <= 0:
+        return None  # rates so small the product underflows: no pace to compare with
     return (c.train[full] - c.train[-1]) / expected
 
 

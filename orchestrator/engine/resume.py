@@ -23,7 +23,12 @@ from orchestrator.engine.run import (
 )
 from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
-from orchestrator.results.folder import read_sweep_json, read_tables, sweep_json_path
+from orchestrator.results.folder import (
+    read_sweep_json,
+    read_tables,
+    sweep_json_path,
+    tune_states,
+)
 from orchestrator.results.lease import refuse_if_held
 from orchestrator.results.storage import Location, check_writable
 from orchestrator.spec import SweepSpec, spec_from_mapping
@@ -82,15 +87,14 @@ def plan_resume(folder: Location) -> ResumePlan:
 def _check_tune_state(folder: Location) -> None:
     """Tune's experiment state is there and whole: Tune, handed a state it cannot read,
     logs an error and starts the experiment afresh, which would lose every trial."""
-    states = [c for c in folder.children()
-              if c.name.startswith("experiment_state-") and c.name.endswith(".json")]
-    if not ((folder / "tuner.pkl").is_file() and states):
+    states = tune_states(folder)
+    if not states:
         raise OrchestratorError(
             f"{folder}: has no Ray Tune experiment state (tuner.pkl and "
             "experiment_state-*.json), so it cannot be resumed; the driver died before Tune "
             f"saved any: start it again with `sweep run SPEC --overwrite`"
         )
-    newest = max(states, key=lambda c: c.name)  # the one Tune restores
+    newest = states[-1]  # the one Tune restores
     try:
         json.loads(newest.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -20,7 +20,16 @@ from orchestrator.engine.run import run_sweep
 from orchestrator.results import schema
 from orchestrator.results.folder import read_history, read_trials
 from orchestrator.spec.model import spec_from_mapping
-from tests.faults import ended_at_exit, ended_trials, reported_epochs, start_sweep, wait_for
+from tests.faults import (
+    alive,
+    descendants,
+    ended_at_exit,
+    ended_trials,
+    named,
+    reported_epochs,
+    start_sweep,
+    wait_for,
+)
 from tests.helpers import (
     SLOW_EPOCHS,
     SLOW_TRIALS,
@@ -151,12 +160,79 @@ def test_interrupted_or_terminated_then_resumed(tmp_path, ray_address, sig, code
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
     assert "sweep resume" in err and "Traceback" not in err
+    assert "Tuner.restore" not in err  # Tune's hint for its own API users
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())
     assert sweep["status"] == "interrupted"
     assert sweep["segments"][0]["status"] == "interrupted"
 
     resumed = sweep_cli("resume", "stopped", "--storage", str(tmp_path / "sweeps"),
                         "--address", ray_address, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_complete(*tables(results))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_whole_process_group_stops_an_embedded_sweep_gracefully(
+        tmp_path, ray_address, sig, code):
+    """`timeout`, Slurm's scancel and systemd signal the driver's whole process group, and
+    Ctrl-C in a terminal signals its foreground group. The embedded Ray's processes live
+    in sessions of their own (engine/tune_compat.py), so the signal reaches the driver
+    alone: before, SIGTERM killed the GCS first and the driver hung 60 s, then exit 1
+    with sweep.json `running`."""
+    path = write_spec(tmp_path, slow_spec(tmp_path, "grouped"))
+    results = tmp_path / "sweeps" / "grouped" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--quiet")) as proc:  # embedded Ray
+        wait_for(lambda: ended_trials(results) >= 1 or proc.poll() is not None, 240,
+                 "a trial to end")
+        assert proc.poll() is None, "the sweep ended before the signal"
+        ray_processes = descendants(proc.pid)
+        assert named(ray_processes, "gcs_server"), "the driver started no Ray of its own"
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-3000:]
+    assert "Failed to connect to GCS" not in err and "Traceback" not in err
+    assert "Tuner.restore" not in err
+    assert f"continue with `sweep resume {results.parent}`" in err
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["status"] == "interrupted"
+    # the driver ended the Ray it started (the raylet's workers follow it within seconds)
+    wait_for(lambda: not alive(ray_processes), 60, "the embedded Ray's processes to end")
+
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_complete(*tables(results))
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_and_still_marks_the_sweep_interrupted(
+        tmp_path, ray_address):
+    """Tune stops at once on a second Ctrl-C (a KeyboardInterrupt wherever the driver
+    is, without its last snapshot); sweep.json said `running` after it."""
+    path = write_spec(tmp_path, slow_spec(tmp_path, "twice"))
+    results = tmp_path / "sweeps" / "twice" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
+                                   "--quiet")) as proc:
+        wait_for(lambda: reported_epochs(results) >= 2 or proc.poll() is not None, 120,
+                 "two epochs reported")
+        assert proc.poll() is None, "the sweep ended before the first Ctrl-C"
+        proc.send_signal(signal.SIGINT)
+        seen = []
+        for line in proc.stderr:  # the first one is being handled: Tune is stopping
+            seen.append(line)
+            if line.startswith("stopping:"):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Tuner.restore" not in err
+    assert f"continue with `sweep resume {results.parent}`" in err
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["status"] == "interrupted"
+    assert sweep["segments"][0]["reason"] == "stopped at once by a second Ctrl-C"
+
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_complete(*tables(results))
 

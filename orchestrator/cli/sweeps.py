@@ -136,9 +136,11 @@ def _finish(outcome, spec) -> None:
     for sentence in advise(outcome.trials, spec.resolved()):
         out_console.print(f"advice: {sentence}", markup=False)
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
-    if outcome.unfinished:
-        click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "
-                   f"finish; continue with `{resume_command(outcome.location, spec)}`", err=True)
+    if outcome.interrupted:
+        what = (f"{outcome.unfinished} of {len(outcome.trials)} trials did not finish"
+                if outcome.unfinished else "stopped before the sweep's end")
+        click.echo(f"interrupted: {what}; continue with "
+                   f"`{resume_command(outcome.location, spec)}`", err=True)
         sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "

@@ -108,7 +108,7 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec)}")
     outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
-                           callbacks=_progress(plan.spec, quiet, plan.ended))
+                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
     _finish(outcome, plan.spec)
 
 
@@ -117,13 +117,14 @@ def _warn(line: str) -> None:
     err_console.print(line, markup=False, soft_wrap=True)
 
 
-def _progress(spec, quiet: bool, ended: frozenset[str] = frozenset()) -> list:
+def _progress(spec, quiet: bool, ended: dict[str, str] | None = None) -> list:
     """The live progress view (a Tune callback), unless --quiet."""
     if quiet:
         return []
     from orchestrator.cli.progress import ProgressView
 
-    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode, ended=ended)]
+    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode,
+                         ended=ended or {})]
 
 
 def _finish(outcome, spec) -> None:

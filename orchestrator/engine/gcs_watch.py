@@ -42,7 +42,7 @@ def answers(address: str, timeout_s: float = 1.0) -> bool:
     """Whether something accepts a TCP connection at HOST:PORT."""
     host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
         return True
     except (OSError, ValueError):
         return False

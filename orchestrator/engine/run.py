@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from orchestrator import environ
-from orchestrator.engine import shipping
+from orchestrator.engine import shipping, tune_noise
 from orchestrator.engine.capacity import check_capacity
 from orchestrator.engine.gcs_watch import GcsWatch
 from orchestrator.engine.interrupts import Received, sigterm_as_sigint, stop_lines, uninterrupted
@@ -227,7 +227,7 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
         watch = GcsWatch(gcs_address(), record_lost, warn, resume,
                          own_processes=ours and not address)
         try:
-            with watch, tune_refusals_to(guard), whole_tune_files(), \
+            with watch, tune_refusals_to(guard), whole_tune_files(), tune_noise.quiet(), \
                     stop_lines(lambda line: None if watch.lost else warn(line), resume):
                 make_tuner([JsonLoggerCallback(), sink, guard, NoRetryOfDataErrors(),
                             *tracking, *(callbacks or [])]).fit()

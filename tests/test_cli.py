@@ -206,6 +206,8 @@ def test_the_embedded_rays_commands_lose_only_their_metrics_servers():
     monitor = ["/venv/bin/python", "-u", f"{ray}/autoscaler/_private/monitor.py",
                "--logs-dir=/tmp/x", "--monitor-ip=10.0.0.2", "--gcs-address=10.0.0.2:1"]
     assert embedded_command(monitor) == [*monitor[:4], monitor[5]]
+    monitor_v2 = [monitor[0], f"{ray}/autoscaler/v2/monitor.py", "--monitor-ip=10.0.0.2"]
+    assert embedded_command(monitor_v2) == monitor_v2[:2]
     dashboard = ["/venv/bin/python", f"{ray}/dashboard/dashboard.py", "--host=127.0.0.1",
                  "--modules-to-load=UsageStatsHead", "--disable-frontend"]
     assert embedded_command(dashboard) == [*dashboard, "--minimal"]

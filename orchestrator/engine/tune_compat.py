@@ -35,10 +35,10 @@ def embedded_command(args: list[str]) -> list[str]:
     (random), the autoscaler monitor's (44217) and the dashboard head's (44227)."""
     args = [f"{arg} {NO_METRICS}" if arg.startswith(AGENT_COMMAND) and NO_METRICS not in arg
             else arg for arg in args]
-    script = next((Path(arg).parts[-2:] for arg in args if arg.endswith(".py")), ())
-    if script == ("_private", "monitor.py"):
+    script = next((Path(arg).parts for arg in args if arg.endswith(".py")), ())
+    if script[-1:] == ("monitor.py",) and "autoscaler" in script:  # v1's or v2's
         args = [arg for arg in args if not arg.startswith(MONITOR_IP)]
-    if script == ("dashboard", "dashboard.py") and MINIMAL not in args:
+    if script[-2:] == ("dashboard", "dashboard.py") and MINIMAL not in args:
         args = [*args, MINIMAL]
     return args
 

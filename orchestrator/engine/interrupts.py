@@ -75,17 +75,21 @@ class _TuneStopLines(logging.Filter):
     received ... Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) to skip" (a repeated
     SIGTERM is ignored here) and "Resume experiment with: Tuner.restore(...)" (the way
     back is `sweep resume`, which the CLI names at the end). The first becomes our line;
-    the second is dropped."""
+    the second is dropped, and so is "Trials did not complete: [...]" after a stop."""
 
     def __init__(self, say: Callable[[], None]):
         super().__init__()
         self.say = say
+        self.stopping = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         if message.startswith("Stop signal received"):
+            self.stopping = True
             self.say()
             return False
+        if self.stopping and message.startswith("Trials did not complete"):
+            return False  # after a stop, of course not: the CLI says how many and how on
         return not message.startswith(("Experiment has been interrupted",
                                        "Training has been interrupted"))
 

@@ -49,17 +49,50 @@ def start_sweep(*args: str, env: dict | None = None, cwd: Path = REPO) -> subpro
 def kill_run_when(ready: Callable[[], object], what: str, *args: str,
                   cwd: Path = REPO) -> None:
     """Start `sweep ARGS` in `cwd`, wait for `ready()`, then SIGKILL its process group
-    (the driver dies without a word, as on a lost machine)."""
+    and whatever it started (the driver dies without a word, as on a lost machine)."""
     with ended_at_exit(start_sweep(*args, cwd=cwd)) as proc:
         wait_for(lambda: ready() or proc.poll() is not None, 180, what)
         assert proc.poll() is None, "the sweep ended before the kill"
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc)
         proc.wait(timeout=30)
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """`sig` to the process group of `proc`; with SIGKILL, to every process below it
+    too: an embedded Ray's processes live in sessions of their own
+    (orchestrator/engine/tune_compat.py), and its agents would outlive the driver."""
+    below = descendants(proc.pid) if sig == signal.SIGKILL else set()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    """The live processes below `pid`: its children, theirs, and so on."""
+    parents = _parents()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of `pids` that still run (zombies left out)."""
+    return set(_parents()) & pids
+
+
+def named(pids: set[int], name: str) -> set[int]:
+    """Those of `pids` whose command name is `name` (e.g. 'gcs_server')."""
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                found.add(pid)
+    return found
 
 
 @contextlib.contextmanager

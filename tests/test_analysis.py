@@ -318,6 +318,38 @@ def test_ls_leaves_out_other_folders_and_names_a_damaged_sweep(tmp_path):
     assert "notes" not in result.stdout
 
 
+def _stopped_sweep(storage: Path, name: str, status: str, tune_saved: bool) -> Path:
+    """A sweep folder as a driver leaves it when it dies or is interrupted: sweep.json
+    with `status`, and Ray Tune's state only when Tune saved it before the end."""
+    folder = storage / name
+    (folder / schema.RESULTS_DIR).mkdir(parents=True)
+    spec = spec_from_mapping(tiny_spec(storage, name=name)).resolved()
+    (folder / schema.RESULTS_DIR / schema.SWEEP_FILE).write_text(
+        json.dumps({"spec": spec, "status": status, "segments": [{"command": "run"}]}))
+    if tune_saved:
+        (folder / "tuner.pkl").write_bytes(b"")
+        (folder / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize("status", ["running", "interrupted"])
+def test_ls_offers_resume_only_where_resume_can_continue(tmp_path, status):
+    """A driver killed (or stopped) before Ray Tune's first save leaves nothing Tune can
+    restore, and `resume` refuses it: `ls` says to start it again instead."""
+    _stopped_sweep(tmp_path, "early", status, tune_saved=False)
+    _stopped_sweep(tmp_path, "later", status, tune_saved=True)
+    listed = invoke("ls", "--storage", str(tmp_path))
+    assert listed.exit_code == 0, listed.stderr
+    rows = {line.split()[1]: line for line in listed.stdout.splitlines()
+            if line.startswith("│")}
+    assert "sweep resume" not in rows["early"] and "sweep run SPEC --overwrite" in rows["early"]
+    assert "--overwrite" not in rows["later"]
+    if status == "running":  # its lease is free: nobody holds it
+        assert "killed (its driver died): sweep resume" in rows["later"]
+    refused = invoke("resume", str(tmp_path / "early"))  # what ls no longer offers
+    assert refused.exit_code == 2 and "sweep run SPEC --overwrite" in refused.stderr
+
+
 # -- the charts' axes and their edge cases, on hand-made tables -----------------------
 
 AXES_SPEC = {"name": "hand", "metric": "val_acc", "mode": "max",

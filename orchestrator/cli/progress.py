@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ray.tune import Callback
@@ -25,7 +26,7 @@ RECOUNT_S = 30.0
 
 class ProgressView(Callback):
     def __init__(self, console: Console, total: int, metric: str, mode: str,
-                 line_every_s: float = 10.0, ended: frozenset[str] = frozenset(),
+                 line_every_s: float = 10.0, ended: Mapping[str, str] | None = None,
                  resources: Any = None, max_concurrent: int | None = None):
         self.console, self.total, self.metric, self.mode = console, total, metric, mode
         self.line_every_s = line_every_s
@@ -38,8 +39,11 @@ class ProgressView(Callback):
         self._started = time.monotonic()
         self._printed = self._tallied = 0.0
         self._live: Live | None = None
+        # trials that ended in earlier segments, and their stop reasons: counted as the
+        # tables record them, whatever Tune's restored state says of them
+        self._earlier: dict[str, str] = dict(ended or {})
         # trials Tune ended (not cut by an interrupt), earlier segments' included
-        self._ended: set[str] = set(ended)
+        self._ended: set[str] = set(self._earlier)
 
     # Tune pickles its callbacks with the experiment (for restore): the console
     # and the live display are rebuilt rather than pickled.
@@ -84,7 +88,10 @@ class ProgressView(Callback):
         for trial in trials:
             status = str(trial.status)
             last = trial.last_result or {}
-            if status == "RUNNING":
+            if trial.trial_id in self._earlier:
+                completed = self._earlier[trial.trial_id] == "completed"
+                counts["finished" if completed else "stopped early"] += 1
+            elif status == "RUNNING":
                 counts["running"] += 1
             elif status == "ERROR":
                 counts["errored"] += 1

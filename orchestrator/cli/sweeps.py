@@ -115,7 +115,7 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
     outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
-                           callbacks=_progress(plan.spec, quiet, plan.ended))
+                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
     _finish(outcome, plan.spec)
 
 
@@ -124,14 +124,15 @@ def _warn(line: str) -> None:
     err_console.print(line, markup=False, soft_wrap=True)
 
 
-def _progress(spec, quiet: bool, ended: frozenset[str] = frozenset()) -> list:
+def _progress(spec, quiet: bool, ended: dict[str, str] | None = None) -> list:
     """The live progress view (a Tune callback), unless --quiet."""
     if quiet:
         return []
     from orchestrator.cli.progress import ProgressView
 
-    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode, ended=ended,
-                         resources=spec.resources, max_concurrent=spec.max_concurrent_trials)]
+    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode,
+                         ended=ended or {}, resources=spec.resources,
+                         max_concurrent=spec.max_concurrent_trials)]
 
 
 def _finish(outcome, spec) -> None:
@@ -144,9 +145,11 @@ def _finish(outcome, spec) -> None:
     for sentence in advise(outcome.trials, spec.resolved(), outcome.history):
         out_console.print(f"advice: {sentence}", markup=False)
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
-    if outcome.unfinished:
-        click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "
-                   f"finish; continue with `{resume_command(outcome.location, spec)}`", err=True)
+    if outcome.interrupted:
+        what = (f"{outcome.unfinished} of {len(outcome.trials)} trials did not finish"
+                if outcome.unfinished else "stopped before the sweep's end")
+        click.echo(f"interrupted: {what}; continue with "
+                   f"`{resume_command(outcome.location, spec)}`", err=True)
         sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "

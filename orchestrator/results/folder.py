@@ -49,6 +49,18 @@ def sweep_json_path(folder: Location | Path) -> Location:
     return as_location(folder) / schema.RESULTS_DIR / schema.SWEEP_FILE
 
 
+def tune_states(folder: Location | Path) -> list[Location]:
+    """Ray Tune's experiment state files in a sweep's folder (`experiment_state-*.json`),
+    oldest first; none when `tuner.pkl` is missing too (without both Tune cannot
+    restore the sweep: the driver died before Tune's first save)."""
+    folder = as_location(folder)
+    if not (folder / "tuner.pkl").is_file():
+        return []
+    return sorted((c for c in folder.children()
+                   if c.name.startswith("experiment_state-") and c.name.endswith(".json")),
+                  key=lambda c: c.name)
+
+
 def read_sweep_json(folder: Location | Path) -> dict[str, Any]:
     """sweep.json of the sweep in `folder`, checked to hold a spec."""
     folder = as_location(folder)

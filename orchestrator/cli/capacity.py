@@ -38,6 +38,23 @@ def at_once(nodes: Iterable[Mapping[str, float]], cpu: float, gpu: float) -> int
     return total
 
 
+def trials_at_once(nodes: Iterable[Mapping[str, float]], resources) -> int:
+    """Trials of the spec's `resources` that fit on `nodes` at once: a trial of several
+    workers (docs/distributed.md) takes `workers` worker slots of `cpu`/`gpu` each,
+    anywhere on the cluster (packed or spread), so the slots are shared among trials."""
+    slots = at_once(nodes, resources.cpu, resources.gpu)
+    return slots // resources.workers
+
+
+def per_trial_text(resources) -> str:
+    """What one trial asks for, as the plan says it."""
+    each = f"{resources.cpu:g} CPU, {resources.gpu:g} GPU"
+    if resources.workers == 1:
+        return each + packing(resources.gpu)
+    return (f"{resources.workers} workers (DDP) x {each} each, placement "
+            f"{resources.placement}")
+
+
 def this_machine() -> dict[str, float]:
     """This machine's CPUs and GPUs as an embedded Ray counts them: the CPUs Python
     sees; the GPUs CUDA_VISIBLE_DEVICES names, else those NVIDIA's driver lists."""
@@ -80,12 +97,19 @@ def concurrency_line(spec, nodes: list[Mapping[str, float]] | None, where: str) 
             f"as {where} allows (the progress line counts it once the sweep runs)"
     cpus = sum(n.get("CPU", 0) for n in nodes)
     gpus = sum(n.get("GPU", 0) for n in nodes)
-    fit = at_once(nodes, spec.resources.cpu, spec.resources.gpu)
+    fit = trials_at_once(nodes, spec.resources)
     have = f"{_amount(cpus, 'CPU')}, {_amount(gpus, 'GPU')}"
     if fit == 0:
         short = "GPU" if spec.resources.gpu and at_once(nodes, spec.resources.cpu, 0) else "CPU"
         need = spec.resources.gpu if short == "GPU" else spec.resources.cpu
+        if spec.resources.workers > 1 and at_once(nodes, spec.resources.cpu,
+                                                   spec.resources.gpu):
+            return (f"none at once on {where} ({have}): each trial asks for "
+                    f"{spec.resources.workers} workers of {per_trial_text(spec.resources)}"
+                    "; join a cluster that has them (--address) or ask for fewer workers")
         return (f"none at once on {where} ({have}): each trial asks for {need:g} {short}; "
                 "join a cluster that has it (--address) or ask for less (resources)")
     runs = min(fit, limit or fit, spec.trial_count)
-    return f"{runs} at once on {where} ({have}){capped}"
+    workers = spec.resources.workers
+    groups = f", {runs * workers} workers" if workers > 1 else ""
+    return f"{runs} at once on {where} ({have}{groups}){capped}"

@@ -86,7 +86,7 @@ def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
 def plan_text(spec, address: str | None = None) -> str:
     """The plan of a sweep: what runs, how, and how many trials at once on this
     machine's embedded Ray (or on the cluster at `address`, counted once joined)."""
-    from orchestrator.cli.capacity import concurrency_line, packing, this_machine
+    from orchestrator.cli.capacity import concurrency_line, per_trial_text, this_machine
     from orchestrator.spec.schedulers import SCHEDULERS
 
     options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
@@ -105,8 +105,7 @@ def plan_text(spec, address: str | None = None) -> str:
         f"  scheduler   {spec.scheduler.name} ({SCHEDULERS[spec.scheduler.name].summary})"
         + (f": {options}" if options else ""),
         f"  searcher    {spec.searcher.name}, seed {spec.seed}",
-        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU"
-        f"{packing(spec.resources.gpu)}, up to {spec.max_epochs} epochs",
+        f"  per trial   {per_trial_text(spec.resources)}, up to {spec.max_epochs} epochs",
         f"  concurrency {concurrency}",
         "  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
                                         for k, d in spec.search_space.items()) or "(none)"),

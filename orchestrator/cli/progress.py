@@ -58,10 +58,10 @@ class ProgressView(Callback):
         """How many trials fit on the cluster's nodes at once (with max_concurrent)."""
         if self.resources is None or time.monotonic() - self._counted < RECOUNT_S:
             return
-        from orchestrator.cli.capacity import at_once, cluster_nodes
+        from orchestrator.cli.capacity import cluster_nodes, trials_at_once
 
         self._counted = time.monotonic()
-        fit = at_once(cluster_nodes(), self.resources.cpu, self.resources.gpu)
+        fit = trials_at_once(cluster_nodes(), self.resources)
         self.at_once = min(fit, self.max_concurrent or fit)
 
     def setup(self, **info: Any) -> None:

@@ -41,6 +41,35 @@ def capacity_problem(asked: dict[str, float], nodes: list[dict[str, float]]) -> 
             f"(the nodes have: {have}); lower resources.cpu or resources.gpu")
 
 
+def groups_at_once(nodes: list[dict[str, float]], resources) -> int:
+    """Worker groups of `resources.workers` workers (each `cpu` CPUs, `gpu` GPUs: whole
+    GPUs for a group) that Ray can hold at once on `nodes`, whether packed or spread."""
+    slots = 0
+    for node in nodes:
+        fit = int(node.get("CPU", 0) / resources.cpu + 1e-4)
+        if resources.gpu:
+            fit = min(fit, int(node.get("GPU", 0) / resources.gpu + 1e-4))
+        slots += fit
+    return slots // resources.workers
+
+
+def group_limit(spec: SweepSpec) -> int | None:
+    """The trials of several workers that run at once: Tune does not see a worker group's
+    resources (its trial, the group's driver, holds none), so without a limit it would
+    start every trial and leave their groups queueing for Ray; Ray's guide for Tune with
+    Train says to set max_concurrent_trials. None for one-worker trials (Tune counts them)
+    and when the cluster holds no group (check_capacity says so)."""
+    import ray
+
+    if spec.resources.workers == 1:
+        return spec.max_concurrent_trials
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    fit = groups_at_once(nodes, spec.resources)
+    if not fit:
+        return spec.max_concurrent_trials
+    return min(fit, spec.max_concurrent_trials or fit)
+
+
 def check_capacity(spec: SweepSpec, warn: Callable[[str], None],
                    autoscaler: str | None) -> None:
     """One line, exit 2, when no live node of the connected Ray can hold one trial of
@@ -50,6 +79,13 @@ def check_capacity(spec: SweepSpec, warn: Callable[[str], None],
 
     nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
     problem = capacity_problem({"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}, nodes)
+    workers = spec.resources.workers
+    if problem is None and workers > 1 and not groups_at_once(nodes, spec.resources):
+        slots = groups_at_once(nodes, spec.resources.model_copy(update={"workers": 1}))
+        problem = (f"resources.workers: a trial asks for {workers} workers of "
+                   f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU, but this Ray "
+                   f"holds {slots} such workers at once; lower resources.workers or "
+                   "resources.cpu")
     if problem is None:
         return
     if autoscaler:

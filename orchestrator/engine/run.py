@@ -21,7 +21,7 @@ import pandas as pd
 
 from orchestrator import environ
 from orchestrator.engine import shipping, tune_noise
-from orchestrator.engine.capacity import check_capacity
+from orchestrator.engine.capacity import check_capacity, group_limit
 from orchestrator.engine.gcs_watch import GcsWatch
 from orchestrator.engine.interrupts import Received, sigterm_as_sigint, stop_lines, uninterrupted
 from orchestrator.engine.ray_session import gcs_address, ray_session
@@ -79,6 +79,13 @@ def trainable(spec: SweepSpec):
 
     from orchestrator.spec.settings import LoopConfig
 
+    if spec.resources.workers > 1:
+        # the trial is a driver that launches a Ray Train worker group, which asks Ray
+        # for the workers' resources itself: the driver holds no CPU, or a group that
+        # fills the nodes could never start; Tune refuses an empty request, so a byte
+        from orchestrator.trainable.distributed import train_group
+
+        return tune.with_resources(train_group, {"cpu": 0, "memory": 1})
     if isinstance(spec.train, LoopConfig):
         from orchestrator.trainable.loop import train_loop as function
     else:
@@ -96,6 +103,8 @@ def build_tuner(spec: SweepSpec, callbacks: list):
     from orchestrator.engine.searchers import create_searcher
     from orchestrator.engine.space import param_space
 
+    if spec.resources.workers > 1:  # Tune counts trials, not their worker groups
+        spec = spec.model_copy(update={"max_concurrent_trials": group_limit(spec)})
     context = build_context(spec)
     search_alg = create_searcher(spec.searcher, context)
     storage_path, storage_filesystem = open_storage(spec.storage).tune_storage()

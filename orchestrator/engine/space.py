@@ -9,7 +9,7 @@ from ray import tune
 from orchestrator.engine import shipping
 from orchestrator.spec.distributions import CONTINUOUS, Distribution
 from orchestrator.spec.dotted import set_dotted
-from orchestrator.spec.settings import LoopConfig
+from orchestrator.spec.settings import GROUP_KEY, LoopConfig
 
 if TYPE_CHECKING:
     from orchestrator.spec.model import SweepSpec
@@ -66,6 +66,8 @@ def param_space(spec: SweepSpec) -> dict:
         space["checkpoint"] = {"every": 1 if every_epoch else None}
     elif train["checkpoint_every"] is None and every_epoch:
         space["train"]["checkpoint_every"] = 1
+    if spec.resources.workers > 1:  # the trial's worker group (trainable/distributed.py)
+        space[GROUP_KEY] = spec.resources.model_dump(mode="json")
     return space
 
 

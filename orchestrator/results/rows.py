@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator.diagnosis import diagnose
 from orchestrator.results import schema
+from orchestrator.spec.settings import GROUP_KEY
 
 # a terminal's escape sequences: CSI (colours: Ray writes `\x1b[36mray::...\x1b[39m` into
 # a trial's error text) and OSC (titles, links), ended by BEL or ST
@@ -135,6 +136,7 @@ def trial_row(
         "device": last.get("device"),
         "gpu_ids": last.get("gpu_ids"),
         "threads": last.get("threads"),
+        "workers": int((config.get(GROUP_KEY) or {}).get("workers", 1)),
         "error": error,
         **loop_metrics(last),
     }

@@ -67,6 +67,8 @@ def system_trial_fields(metric: str) -> list[tuple[str, str]]:
         ("node_ip", "string"), ("node_id", "string"),
         # gpu_ids: the ids of the GPUs Ray assigned the trial, as JSON text (["0"])
         ("device", "string"), ("gpu_ids", "string"), ("threads", "int64"),
+        # the trial's processes: 1, or the workers of its data-parallel group
+        ("workers", "int64"),
         ("error", "string"),
     ]
 

@@ -12,7 +12,7 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import (
@@ -137,8 +137,14 @@ def _component(value: Any, registry: dict[str, Component]) -> Any:
 
 
 class Resources(Strict):
+    """Per trial: `workers` processes (one: today's single process; more: a Ray Train
+    worker group training data-parallel, docs/distributed.md), each of `cpu` CPUs and
+    `gpu` GPUs, gang-scheduled packed on few nodes or spread over many."""
+
+    workers: int = Field(1, ge=1, le=1024)
     cpu: float = Field(1.0, gt=0)
     gpu: float = Field(0.0, ge=0)
+    placement: Literal["pack", "spread"] = "pack"
 
 
 class Failure(Strict):
@@ -247,6 +253,32 @@ class SweepSpec(Strict):
         if getattr(self.train, "device", None) == "cuda" and not self.resources.gpu:
             raise RuleError("train.device", "is 'cuda', but resources.gpu is 0: give each "
                             "trial a GPU (e.g. resources: {gpu: 0.5}) or use device auto")
+        return self
+
+    @model_validator(mode="after")
+    def _batch_splits_over_the_workers(self) -> SweepSpec:
+        """`batch_size` is the global batch: each of the workers takes batch/workers."""
+        workers, gpu = self.resources.workers, self.resources.gpu
+        if workers > 1 and gpu and gpu != int(gpu):
+            # NCCL cannot run two ranks of one group on one GPU
+            raise RuleError("resources.gpu", f"is {gpu:g}, but with resources.workers "
+                            f"{workers} must be 0 or a whole number of GPUs per worker")
+        if workers == 1 or isinstance(self.train, LoopConfig):
+            return self
+        if self.train.batch_size % workers:
+            raise RuleError("train.batch_size", f"is {self.train.batch_size}, but must be a "
+                            f"multiple of resources.workers ({workers}): it is the global "
+                            "batch, split evenly over the workers")
+        dist = self.search_space.get("batch_size")
+        if dist is not None:
+            if dist.kind not in ("choice", "grid"):
+                raise RuleError("search_space.batch_size", f"is {dist.kind}, but with "
+                                f"resources.workers {workers} must be a choice or grid of "
+                                f"multiples of {workers}")
+            odd = [v for v in dist.args if isinstance(v, int) and v % workers]
+            if odd:
+                raise RuleError("search_space.batch_size", f"holds {odd[0]}, but each "
+                                f"batch must be a multiple of resources.workers ({workers})")
         return self
 
     @model_validator(mode="after")

@@ -308,6 +308,11 @@ class LoopTrialConfig(Strict):
     checkpoint: LoopCheckpoints = LoopCheckpoints()
 
 
+# the key of a trial's config that holds its worker group (resources, workers >= 2): read
+# by the trial's driver (trainable/distributed.py) and the tables, not a setting
+GROUP_KEY = "group"
+
+
 class TrialConfig(Strict):
     """Everything one trial receives from Ray Tune (its resolved `config`)."""
 

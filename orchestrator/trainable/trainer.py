@@ -185,9 +185,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             with self._autocast():
-                loss = self.loss(self.model(xb), yb)
+                loss = self.loss(self._forward_train(xb), yb)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self._backward(loss, len(yb))
             measured = signals is not None and signals.due()
             if measured:
                 signals.gradients()  # before clipping
@@ -204,14 +204,31 @@ class Trainer:
                 collect.add(yb)
             self.step += 1
         if collect is not None:
-            self.prior = collect.prediction()
+            self.prior = self._collected(collect).prediction()
         weights = torch.tensor(sizes, device=self.device, dtype=torch.float32)
         stacked = torch.stack(losses).float()
-        mean = (stacked * weights).sum().item() / sum(sizes)
-        if not math.isfinite(mean):  # the step that made it so: was its batch finite?
-            self.data.check_non_finite("train", int((~torch.isfinite(stacked)).nonzero()[0]),
-                                       self.batch_size)
+        mean = self._epoch_mean(stacked, weights)
+        bad = (~torch.isfinite(stacked)).nonzero()
+        if not math.isfinite(mean) and len(bad):  # the step that made it so: its batch?
+            self.data.check_non_finite("train", int(bad[0]), self.batch_size)
         return mean
+
+    # -- what a data-parallel trainer (trainable/ddp.py) does its own way ------------
+    def _forward_train(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.model(xb)
+
+    def _backward(self, loss: torch.Tensor, rows: int) -> None:
+        loss.backward()
+
+    def _epoch_mean(self, losses: torch.Tensor, rows: torch.Tensor) -> float:
+        """The epoch's training loss: the steps' losses weighted by their rows."""
+        return (losses * rows).sum().item() / rows.sum().item()
+
+    def _collected(self, prior: Prior) -> Prior:
+        return prior
+
+    def _reduced(self, result: Evaluation) -> Evaluation:
+        return result
 
     def _autocast(self):
         # entering even a disabled autocast costs time on every step: skip it in fp32
@@ -276,6 +293,7 @@ class Trainer:
             with self._autocast():
                 output = self.model(xb)
             result.add(output, yb)
+        result = self._reduced(result)
         if with_chance and prior is not None:
             self.chance = result.chance()
         return result.metrics()

@@ -1,0 +1,92 @@
+"""Trials of several workers with real Ray on the CPU (gloo): a Ray Train worker group
+per trial, launched from the trial's Tune function. Tiny data, two epochs: what costs
+is starting each group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from orchestrator.engine.run import run_sweep
+from orchestrator.results import schema
+from orchestrator.spec.model import spec_from_mapping
+from tests.faults import ray_cluster
+from tests.helpers import sweep_cli, tiny_spec, write_spec
+
+pytestmark = pytest.mark.slow
+
+# A 2-worker trial against a 1-worker one at the same global batch and seed: the same
+# batches, the same mean gradient; only float sums in another order (DDP's all-reduce
+# of the two halves' gradients, the validation sums of two shards) differ
+RTOL = 1e-5
+
+
+def ddp_spec(tmp_path, name: str, workers: int, **changes) -> dict:
+    spec = tiny_spec(tmp_path, name=name, num_samples=1, search_space={},
+                     resources={"workers": workers, "cpu": 1}, **changes)
+    # 301 rows: 241 to train, so the last batch of 32 (17 rows) splits 9 + 8
+    spec["train"].update(dataset={"name": "synthetic", "n_samples": 301, "n_features": 8},
+                         epochs=2, checkpoint_every=1)
+    return spec
+
+
+def test_a_two_worker_asha_sweep_runs_to_its_end(tmp_path, ray_address):
+    spec = ddp_spec(tmp_path, "ddp-asha", 2, scheduler={"name": "asha", "grace_period": 1,
+                                                        "reduction_factor": 2})
+    spec.update(num_samples=3, search_space={"optimizer.lr": {"loguniform": [0.001, 0.3]}})
+    outcome = run_sweep(spec_from_mapping(spec))
+    trials, history = outcome.trials, outcome.history
+    assert len(trials) == 3 and outcome.errored == 0
+    assert (trials["status"] == "terminated").all()
+    assert (trials["workers"] == 2).all()
+    assert set(trials["stop_reason"]) <= {"completed", "scheduler"}
+    assert "completed" in set(trials["stop_reason"])
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+    # a completed trial's checkpoint is Tune's, as a one-worker trial's
+    done = trials[trials["stop_reason"] == "completed"].iloc[0]["trial_id"]
+    folder = outcome.experiment_dir / done
+    assert sorted(p.name for p in folder.glob("checkpoint_*/*")) >= ["meta.json", "state.pt"]
+
+
+def test_two_workers_train_like_one_at_the_same_global_batch(tmp_path, ray_address):
+    one = run_sweep(spec_from_mapping(ddp_spec(tmp_path / "1", "one", 1)))
+    two = run_sweep(spec_from_mapping(ddp_spec(tmp_path / "2", "two", 2)))
+    assert one.errored == two.errored == 0
+    assert list(one.trials["workers"]) == [1] and list(two.trials["workers"]) == [2]
+    a, b = (o.history.sort_values("epoch") for o in (one, two))
+    assert list(a["epoch"]) == list(b["epoch"]) == [1, 2]
+    for column in ("train_loss", "val_loss", "val_acc", "lr", "grad_norm"):
+        np.testing.assert_allclose(b[column], a[column], rtol=RTOL, err_msg=column)
+    # the training moved: equal curves are not two untrained models
+    assert a["train_loss"].iloc[1] < a["train_loss"].iloc[0]
+
+
+SPREAD_CHECK = """
+import json, sys, ray
+from ray.util.state import list_actors
+ray.init(address=sys.argv[1], log_to_driver=False)
+workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], detail=True)
+nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+print(json.dumps({"workers": [a.node_id for a in workers], "nodes": nodes}))
+"""
+
+
+def test_spread_puts_one_worker_on_each_node_of_two(tmp_path):
+    # half a CPU per worker: packed, both would fit on one node of one CPU
+    spec = ddp_spec(tmp_path, "ddp-spread", 2)
+    spec["resources"].update(cpu=0.5, placement="spread")
+    path = write_spec(tmp_path, spec)
+    with ray_cluster(dashboard=True) as cluster:
+        env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
+        run = sweep_cli("run", str(path), "--address", cluster.address, "--quiet", env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+        state = subprocess.run([sys.executable, "-c", SPREAD_CHECK, cluster.address],
+                               capture_output=True, text=True, env=cluster.env, timeout=120)
+    assert state.returncode == 0, state.stderr[-3000:]
+    seen = json.loads(state.stdout.strip().splitlines()[-1])
+    assert len(seen["workers"]) == 2, seen
+    assert sorted(seen["workers"]) == sorted(seen["nodes"]), seen

@@ -18,4 +18,10 @@ torch.cuda.is_available(), 'ray', ray.__version__, 'pydantic', pydantic.VERSION)
     timeout 120 python3 -m bench.gpu_oom --out "$OUT"
     # 1, 2, 4 and 8 trials per GPU; ~2 minutes on an H100 by the sizing in bench/gpu.py
     timeout 360 python3 -m bench.gpu --out "$OUT" "$@"
+    # 1 against 2 DDP workers of one GPU each (nccl): only on a machine of two GPUs
+    if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+        timeout 240 python3 -m bench.ddp --gpu --out "$OUT"
+    else
+        echo "bench.ddp --gpu: not run, it needs two GPUs"
+    fi
 } 2>&1 | tee "$OUT/gpu.log"

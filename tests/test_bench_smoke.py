@@ -129,3 +129,10 @@ def test_trainable_signals_benchmark_runs_and_records(tmp_path):
             row = data[depth][kind]
             assert row["epoch_without_s"] > 0
             assert row["projected"] == row["every_step_over_without"] / 16
+
+
+@pytest.mark.slow
+def test_ddp_benchmark_runs_and_records(tmp_path):
+    data = run_bench("ddp", tmp_path, "--epochs", "1", "--rows", "400", "--hidden", "16",
+                     "--depth", "1", "--batch-size", "64", says="the epoch throughput of one")
+    assert [row["workers"] for row in data["rows"]] == [1, 2]

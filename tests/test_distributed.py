@@ -13,9 +13,17 @@ import pytest
 
 from orchestrator.engine.run import run_sweep
 from orchestrator.results import schema
+from orchestrator.results.folder import read_history, read_trials
 from orchestrator.spec.model import spec_from_mapping
-from tests.faults import ray_cluster
-from tests.helpers import sweep_cli, tiny_spec, write_spec
+from tests.faults import (
+    ended_at_exit,
+    kill_group,
+    ray_cluster,
+    reported_epochs,
+    start_sweep,
+    wait_for,
+)
+from tests.helpers import REPO, sweep_cli, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +98,52 @@ def test_spread_puts_one_worker_on_each_node_of_two(tmp_path):
     seen = json.loads(state.stdout.strip().splitlines()[-1])
     assert len(seen["workers"]) == 2, seen
     assert sorted(seen["workers"]) == sorted(seen["nodes"]), seen
+
+
+def test_an_own_loop_trains_on_two_workers(tmp_path, ray_address):
+    from orchestrator.spec.model import load_spec
+
+    spec = load_spec(REPO / "examples" / "own_loop_ddp" / "spec.yaml", [
+        f"storage={tmp_path / 'sweeps'}", "num_samples=1", "train.epochs=2",
+        "scheduler={name: fifo}", "search_space={}"])
+    outcome = run_sweep(spec)
+    assert outcome.errored == 0, outcome.trials["error"].tolist()
+    trials, history = outcome.trials, outcome.history
+    assert list(trials["workers"]) == [2] and list(trials["stop_reason"]) == ["completed"]
+    assert sorted(history["epoch"]) == [1, 2]
+    assert history["val_acc"].iloc[-1] > 0.5  # it learned
+    folder = outcome.experiment_dir / trials["trial_id"].iloc[0]
+    assert list(folder.glob("checkpoint_*/loop_checkpoint.pt"))  # rank 0's, kept by Tune
+
+
+def test_a_two_worker_sweep_killed_then_resumed_gives_the_rows_of_a_straight_run(
+        tmp_path, ray_address):
+    def spec(name: str) -> dict:
+        spec = ddp_spec(tmp_path, name, 2)
+        spec["train"].update(dataset={"name": "synthetic", "n_samples": 20000,
+                                      "n_features": 20},
+                             model={"name": "mlp", "hidden": 64, "depth": 2}, epochs=5,
+                             early_stopping={"patience": None})
+        return spec
+
+    straight = run_sweep(spec_from_mapping(spec("straight"))).history
+    path = write_spec(tmp_path, spec("killed"))
+    results = tmp_path / "sweeps" / "killed" / schema.RESULTS_DIR
+    # killed once rank 0 has checkpointed epoch 2: the resumed group starts from it
+    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
+                                   "--quiet")) as proc:
+        wait_for(lambda: reported_epochs(results) >= 2 or proc.poll() is not None, 240,
+                 "two epochs of the 2-worker trial")
+        assert proc.poll() is None, "the sweep ended before the kill"
+        kill_group(proc)
+        proc.wait(timeout=30)
+    assert reported_epochs(results) < 5
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = read_history(results).sort_values("epoch").reset_index(drop=True)
+    trials = read_trials(results)
+    assert list(trials["stop_reason"]) == ["completed"] and list(trials["workers"]) == [2]
+    assert list(history["epoch"]) == [1, 2, 3, 4, 5]
+    columns = ["epoch", "train_loss", "val_loss", "val_acc", "lr", "grad_norm"]
+    np.testing.assert_array_equal(history[columns].to_numpy(),
+                                  straight.sort_values("epoch")[columns].to_numpy())

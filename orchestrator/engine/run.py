@@ -122,7 +122,10 @@ def build_tuner(spec: SweepSpec, callbacks: list):
                 spec.max_concurrent_trials if isinstance(search_alg, Searcher) else None
             ),
             time_budget_s=spec.time_budget_s,
-            reuse_actors=True,
+            # a trial of several workers is not reused: Tune stops a reused trial's
+            # function without ending the worker group it started, which would hold its
+            # workers' CPUs from the next trial; a new actor takes its group with it
+            reuse_actors=spec.resources.workers == 1,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=tune.RunConfig(

@@ -26,7 +26,8 @@ import ray
 import ray.train
 from ray import tune
 
-from orchestrator.spec.settings import GROUP_KEY, TrialConfig
+from orchestrator.spec.settings import GROUP_KEY, LoopTrialConfig, TrialConfig
+from orchestrator.trainable.loop import Trial
 from orchestrator.trainable.tune_entry import checkpoint_policy, trial_index
 
 _END = "end"
@@ -111,25 +112,102 @@ def train_group(config: dict) -> None:
         raise failed[0]
 
 
-def _worker(loop_config: dict[str, Any]) -> None:
-    """One rank of the group: the shared trainer on its shard, one report per epoch
-    from every rank (Ray Train gathers them), the checkpoint from rank 0."""
+class GroupTrial(Trial):
+    """A user's loop on one rank of a worker group: `rank` and `world_size`, `prepare`
+    and `shard` by Ray Train's own helpers, every rank's report sent through Ray Train
+    (Tune records rank 0's, as Ray's TuneReportCallback does), rank 0's checkpoint kept,
+    Tune's checkpoint restored on every rank."""
+
+    def __init__(self, config: LoopTrialConfig, trial_id: str, device: str, cpus: int,
+                 gpu_ids: str | None, checkpoint, rank: int, world_size: int):
+        super().__init__(config, trial_id, device, cpus, gpu_ids)
+        self.rank, self.world_size = rank, world_size
+        self._context["workers"] = world_size
+        self._given = checkpoint
+
+    def prepare(self, model: Any) -> Any:
+        """`model` on this worker's device, wrapped in DDP (Ray Train's `prepare_model`):
+        its gradients are averaged over the ranks at every backward."""
+        from ray.train.torch import prepare_model
+
+        return prepare_model(model)
+
+    def shard(self, data: Any) -> Any:
+        """This rank's part of `data`: a DataLoader through Ray Train's
+        `prepare_data_loader` (a DistributedSampler, batches on the device); a tensor or
+        a Dataset: every world_size-th row from this rank's on."""
+        from torch.utils.data import DataLoader, Subset
+
+        if isinstance(data, DataLoader):
+            from ray.train.torch import prepare_data_loader
+
+            return prepare_data_loader(data)
+        if hasattr(data, "shape"):
+            return data[self.rank::self.world_size]
+        return Subset(data, range(self.rank, len(data), self.world_size))
+
+    def _checkpoint(self):
+        return self._given
+
+    def _report_with(self, row: dict, checkpoint: Any) -> None:
+        if self.rank == 0:
+            super()._report_with(row, checkpoint)
+        else:
+            self._send(row)
+
+    def _send(self, row: dict, folder: str | None = None) -> None:
+        if folder is None:
+            ray.train.report(row)
+        else:
+            ray.train.report(row, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def _place(group: dict, wanted: str) -> tuple[str, int, str | None]:
+    """This worker's device, torch threads and GPU ids (JSON text, None without)."""
+    import json
+
     import torch
 
+    device = "cpu"
+    if group["gpu"] and wanted != "cpu":
+        from ray.train.torch import get_device
+
+        device = str(get_device())
+    threads = max(1, int(group["cpu"]))
+    torch.set_num_threads(threads)
+    gpu_ids = [str(i) for i in ray.get_gpu_ids()]
+    return device, threads, json.dumps(gpu_ids) if gpu_ids else None
+
+
+def _loop_worker(loop_config: dict[str, Any], rank: int, world: int) -> None:
+    from orchestrator.spec.user_code import import_ref
+    from orchestrator.trainable.user_data import code_folders
+
+    cfg = LoopTrialConfig.model_validate(loop_config["config"])
+    device, threads, gpu_ids = _place(loop_config["group"],
+                                      "cpu" if cfg.train.settings.get("device") == "cpu"
+                                      else "auto")
+    fn = import_ref(cfg.train.function, "train.function", code_folders(cfg.code))
+    trial = GroupTrial(cfg, loop_config["trial_id"], device, threads, gpu_ids,
+                       loop_config["checkpoint"], rank, world)
+    fn(dict(cfg.train.settings), trial)
+    trial.finish()
+
+
+def _worker(loop_config: dict[str, Any]) -> None:
+    """One rank of the group: the shared trainer on its shard (or the user's loop), one
+    report per epoch from every rank (Ray Train gathers them), the checkpoint from
+    rank 0."""
     from orchestrator.trainable.ddp import GroupTrainer
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    if "function" in loop_config["config"]["train"]:
+        _loop_worker(loop_config, rank, world)
+        return
     group, trial_id = loop_config["group"], loop_config["trial_id"]
     cfg = TrialConfig.model_validate(loop_config["config"])
-    if group["gpu"] and cfg.train.device != "cpu":
-        from ray.train.torch import get_device
-
-        device = str(get_device())
-    else:
-        device = "cpu"
-    threads = max(1, int(group["cpu"]))
-    torch.set_num_threads(threads)
+    device, threads, gpu_ids = _place(group, cfg.train.device)
     trainer = GroupTrainer(cfg, trial_index(trial_id), device, threads, rank, world)
     checkpoint, exploited_from = loop_config["checkpoint"], None
     if checkpoint is not None:  # every rank loads it
@@ -138,14 +216,8 @@ def _worker(loop_config: dict[str, Any]) -> None:
         owner = trainer.checkpoint_owner
         if owner and owner != trial_id:
             exploited_from = f"{owner}@{trainer.epoch}"
-    columns = {"device": device, "threads": threads,
-               "gpu_ids": None, "node_id": ray.get_runtime_context().get_node_id(),
-               "workers": world}
-    gpu_ids = ray.get_gpu_ids()
-    if gpu_ids:
-        import json
-
-        columns["gpu_ids"] = json.dumps([str(i) for i in gpu_ids])
+    columns = {"device": device, "threads": threads, "gpu_ids": gpu_ids,
+               "node_id": ray.get_runtime_context().get_node_id(), "workers": world}
     due = checkpoint_policy(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)
     while not trainer.finished:
         metrics = trainer.train_epoch()

@@ -31,7 +31,7 @@ CHECKPOINT_FILE, META_FILE = "loop_checkpoint.pt", "loop_meta.json"
 RESERVED = {"epoch", "checkpoint", "stop_reason", LOOP_METRICS, "trial_time_s", "device",
             "threads", "node_id", "trial_seed", "restored_from_epoch", "done", "config",
             "trial_id", "training_iteration", STORAGE_ERROR, "batch_size_used",
-            "oom_halvings", "gpu_ids", "started_at", "ended_at", *SIGNALS}
+            "oom_halvings", "gpu_ids", "started_at", "ended_at", "workers", *SIGNALS}
 
 
 class ReportError(DataOrCodeError):
@@ -82,6 +82,21 @@ class Trial:
                          "node_id": _node_id(), "trial_seed": self.seed,
                          "started_at": time.time()}
 
+    # one process: rank 0 of 1. A trial of several workers has a `GroupTrial`
+    # (trainable/distributed.py), so that one loop serves both
+    rank = 0
+    world_size = 1
+
+    def prepare(self, model: Any) -> Any:
+        """The model ready to train: on the trial's device (and wrapped in DDP on a
+        trial of several workers)."""
+        return model.to(self.device)
+
+    def shard(self, data: Any) -> Any:
+        """This worker's part of `data` (a tensor, a Dataset or a DataLoader): all of it
+        in a trial of one worker."""
+        return data
+
     @property
     def reported(self) -> bool:
         """Has the loop reported an epoch in this attempt?"""
@@ -92,7 +107,7 @@ class Trial:
         a PBT exploit), or None on a fresh start."""
         import torch
 
-        checkpoint = tune.get_checkpoint()
+        checkpoint = self._checkpoint()
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
@@ -181,7 +196,7 @@ class Trial:
         if checkpoint is not None and (last or self._due(epoch)):
             self._report_with(row, checkpoint)
         else:
-            tune.report(row)
+            self._send(row)
 
     def _report_with(self, row: dict, checkpoint: Any) -> None:
         import torch
@@ -190,7 +205,7 @@ class Trial:
             torch.save(checkpoint, Path(folder) / CHECKPOINT_FILE)
             (Path(folder) / META_FILE).write_text(json.dumps(
                 {"epoch": row["epoch"], "trial_time_s": row["trial_time_s"]}))
-            report_with_checkpoint(row, folder)
+            self._send(row, folder)
 
     def finish(self) -> None:
         """The loop returned: its last row again, marked completed (the tables' stop
@@ -208,7 +223,18 @@ class Trial:
         if checkpoint is not None:
             self._report_with(final, checkpoint)
         else:
-            tune.report(final)
+            self._send(final)
+
+    # -- where reports go and checkpoints come from: Tune here; a worker group's
+    # ranks send theirs through Ray Train (trainable/distributed.py) --------------------
+    def _checkpoint(self):
+        return tune.get_checkpoint()
+
+    def _send(self, row: dict, folder: str | None = None) -> None:
+        if folder is None:
+            tune.report(row)
+        else:
+            report_with_checkpoint(row, folder)
 
 
 def _end(row: dict, names) -> str:

@@ -12,7 +12,8 @@ an epoch with the same numbers, so every rank stops at the same epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -124,14 +125,16 @@ class GroupTrainer(Trainer):
     same state dict as a one-worker trial's: its checkpoints load in either)."""
 
     def __init__(self, config: TrialConfig, trial_index: int, device: str, threads: int,
-                 rank: int, world: int):
+                 rank: int, world: int, wrap: Callable | None = None):
         super().__init__(config, trial_index, device, threads)
-        import ray.train.torch
-
         self.rank, self.world = rank, world
         self.data = RankShard(self.data, rank, world)
+        if wrap is None:  # Ray Train's; a process group of torch's own in the unit tests
+            from ray.train.torch import prepare_model
+
+            wrap = functools.partial(prepare_model, move_to_device=False)
         # DDP broadcasts rank 0's weights: every rank built the same ones from the seed
-        self.ddp = ray.train.torch.prepare_model(self.model, move_to_device=False)
+        self.ddp = wrap(self.model)
 
     def _forward_train(self, xb: torch.Tensor) -> torch.Tensor:
         return self.ddp(xb)

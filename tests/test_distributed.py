@@ -45,9 +45,14 @@ def ddp_spec(tmp_path, name: str, workers: int, **changes) -> dict:
 def test_a_two_worker_asha_sweep_runs_to_its_end(tmp_path, ray_address):
     spec = ddp_spec(tmp_path, "ddp-asha", 2, scheduler={"name": "asha", "grace_period": 1,
                                                         "reduction_factor": 2})
-    spec.update(num_samples=3, search_space={"optimizer.lr": {"loguniform": [0.001, 0.3]}})
+    # one group at a time on 2 CPUs: a stopped trial's group must free its workers for
+    # the next (the budget ends the test should one not, rather than wait for ever)
+    spec.update(num_samples=3, search_space={"optimizer.lr": {"loguniform": [0.001, 0.3]}},
+                time_budget_s=600)
     outcome = run_sweep(spec_from_mapping(spec))
     trials, history = outcome.trials, outcome.history
+    sweep_json = json.loads((outcome.results_dir / schema.SWEEP_FILE).read_text())
+    assert sweep_json["budget_stopped"] == []
     assert len(trials) == 3 and outcome.errored == 0
     assert (trials["status"] == "terminated").all()
     assert (trials["workers"] == 2).all()

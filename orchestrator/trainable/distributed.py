@@ -16,6 +16,8 @@ the trial (ASHA, the median rule): its actor ends and with it the group it start
 
 from __future__ import annotations
 
+import atexit
+import functools
 import tempfile
 import threading
 import time
@@ -68,12 +70,14 @@ def train_group(config: dict) -> None:
     storage = context.get_storage()
     reports = Queue(maxsize=1, actor_options={"num_cpus": 0})
     taken = Queue(maxsize=1, actor_options={"num_cpus": 0})
+    placed = Queue(maxsize=1, actor_options={"num_cpus": 0})  # the group's placement group
     train_storage = f"{storage.trial_fs_path}/group"
     trainer = TorchTrainer(
         _worker,
         train_loop_config={"config": {k: v for k, v in config.items() if k != GROUP_KEY},
                            "group": group, "trial_id": trial_id,
-                           "checkpoint": tune.get_checkpoint(), "started_at": time.time()},
+                           "checkpoint": tune.get_checkpoint(), "started_at": time.time(),
+                           "placed": placed},
         scaling_config=_scaling(group),
         run_config=ray.train.RunConfig(
             # a fresh run per start: the group continues from Tune's checkpoint, not
@@ -96,14 +100,23 @@ def train_group(config: dict) -> None:
 
     runner = threading.Thread(target=fit, name="group", daemon=True)
     runner.start()
-    while (item := reports.get()) != _END:
-        checkpoint = item["checkpoint"]
-        if checkpoint is None:
-            tune.report(item["metrics"])
-        else:  # Tune copies it into the trial's folder, as a one-worker trial's
-            tune.report(item["metrics"], checkpoint=tune.Checkpoint(
-                path=checkpoint.path, filesystem=checkpoint.filesystem))
-        taken.put(True)
+    end = functools.partial(_end_group, placed)
+    atexit.register(end)  # the actor exits without the code below getting to run
+    try:
+        while (item := reports.get()) != _END:
+            checkpoint = item["checkpoint"]
+            if checkpoint is None:
+                tune.report(item["metrics"])
+            else:  # Tune copies it into the trial's folder, as a one-worker trial's
+                tune.report(item["metrics"], checkpoint=tune.Checkpoint(
+                    path=checkpoint.path, filesystem=checkpoint.filesystem))
+            taken.put(True)
+    except BaseException:
+        # Tune stopped the trial (a scheduler: tune.report raises SystemExit), or it
+        # failed: end the group with it
+        end()
+        raise
+    atexit.unregister(end)
     runner.join()
     # Train's own copy of the last checkpoint (a trial a scheduler stopped never gets
     # here: its group folder keeps one checkpoint)
@@ -194,6 +207,25 @@ def _loop_worker(loop_config: dict[str, Any], rank: int, world: int) -> None:
     trial.finish()
 
 
+def _end_group(placed) -> None:
+    """Remove the worker group's placement group, and with it its workers. Tune ends a
+    stopped trial's actor, and with it the group's controller, which would have removed
+    it; Ray Train's cleaner for that case asks Ray's state API, which a Ray without its
+    dashboard (ours, embedded) does not serve: the placement group would hold the
+    workers' CPUs for good, and the next trials would wait for them for ever."""
+    from ray.util import remove_placement_group
+    from ray.util.queue import Empty
+
+    try:
+        group = placed.get(timeout=5)
+    except (Empty, ray.exceptions.RayError):
+        return  # the group never started: nothing reserved
+    try:
+        remove_placement_group(group)
+    except Exception:  # noqa: BLE001 - removed already (the group ended first)
+        pass
+
+
 def _worker(loop_config: dict[str, Any]) -> None:
     """One rank of the group: the shared trainer on its shard (or the user's loop), one
     report per epoch from every rank (Ray Train gathers them), the checkpoint from
@@ -202,6 +234,8 @@ def _worker(loop_config: dict[str, Any]) -> None:
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    if rank == 0:  # for the trial's function to end the group with the trial
+        loop_config["placed"].put(ray.util.get_current_placement_group())
     if "function" in loop_config["config"]["train"]:
         _loop_worker(loop_config, rank, world)
         return

@@ -82,7 +82,8 @@ SPREAD_CHECK = """
 import json, sys, ray
 from ray.util.state import list_actors
 ray.init(address=sys.argv[1], log_to_driver=False)
-workers = list_actors(filters=[("class_name", "=", "RayTrainWorker")], detail=True)
+workers = list_actors(address=sys.argv[2], filters=[("class_name", "=", "RayTrainWorker")],
+                      detail=True)
 nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 print(json.dumps({"workers": [a.node_id for a in workers], "nodes": nodes}))
 """
@@ -97,7 +98,8 @@ def test_spread_puts_one_worker_on_each_node_of_two(tmp_path):
         env = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"}
         run = sweep_cli("run", str(path), "--address", cluster.address, "--quiet", env=env)
         assert run.returncode == 0, run.stderr[-3000:]
-        state = subprocess.run([sys.executable, "-c", SPREAD_CHECK, cluster.address],
+        state = subprocess.run([sys.executable, "-c", SPREAD_CHECK, cluster.address,
+                                cluster.dashboard],
                                capture_output=True, text=True, env=cluster.env, timeout=120)
     assert state.returncode == 0, state.stderr[-3000:]
     seen = json.loads(state.stdout.strip().splitlines()[-1])

@@ -1,0 +1,117 @@
+"""The Lightning and Hugging Face Trainer examples as real sweeps, run from their own
+folders as a user runs them (made small with --set): ASHA stops some trials and every
+epoch is in the history once; a driver killed with SIGKILL mid-sweep, then `sweep
+resume`, continues each running trial from its checkpoint (in the framework's own
+format, through SweepCallback's ckpt_path), every epoch once.
+
+The kill runs under HyperBand, which keeps a checkpoint at every epoch: under ASHA a
+user's loop checkpoints every 30 s and at its end, and these trials are shorter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.results import schema
+from tests.faults import ended_trials, kill_run_when, reported_epochs
+from tests.helpers import REPO
+from tests.user_project import sweep_in, tables
+
+NAMES = {"lightning": "lightning-digits", "hf_trainer": "hf-tiny-bert"}
+SMALL = {"lightning": [], "hf_trainer": ["--set", "train.rows=512"]}
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Nothing may be fetched from a hub (the examples build their models from configs,
+    and the HF one says so itself): the drivers' environment says it too."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def run_example(example: str, tmp_path: Path, *args: str):
+    small = SMALL[example] if args[0] == "run" else []
+    return sweep_in(REPO / "examples" / example, *args, "--storage", str(tmp_path), *small,
+                    timeout=600)
+
+
+def assert_each_epoch_once(trials: pd.DataFrame, history: pd.DataFrame) -> None:
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+    for trial_id, epochs in history.groupby(schema.TRIAL_ID)["epoch"]:
+        last = int(trials.loc[trials[schema.TRIAL_ID] == trial_id, "epochs"].iloc[0])
+        assert sorted(epochs) == list(range(1, last + 1)), trial_id
+
+
+def assert_every_epoch_has_its_curves(history: pd.DataFrame) -> None:
+    # the epoch's own training loss is there from epoch 1 (the stale-loss bug: NaN)
+    for column in ("train_loss", "val_loss", "val_acc"):
+        assert history[column].notna().all(), column
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["lightning", "hf_trainer"])
+def test_an_example_runs_as_a_sweep_and_asha_stops_some(example, tmp_path, ray_address):
+    result = run_example(example, tmp_path, "run", "spec.yaml", "--address", ray_address,
+                         "--quiet", "--num-samples", "6", "--max-concurrent", "2",
+                         "--set", "train.epochs=3",
+                         "--set", "scheduler={name: asha, grace_period: 1, "
+                                  "reduction_factor: 2}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials, history = tables(tmp_path / NAMES[example] / schema.RESULTS_DIR)
+    assert len(trials) == 6 and trials["error"].isna().all()
+    reasons = set(trials[schema.STOP_REASON])
+    assert "scheduler" in reasons and "completed" in reasons, reasons  # ASHA stopped some
+    assert (trials.loc[trials[schema.STOP_REASON] == "completed", "epochs"] == 3).all()
+    assert_each_epoch_once(trials, history)
+    assert_every_epoch_has_its_curves(history)
+    assert "diverged" not in set(trials["diagnosis"])
+
+
+def trial_reports(experiment: Path) -> dict[str, list[dict]]:
+    """Each trial's reports as Tune's trial folder holds them (every process's)."""
+    out = {}
+    for path in experiment.glob("*/result.json"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+        out[path.parent.name] = rows
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["lightning", "hf_trainer"])
+def test_an_example_killed_mid_sweep_resumes_each_trial_from_its_checkpoint(
+        example, tmp_path, ray_address):
+    experiment = tmp_path / NAMES[example]
+    results = experiment / schema.RESULTS_DIR
+    args = ["--address", ray_address, "--quiet", "--storage", str(tmp_path),
+            "--num-samples", "4", "--max-concurrent", "2", "--set", "train.epochs=5",
+            "--set", "scheduler={name: hyperband}", *SMALL[example]]
+    kill_run_when(lambda: reported_epochs(results) >= 4 and ended_trials(results) < 2,
+                  "the sweep to get going", "run", "spec.yaml", *args,
+                  cwd=REPO / "examples" / example)
+    before = trial_reports(experiment)
+    killed_pids = {r["pid"] for rows in before.values() for r in rows}
+    resumed = run_example(example, tmp_path, "resume", NAMES[example], "--address",
+                          ray_address, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    trials, history = tables(results)
+    assert len(trials) == 4 and trials["error"].isna().all()
+    assert set(trials[schema.STOP_REASON]) <= {"completed", "scheduler"}
+    assert_each_epoch_once(trials, history)
+    assert_every_epoch_has_its_curves(history)
+    continued = 0
+    for trial_id, rows in trial_reports(experiment).items():
+        after = [r for r in rows if r["pid"] not in killed_pids]
+        if not before.get(trial_id) or not after:
+            continue  # started after the kill, or ended before it
+        # the resumed process started right after the checkpoint it was given (the
+        # framework resumed from it): without ckpt_path it would report epoch 1 again
+        first = min(after, key=lambda r: r["epoch"])
+        assert first["epoch"] == first["restored_from_epoch"] + 1, (trial_id, first)
+        continued += first["restored_from_epoch"] >= 1
+    assert continued >= 1, "no trial continued from a checkpoint after the kill"
+    segments = json.loads((results / schema.SWEEP_FILE).read_text())["segments"]
+    assert [s["status"] for s in segments] == ["killed", "finished"]

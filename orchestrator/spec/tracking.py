@@ -10,6 +10,7 @@ tracking stage's (`orchestrator.tracking`)."""
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -44,8 +45,15 @@ class WandbTracking(Strict):
     # online: W&B's server (an API key from `wandb login` or WANDB_API_KEY); offline: run
     # files under `dir` that `wandb sync` uploads later
     mode: Literal["online", "offline"] = "online"
-    # the folder W&B writes its `wandb/` folder into; default: the sweep's folder
+    # the folder W&B writes its `wandb/` folder into; default: the sweep's folder. Made
+    # absolute (against the current folder, as `storage`) so that `sweep track` run from
+    # elsewhere finds the runs the sweep wrote
     dir: str | None = Field(None, min_length=1)
+
+    @field_validator("dir")
+    @classmethod
+    def _absolute(cls, folder: str | None) -> str | None:
+        return None if folder is None else os.path.abspath(os.path.expanduser(folder))
 
     @field_validator("project", "entity")
     @classmethod

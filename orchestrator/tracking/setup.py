@@ -38,7 +38,7 @@ def trackers_for(tracking: Tracking, folder: Location) -> list[Tracker]:
 def wandb_root(tracking: Tracking, folder: Location) -> Path:
     """Where W&B writes its `wandb/` folder: `tracking.wandb.dir`, else the sweep's."""
     if tracking.wandb.dir is not None:
-        return Path(tracking.wandb.dir).expanduser().resolve()
+        return Path(tracking.wandb.dir)
     if folder.local is None:  # the spec refuses this; `sweep track`'s options are checked
         raise OrchestratorError(f"tracking.wandb: {folder} is on an object store; W&B's run "
                                 "files need a local folder: set tracking.wandb.dir")

@@ -85,7 +85,7 @@ class SweepCallback(Checkpoint):
                 metrics[self.renames.get(name, name)] = number
         with tempfile.TemporaryDirectory(prefix="sweep-lightning-") as folder:
             path = Path(folder) / CHECKPOINT_FILE
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)  # the whole state: resumable
             checkpoint = path.read_bytes()
         # a scheduler's stop raises SystemExit here (Ray Tune ends the trial's thread)
         self.trial.report(epoch=trainer.current_epoch + 1, checkpoint=checkpoint, **metrics)

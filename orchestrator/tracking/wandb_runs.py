@@ -165,7 +165,8 @@ class WandbTracker:
     def log_epochs(self, trial_id: str, settings: dict, rows: list[dict]) -> None:
         run = self._run(trial_id, settings)
         for row in rows:
-            run.log(epoch_metrics(row), step=int(row["epoch"]))
+            # committed now, not when the next epoch comes (W&B's default for a step)
+            run.log(epoch_metrics(row), step=int(row["epoch"]), commit=True)
             self.last[trial_id] = int(row["epoch"])
 
     def end_trial(self, trial_id: str, trial: Mapping[str, Any], end: tuple) -> None:
@@ -183,10 +184,12 @@ class WandbTracker:
 
     def finish(self, trials: list[Mapping[str, Any]], advice: list[str],
                interrupted: bool) -> None:
-        # the runs of trials an interrupt cut: `sweep resume` continues them
+        # the runs of trials an interrupt cut (W&B has no "killed" a client may set):
+        # `sweep resume` continues them
         for run in self.runs.values():
-            run.mark_preempting()
-            run.finish(exit_code=1)
+            if interrupted:
+                run.mark_preempting()
+            run.finish(exit_code=1 if interrupted else 0)
         self.runs.clear()
         self.close()
 

@@ -122,6 +122,11 @@ class Trial:
         """The loop returned: its last row again, marked completed (the tables' stop
         reason), with its checkpoint kept."""
         if self._last is None:
+            if self._restored_from >= self._epochs:
+                # restored at its last epoch (a driver killed as the trial ended, before
+                # Tune recorded its end): nothing was left to run, as for the shared
+                # trainable, and its rows were reported before
+                return
             raise ValueError("the loop returned without a trial.report: nothing to record")
         row, checkpoint = self._last
         if row["stop_reason"]:

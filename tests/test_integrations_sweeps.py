@@ -2,7 +2,9 @@
 folders as a user runs them (made small with --set): ASHA stops some trials and every
 epoch is in the history once; a driver killed with SIGKILL mid-sweep, then `sweep
 resume`, continues each running trial from its checkpoint (in the framework's own
-format, through SweepCallback's ckpt_path), every epoch once.
+format, through SweepCallback's ckpt_path), every epoch once. The Lightning sweep is
+tracked in W&B offline: its run files, read with W&B's own reader, hold the history epoch
+for epoch after the resume.
 
 The kill needs a checkpoint at every epoch: under ASHA a user's loop checkpoints every
 30 s and at its end, and these trials are shorter. It runs under PBT, which checkpoints
@@ -23,9 +25,12 @@ from orchestrator.results import schema
 from tests.faults import kill_run_when
 from tests.helpers import REPO
 from tests.user_project import sweep_in, tables
+from tests.wandb_reader import FAKE_KEY, assert_runs_hold_the_tables, fragments
 
 NAMES = {"lightning": "lightning-digits", "hf_trainer": "hf-tiny-bert"}
 SMALL = {"lightning": [], "hf_trainer": ["--set", "train.rows=512"]}
+# epochs long enough for a kill between two of them
+SLOWER = {"lightning": ["--set", "train.batch_size=16"], "hf_trainer": ["--set", "train.rows=512"]}
 
 
 @pytest.fixture(autouse=True)
@@ -74,11 +79,14 @@ def test_an_example_runs_as_a_sweep_and_asha_stops_some(example, tmp_path, ray_a
     assert "diverged" not in set(trials["diagnosis"])
 
 
-def a_trial_midway(experiment: Path) -> bool:
-    """Has a trial reported two epochs or more and not ended (so a checkpoint of it is in
-    Tune's state)? Tune's trial folders say at once (the tables, every 2 s)."""
-    for rows in trial_reports(experiment).values():
-        if len(rows) >= 2 and not rows[-1].get(schema.STOP_REASON):
+def a_trial_midway_in_tunes_snapshot(experiment: Path, epochs: int) -> bool:
+    """Is a trial between its second checkpoint and its last, with Tune's snapshot of
+    the experiment written after its first one (so a resume knows a checkpoint of it)?
+    Tune's trial and experiment folders say at once (the tables lag by up to 2 s)."""
+    snapshots = [p.stat().st_mtime for p in experiment.glob("experiment_state-*.json")]
+    for trial in (p for p in experiment.iterdir() if p.is_dir()):
+        saved = sorted(p.stat().st_mtime for p in trial.glob("checkpoint_*"))
+        if 2 <= len(saved) < epochs and snapshots and max(snapshots) > saved[0]:
             return True
     return False
 
@@ -101,14 +109,24 @@ def trial_reports(experiment: Path) -> dict[str, list[dict]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("example", ["lightning", "hf_trainer"])
 def test_an_example_killed_mid_sweep_resumes_each_trial_from_its_checkpoint(
-        example, tmp_path, ray_address):
+        example, tmp_path, ray_address, monkeypatch):
     experiment = tmp_path / NAMES[example]
     results = experiment / schema.RESULTS_DIR
     args = ["--address", ray_address, "--quiet", "--storage", str(tmp_path),
-            "--num-samples", "4", "--set", "train.epochs=4",
-            "--set", "scheduler={name: pbt, perturbation_interval: 5}", *SMALL[example]]
-    kill_run_when(lambda: a_trial_midway(experiment), "a trial two epochs in", "run",
-                  "spec.yaml", *args, cwd=REPO / "examples" / example)
+            "--num-samples", "3", "--max-concurrent", "1", "--set", "train.epochs=4",
+            "--set", "scheduler={name: pbt, perturbation_interval: 5}", *SLOWER[example]]
+    tracked = example == "lightning"  # a Lightning user's sweep, in W&B offline
+    if tracked:
+        args += ["--set", "tracking={wandb: {project: digits, mode: offline}}"]
+        monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)  # must land in no file
+    # Tune snapshots the experiment every 10 s or more, longer than these trials: every
+    # second here, so that the kill can land where the snapshot knows a checkpoint
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    kill_run_when(lambda: experiment.is_dir() and
+                  a_trial_midway_in_tunes_snapshot(experiment, epochs=4),
+                  "a trial two epochs in, in Tune's snapshot", "run", "spec.yaml", *args,
+                  cwd=REPO / "examples" / example)
+    monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S")
     before = trial_reports(experiment)
     killed_pids = {r["pid"] for rows in before.values() for r in rows}
     resumed = run_example(example, tmp_path, "resume", NAMES[example], "--address",
@@ -116,7 +134,7 @@ def test_an_example_killed_mid_sweep_resumes_each_trial_from_its_checkpoint(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     trials, history = tables(results)
-    assert len(trials) == 4 and trials["error"].isna().all()
+    assert len(trials) == 3 and trials["error"].isna().all()
     assert set(trials[schema.STOP_REASON]) <= {"completed", "scheduler"}
     assert_each_epoch_once(trials, history)
     assert_every_epoch_has_its_curves(history)
@@ -133,3 +151,10 @@ def test_an_example_killed_mid_sweep_resumes_each_trial_from_its_checkpoint(
     assert continued >= 1, "no trial continued from a checkpoint after the kill"
     segments = json.loads((results / schema.SWEEP_FILE).read_text())["segments"]
     assert [s["status"] for s in segments] == ["killed", "finished"]
+    if tracked:  # W&B's files, read by W&B's reader, hold the history epoch for epoch
+        assert_runs_hold_the_tables(experiment, ("train_loss", "val_loss", "val_acc"), "lr")
+        assert any(len(f) > 1 for f in fragments(experiment / "wandb").values()), \
+            "no W&B run was continued after the kill"
+        again = sweep_in(experiment, "track", str(experiment))
+        assert again.returncode == 0 and "sent 0 new epoch points" in again.stderr, \
+            again.stderr

@@ -3,60 +3,21 @@ W&B's client writes are read back with W&B's own reader (`wandb leet inspect --j
 and must hold each trial's history epoch for epoch, its settings as config, its end in
 the summary, with no epoch twice after a driver resumes (a resumed offline run is a new
 fragment of the same run id, which `wandb sync` uploads in order). The spec's checks and
-an online mode without an API key are one line, before Ray."""
+an online mode without an API key are one line, before Ray.
+
+Here through the mirror in-process; a real sweep tracked in W&B offline, killed with
+SIGKILL and resumed, is the Lightning example's kill test (test_integrations_sweeps.py)."""
 
 from __future__ import annotations
 
 import json
-import math
-import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from orchestrator.results import schema
-from tests.faults import kill_run_when, reported_epochs
-from tests.helpers import invoke, slow_spec, sweep_cli, tiny_spec, write_spec
-
-WANDB = str(Path(sys.executable).with_name("wandb"))
-FAKE_KEY = "0123456789abcdef" * 2 + "fedcba98"  # 40 characters, as W&B's keys
-
-
-def fragments(wandb_dir: Path) -> dict[str, list[Path]]:
-    """run id -> its run folders (fragments), in the order `wandb sync` uploads them."""
-    found: dict[str, list[Path]] = {}
-    for log in sorted(wandb_dir.glob("offline-run-*/run-*.wandb"), key=lambda p: p.parent.name):
-        found.setdefault(log.stem.removeprefix("run-"), []).append(log.parent)
-    return found
-
-
-def inspect(run_dir: Path) -> list[dict]:
-    """The records of one run folder as W&B's own reader prints them."""
-    out = subprocess.run([WANDB, "leet", "inspect", "--json", str(run_dir)],
-                         capture_output=True, text=True, timeout=120, check=True)
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-
-
-def read_run(folders: list[Path]) -> dict:
-    """A run as W&B holds it once synced: its fragments' history rows by step (a step
-    twice fails), the summary after every update, the run record of each fragment."""
-    history: dict[int, dict] = {}
-    summary: dict = {}
-    runs = []
-    for folder in folders:
-        for record in inspect(folder):
-            if record["type"] == "history":
-                step = int(record["history"]["step"]["num"])
-                assert step not in history, f"{folder.name}: epoch {step} twice"
-                history[step] = record["history"]["item"]
-            elif record["type"] == "summary":
-                summary.update(record["summary"].get("update", {}))
-            elif record["type"] == "run":
-                runs.append(record["run"])
-    return {"history": history, "summary": summary, "runs": runs}
-
+from tests.helpers import invoke, tiny_spec, write_spec
+from tests.wandb_reader import FAKE_KEY, fragments, read_run
 
 # -- the tracker through the mirror, in-process ------------------------------------------
 
@@ -201,48 +162,6 @@ def test_online_without_an_api_key_stops_the_run_before_ray(tmp_path, monkeypatc
     assert lines[0].endswith(f"`sweep track {tmp_path / 'sweeps' / 'tiny'}` sends them later)")
     assert not (tmp_path / "sweeps").exists()  # nothing written
     assert not list((tmp_path / "home").rglob("*wandb*"))
-
-
-# -- a real sweep, killed and resumed (slow) -------------------------------------------
-
-@pytest.mark.slow
-def test_an_offline_sweep_killed_and_resumed_holds_its_history_epoch_for_epoch(
-        tmp_path, ray_address, monkeypatch):
-    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)  # must land in no file
-    spec = slow_spec(tmp_path, "wandb-resumed")
-    spec["tracking"] = {"wandb": {"project": "proj", "mode": "offline"}}
-    folder = tmp_path / "sweeps" / "wandb-resumed"
-    results = folder / schema.RESULTS_DIR
-    kill_run_when(lambda: reported_epochs(results) >= 6, "six epochs reported",
-                  "run", str(write_spec(tmp_path, spec)), "--quiet", "--address", ray_address)
-    resumed = sweep_cli("resume", str(folder), "--address", ray_address, "--quiet")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-
-    trials = pd.read_parquet(results / schema.TRIALS_FILE)
-    history = pd.read_parquet(results / schema.HISTORY_FILE)
-    runs = fragments(folder / "wandb")
-    by_trial = {run_id.split("-", 1)[1]: folders for run_id, folders in runs.items()}
-    assert set(by_trial) == set(trials[schema.TRIAL_ID])
-    assert any(len(f) > 1 for f in by_trial.values()), "no run was continued"
-    for trial in trials.to_dict("records"):
-        run = read_run(by_trial[trial[schema.TRIAL_ID]])
-        table = history[history[schema.TRIAL_ID] == trial[schema.TRIAL_ID]]
-        assert sorted(run["history"]) == list(table["epoch"])  # each epoch once
-        for curve in ("train_loss", "val_loss", "val_acc", "lr"):
-            expected = [v for v in table[curve] if not math.isnan(v)]
-            got = [run["history"][e][curve] for e in table["epoch"]
-                   if curve in run["history"][e]]
-            assert got == pytest.approx(expected, rel=1e-9), (trial[schema.TRIAL_ID], curve)
-        for name in (schema.STOP_REASON, "diagnosis", "diagnosis_reason"):
-            assert run["summary"][name] == trial[name]
-        config = run["runs"][0]["config"]["update"]
-        assert config["optimizer.lr"] == pytest.approx(trial["config.optimizer.lr"])
-        assert {r["run_group"] for r in run["runs"]} == {"wandb-resumed"}
-    for path in folder.rglob("*"):
-        if path.is_file():
-            assert FAKE_KEY.encode() not in path.read_bytes(), path
-    again = sweep_cli("track", str(folder))
-    assert again.returncode == 0 and "sent 0 new epoch points" in again.stderr, again.stderr
 
 
 def test_track_takes_wandb_from_its_options(tmp_path):

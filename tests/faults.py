@@ -49,17 +49,50 @@ def start_sweep(*args: str, env: dict | None = None, cwd: Path = REPO) -> subpro
 def kill_run_when(ready: Callable[[], object], what: str, *args: str,
                   cwd: Path = REPO) -> None:
     """Start `sweep ARGS` in `cwd`, wait for `ready()`, then SIGKILL its process group
-    (the driver dies without a word, as on a lost machine)."""
+    and whatever it started (the driver dies without a word, as on a lost machine)."""
     with ended_at_exit(start_sweep(*args, cwd=cwd)) as proc:
         wait_for(lambda: ready() or proc.poll() is not None, 180, what)
         assert proc.poll() is None, "the sweep ended before the kill"
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_group(proc)
         proc.wait(timeout=30)
 
 
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """`sig` to the process group of `proc`; with SIGKILL, to every process below it
+    too: an embedded Ray's processes live in sessions of their own
+    (orchestrator/engine/tune_compat.py), and its agents would outlive the driver."""
+    below = descendants(proc.pid) if sig == signal.SIGKILL else set()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> set[int]:
+    """The live processes below `pid`: its children, theirs, and so on."""
+    parents = _parents()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of `pids` that still run (zombies left out)."""
+    return set(_parents()) & pids
+
+
+def named(pids: set[int], name: str) -> set[int]:
+    """Those of `pids` whose command name is `name` (e.g. 'gcs_server')."""
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                found.add(pid)
+    return found
 
 
 @contextlib.contextmanager
@@ -175,6 +208,38 @@ def answers(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def token_env() -> dict[str, str]:
+    """The environment of a cluster's nodes and clients: token auth with a fresh token,
+    no other Ray settings, this venv's scripts first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    # the nodes' `python` (a job's entrypoint) is this one, the project installed in it,
+    # whether or not the shell that started the tests activated the venv
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@contextlib.contextmanager
+def ray_head(*resources: str) -> Iterator[tuple[str, dict]]:
+    """One Ray head node on this machine declaring `resources` (`--num-cpus=4`,
+    `--num-gpus=2`: Ray schedules declared GPUs whether or not CUDA is there), with
+    token auth, its own temp folder and ports, ended by process ids whatever happens.
+    Yields its GCS address and the environment its clients need."""
+    short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    port, env = free_port(), token_env()
+    head = RayNode.start(short / "head", "--head", f"--port={port}", *resources,
+                         "--include-dashboard=false",
+                         f"--dashboard-agent-listen-port={free_port()}",
+                         f"--ray-client-server-port={free_port()}", env=env)
+    try:
+        wait_for(lambda: answers(port), 90, "the head's GCS")
+        wait_for(head.raylet_pid, 90, "the head's raylet")
+        yield f"127.0.0.1:{port}", env
+    finally:
+        head.stop()
+        shutil.rmtree(short, ignore_errors=True)
+
+
 @dataclass
 class Cluster:
     address: str  # the GCS, HOST:PORT
@@ -192,11 +257,7 @@ def ray_cluster(dashboard: bool = False) -> Iterator[Cluster]:
     Temp folders are short: Ray's socket paths inside them must fit in 107 bytes."""
     short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
-    # the nodes' `python` (a job's entrypoint) is this one, the project installed in it,
-    # whether or not the shell that started the tests activated the venv
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = token_env()
     options = ["--include-dashboard=false"]
     dashboard_port = None
     if dashboard:

@@ -49,7 +49,7 @@ def not_blank(png: Path) -> bool:
     return png.stat().st_size > 5000 and float(np.std(pixels)) > 0.02
 
 
-CHARTS = ["learning_curves", "metric_vs_settings", "parallel_coordinates", "lr_curves",
+CHARTS = ["learning_curves", "signals", "metric_vs_settings", "parallel_coordinates", "lr_curves",
           "importance"]
 
 
@@ -93,7 +93,7 @@ def test_report_as_png_writes_the_figures_and_a_page_without_script(storage, tmp
     result = sweep_cli("report", "asha", "--storage", str(storage), "--out", str(out),
                        "--format", "png")
     assert result.returncode == 0, result.stderr
-    assert f"figures: 5 PNG files in {out}" in result.stdout
+    assert f"figures: 6 PNG files in {out}" in result.stdout
     for name in CHARTS:
         assert not_blank(out / f"{name}.png"), name
     page = (out / "report.html").read_text()
@@ -177,7 +177,8 @@ def test_export_equals_the_live_tables_in_every_format(storage, tmp_path, table)
         elif fmt == "csv":
             back = pd.read_csv(out, dtype=text)
         else:
-            back = pd.read_json(out, lines=True, dtype=False)
+            # pandas' fast JSON parser drops digits: read every float exactly
+            back = pd.read_json(out, lines=True, dtype=False, precise_float=True)
         assert list(back.columns) == list(live.columns)
         if fmt == "parquet":
             pdt.assert_frame_equal(back, live)
@@ -317,6 +318,38 @@ def test_ls_leaves_out_other_folders_and_names_a_damaged_sweep(tmp_path):
     assert "notes" not in result.stdout
 
 
+def _stopped_sweep(storage: Path, name: str, status: str, tune_saved: bool) -> Path:
+    """A sweep folder as a driver leaves it when it dies or is interrupted: sweep.json
+    with `status`, and Ray Tune's state only when Tune saved it before the end."""
+    folder = storage / name
+    (folder / schema.RESULTS_DIR).mkdir(parents=True)
+    spec = spec_from_mapping(tiny_spec(storage, name=name)).resolved()
+    (folder / schema.RESULTS_DIR / schema.SWEEP_FILE).write_text(
+        json.dumps({"spec": spec, "status": status, "segments": [{"command": "run"}]}))
+    if tune_saved:
+        (folder / "tuner.pkl").write_bytes(b"")
+        (folder / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize("status", ["running", "interrupted"])
+def test_ls_offers_resume_only_where_resume_can_continue(tmp_path, status):
+    """A driver killed (or stopped) before Ray Tune's first save leaves nothing Tune can
+    restore, and `resume` refuses it: `ls` says to start it again instead."""
+    _stopped_sweep(tmp_path, "early", status, tune_saved=False)
+    _stopped_sweep(tmp_path, "later", status, tune_saved=True)
+    listed = invoke("ls", "--storage", str(tmp_path))
+    assert listed.exit_code == 0, listed.stderr
+    rows = {line.split()[1]: line for line in listed.stdout.splitlines()
+            if line.startswith("│")}
+    assert "sweep resume" not in rows["early"] and "sweep run SPEC --overwrite" in rows["early"]
+    assert "--overwrite" not in rows["later"]
+    if status == "running":  # its lease is free: nobody holds it
+        assert "killed (its driver died): sweep resume" in rows["later"]
+    refused = invoke("resume", str(tmp_path / "early"))  # what ls no longer offers
+    assert refused.exit_code == 2 and "sweep run SPEC --overwrite" in refused.stderr
+
+
 # -- the charts' axes and their edge cases, on hand-made tables -----------------------
 
 AXES_SPEC = {"name": "hand", "metric": "val_acc", "mode": "max",
@@ -399,3 +432,29 @@ def test_charts_of_one_trial_and_of_a_metric_never_reported():
     assert charts.lr_curves(trials, history, AXES_SPEC) is None
     history["val_loss"] = float("nan")
     assert charts.learning_curves(trials, history, AXES_SPEC) is None
+
+
+def test_the_signals_beside_the_loss_a_log_panel_each_where_recorded(tmp_path):
+    """Where the history has the training's signals: the loss, then a panel per signal
+    with something to draw, on log axes (a value that is not positive and finite, a gap),
+    the update ratio's 1e-3 yardstick dotted; none recorded (an older sweep), no figure."""
+    from orchestrator.analysis import charts, plots
+
+    trials, history = hand_made([0.7, 0.8])
+    assert charts.signals(trials, history, AXES_SPEC) is None
+    assert plots.signals(trials, history, AXES_SPEC, tmp_path) is None
+    assert charts.SKIPPED["signals"] == plots.SKIPPED["signals"]
+    history = history.assign(grad_norm=[1.0, 10.0, float("inf"), 0.5, 0.4, 0.3],
+                             grad_norm_max=[2.0, 20.0, float("inf"), 1.0, 0.8, 0.6],
+                             update_ratio=[1e-3, 2e-3, 0.1, 1e-7, 1e-7, 2e-7],
+                             grad_norm_ratio=None)  # a shallow net's: no panel
+    fig = charts.signals(trials, history, AXES_SPEC)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["val_loss", "gradient norm (mean)", "gradient norm (max)",
+                      "update / weights"]
+    assert fig.layout.yaxis.type != "log"
+    assert [fig.layout[f"yaxis{i}"].type for i in (2, 3, 4)] == ["log"] * 3
+    by_trial = [d for d in fig.data if d.xaxis == "x2"]
+    assert np.isnan(by_trial[0].y[2]) and list(by_trial[0].y[:2]) == [1.0, 10.0]
+    assert [s.y0 for s in fig.layout.shapes] == [1e-3]
+    assert not_blank(plots.signals(trials, history, AXES_SPEC, tmp_path))

@@ -245,3 +245,188 @@ def test_a_failed_ray_start_points_at_this_processs_own_session_logs(tmp_path, m
     text = str(_unavailable(RuntimeError("boom"), None))
     assert text == (f"could not start Ray (RuntimeError: boom); Ray's logs are in "
                     f"{ours / 'logs'}; run again with --debug for the traceback")
+
+
+def test_malformed_set_yaml_is_one_line_naming_the_set(tmp_path):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    text = one_line_error("validate", str(spec_path), "--set", "train.epochs={a: [1")
+    assert text == ("error: --set: train.epochs: value is not valid YAML: expected ',' or ']', "
+                    "but got '<stream end>' at column 7 (a string with YAML's special "
+                    "characters goes in quotes: --set 'train.epochs=\"...\"')")
+
+
+@pytest.mark.parametrize("args", [["--name", "-rf"], ["--name=-rf"], ["--set", "name=.hidden"],
+                                  ["--set", "name=a b"]])
+def test_a_name_that_is_refused_says_the_rule_and_why(tmp_path, args):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    text = one_line_error("run", str(spec_path), "--dry-run", *args)
+    option = "--name" if args[0].startswith("--name") else "--set: name"
+    assert text.startswith(f"error: {option}: is ")
+    assert text.endswith("but must begin with a letter or digit, then letters, digits, '.', "
+                         "'_' or '-' (it names the sweep's folder and is typed in commands: a "
+                         "leading '-' would read as an option, a leading '.' would hide the "
+                         "folder; spaces, '/' and other characters are not safe in a folder "
+                         "name)")
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("s3://b/x?bogus_option=1", "'s3://b/x?bogus_option=1' is not a storage URI pyarrow can "
+                                "open (Unexpected query parameter in S3 URI: 'bogus_option')"),
+    ("foo://x/y", "'foo://x/y' is not a storage URI pyarrow can open (Unrecognized filesystem "
+                  "type in URI: foo://x/y)"),
+])
+def test_a_storage_uri_pyarrow_cannot_open_is_one_line_everywhere(tmp_path, storage, message):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert one_line_error("run", str(spec_path), "--storage", storage, "--quiet") == \
+        f"error: storage: {message}"
+    for args in (["ls"], ["report", "x"], ["export", "x", "-o", str(tmp_path / "x.csv")],
+                 ["resume", "x"], ["track", "x"]):
+        assert one_line_error(*args, "--storage", storage) == f"error: --storage: {message}"
+    assert one_line_error("resume", storage) == f"error: NAME_OR_PATH: {message}"
+
+
+def test_a_store_that_does_not_answer_is_one_line(tmp_path):
+    from tests.faults import free_port
+
+    storage = (f"s3://b/sweeps?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
+               "&region=us-east-1")
+    env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    result = invoke("ls", "--storage", storage, env=env)  # pyarrow retries: one command
+    assert result.exit_code == 2, result.output
+    text = result.stderr.strip()
+    assert text.startswith("error: --storage: cannot reach s3://b/sweeps (") and \
+        "\n" not in text, text
+
+
+@pytest.mark.parametrize("storage, why", [
+    ("/proc", "/proc (No such file or directory)"),  # a folder that takes no files
+    ("/proc/sweeps", "/proc/sweeps (No such file or directory)"),
+    ("/dev/null/sweeps", "/dev/null/sweeps (/dev/null is not a folder)"),
+])
+def test_a_storage_folder_that_takes_no_files_is_one_line_exit_4(tmp_path, storage, why):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert one_line_error("run", str(spec_path), "--storage", storage, "--quiet", code=4) == \
+        f"error: storage: cannot write {why}; nothing was started: make room or make it " \
+        "writable, then run the command again"
+
+
+@pytest.mark.parametrize("out, why", [("/proc/lr", "No such file or directory: /proc/lr"),
+                                      ("/dev/null/lr", "Not a directory: /dev/null/lr")])
+def test_lr_find_to_a_folder_that_cannot_be_made_is_one_line_before_training(tmp_path, out,
+                                                                              why):
+    from tests.helpers import tiny_spec, write_spec
+
+    spec_path = write_spec(tmp_path, tiny_spec(tmp_path))
+    assert one_line_error("lr-find", str(spec_path), "--out", out) == \
+        f"error: --out: cannot write {out} ({why})"
+
+
+# -- a trial that no node can hold: one line at start, not "0 running" for good --------
+
+@pytest.mark.parametrize("asked, nodes, message", [
+    ({"cpu": 64, "gpu": 0}, [{"CPU": 2.0}],
+     "resources.cpu: a trial asks for 64 CPU, but this Ray's only node has 2; lower "
+     "resources.cpu"),
+    ({"cpu": 1, "gpu": 1}, [{"CPU": 8.0}, {"CPU": 4.0, "GPU": 0.0}],
+     "resources.gpu: a trial asks for 1 GPU, but the largest node of this Ray has 0; lower "
+     "resources.gpu"),
+    ({"cpu": 8, "gpu": 1}, [{"CPU": 64.0}, {"CPU": 4.0, "GPU": 1.0}],
+     "resources: a trial asks for 8 CPU and 1 GPU on one node, but no node has them together "
+     "(the nodes have: 64 CPU, 0 GPU; 4 CPU, 1 GPU); lower resources.cpu or resources.gpu"),
+    ({"cpu": 0.5, "gpu": 0.25}, [{"CPU": 2.0, "GPU": 1.0}], None),
+    ({"cpu": 2, "gpu": 0}, [{"CPU": 1.0}, {"CPU": 2.0}], None),
+])
+def test_what_no_node_can_hold_is_named(asked, nodes, message):
+    from orchestrator.engine.capacity import capacity_problem
+
+    assert capacity_problem(asked, nodes) == message
+
+
+@pytest.mark.slow
+def test_a_trial_no_node_can_hold_is_one_line_on_the_embedded_ray(tmp_path):
+    from tests.helpers import sweep_cli, tiny_spec, write_spec
+
+    path = write_spec(tmp_path, tiny_spec(tmp_path, name="huge"))
+    result = sweep_cli("run", str(path), "--set", "resources.cpu=4096", "--quiet")
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: resources.cpu: a trial asks for 4096 CPU, but this Ray's "
+                           "only node has ")
+    assert not (tmp_path / "sweeps" / "huge").exists()  # nothing of the sweep written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key, value", [("cpu", 4096), ("gpu", 8)])
+def test_a_trial_no_node_can_hold_is_one_line_on_a_joined_ray(tmp_path, ray_address, key,
+                                                              value):
+    """The session's Ray, joined as a cluster: no autoscaler runs there."""
+    from tests.helpers import sweep_cli, tiny_spec, write_spec
+
+    path = write_spec(tmp_path, tiny_spec(tmp_path, name="huge"))
+    result = sweep_cli("run", str(path), "--address", ray_address, "--set",
+                       f"resources.{key}={value}", "--quiet")
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: resources.{key}: a trial asks for {value} {key.upper()}, "
+                           "but this Ray's only node has ")
+    assert not (tmp_path / "sweeps" / "huge").exists()
+
+
+@pytest.mark.slow
+def test_where_an_autoscaler_may_add_the_node_it_is_a_warning(ray_address):
+    from orchestrator.engine.capacity import check_capacity
+    from orchestrator.spec.model import spec_from_mapping
+
+    spec = spec_from_mapping({"name": "huge", "resources": {"cpu": 4096}})
+    said = []
+    check_capacity(spec, said.append, "Ray's autoscaler")
+    (line,) = said
+    assert line.startswith("warning: resources.cpu: a trial asks for 4096 CPU")
+    assert line.endswith("unless Ray's autoscaler adds a node that can hold one, no trial "
+                         "will start")
+
+
+@pytest.mark.slow
+def test_joining_a_token_cluster_without_a_token_is_one_line(tmp_path):
+    """Ray's client without a token retried for 20 s and printed a C++ warning a second
+    before our line (engine/ray_session.py asks the GCS once, with no token, first)."""
+    import os
+    import secrets
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tests.faults import RayNode, answers, free_port, wait_for
+    from tests.helpers import newcomer_env, sweep_cli, tiny_spec, write_spec
+
+    short = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths are short
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    head = RayNode.start(short / "head", "--head", f"--port={port}", "--num-cpus=1",
+                         "--include-dashboard=false",
+                         f"--dashboard-agent-listen-port={free_port()}",
+                         f"--ray-client-server-port={free_port()}", env=env)
+    try:
+        wait_for(lambda: answers(port), 90, "the head's GCS")
+        path = write_spec(tmp_path, tiny_spec(tmp_path, name="tokenless"))
+        result = sweep_cli("run", str(path), "--address", f"127.0.0.1:{port}", "--quiet",
+                           env=newcomer_env(tmp_path / "home"))  # no token anywhere
+    finally:
+        head.stop()
+        shutil.rmtree(short, ignore_errors=True)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert result.stderr == (
+        f"error: Ray refused this client at 127.0.0.1:{port} (the cluster uses token "
+        "authentication, and no token was found to send); put the cluster's token in "
+        "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token\n")
+    assert not (tmp_path / "sweeps" / "tokenless").exists()

@@ -107,3 +107,25 @@ def test_tracking_benchmark_runs_and_records(tmp_path):
     assert set(data["rows"]) == {"tensorboard", "mlflow", "mlflow live (loop)",
                                  "mlflow live (sender)", "mlflow replay"}
     assert all(row["seconds"] > 0 for row in data["rows"].values())
+
+
+@pytest.mark.slow
+def test_gpu_oom_benchmark_logic_runs_without_a_gpu(tmp_path):
+    # the real out-of-memory case needs a GPU; --cpu runs its logic with a stand-in model
+    data = run_bench("gpu_oom", tmp_path, "--cpu", says="as expected")
+    assert data["problems"] == []
+    rows = {row["config.batch_size"]: row for row in data["rows"]}
+    assert rows[512]["oom_halvings"] == 3 and rows[512]["batch_size_used"] == 64
+    assert rows[64]["oom_halvings"] == 0
+
+
+@pytest.mark.slow
+def test_trainable_signals_benchmark_runs_and_records(tmp_path):
+    data = run_bench("trainable", tmp_path, "--signals", "--epochs", "2", "--repeats", "1",
+                     says="sampled")
+    assert data["args"]["signals"] and data["every"] == 16
+    for depth in ("depth2", "depth8"):
+        for kind in ("wall", "cpu"):
+            row = data[depth][kind]
+            assert row["epoch_without_s"] > 0
+            assert row["projected"] == row["every_step_over_without"] / 16

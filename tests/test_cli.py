@@ -127,6 +127,8 @@ def test_run_end_to_end_through_the_console_script(tmp_path, ray_address):
     assert trials["error"].isna().all()
 
     assert list(history.columns) == schema.HISTORY_COLUMNS
+    # the training's own signals, every epoch of the shared trainable
+    assert history[["grad_norm", "grad_norm_max", "update_ratio"]].notna().all().all()
     assert not history.duplicated(["trial_id", "epoch"]).any()
     assert set(history["trial_id"]) == set(trials["trial_id"])
     per_trial = history.groupby("trial_id")["epoch"].agg(["min", "max", "count"])
@@ -191,3 +193,71 @@ def test_ctrl_c_keeps_results_and_marks_the_sweep_interrupted(tmp_path, ray_addr
     assert trials["stop_reason"].isna().all()  # nothing claims to have finished
     history = pd.read_parquet(results / schema.HISTORY_FILE)
     assert len(history) > 0 and not history.duplicated(["trial_id", "epoch"]).any()
+
+
+def test_the_embedded_rays_commands_lose_only_their_metrics_servers():
+    """What `embedded_command` changes in the commands Ray starts (the slow test below
+    reads the sockets of real ones)."""
+    from orchestrator.engine.tune_compat import embedded_command
+
+    ray = "/venv/lib/python3.11/site-packages/ray"
+    raylet = [f"{ray}/core/src/ray/raylet/raylet", "--node_ip_address=10.0.0.2",
+              f"--dashboard_agent_command=/venv/bin/python -u {ray}/dashboard/agent.py "
+              "--node-id=1 --metrics-export-port=0"]
+    assert embedded_command(raylet) == [*raylet[:2], raylet[2] + " --disable-metrics-collection"]
+    monitor = ["/venv/bin/python", "-u", f"{ray}/autoscaler/_private/monitor.py",
+               "--logs-dir=/tmp/x", "--monitor-ip=10.0.0.2", "--gcs-address=10.0.0.2:1"]
+    assert embedded_command(monitor) == [*monitor[:4], monitor[5]]
+    monitor_v2 = [monitor[0], f"{ray}/autoscaler/v2/monitor.py", "--monitor-ip=10.0.0.2"]
+    assert embedded_command(monitor_v2) == monitor_v2[:2]
+    dashboard = ["/venv/bin/python", f"{ray}/dashboard/dashboard.py", "--host=127.0.0.1",
+                 "--modules-to-load=UsageStatsHead", "--disable-frontend"]
+    assert embedded_command(dashboard) == [*dashboard, "--minimal"]
+    gcs = [f"{ray}/core/src/ray/gcs/gcs_server", "--gcs_server_port=0"]
+    assert embedded_command(gcs) == gcs
+
+
+def _answers_http(port: int) -> bool:
+    """Whether an HTTP GET of /metrics at 127.0.0.1:`port` is answered 200 (with no
+    token: what anyone who reaches the machine could read)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            return answer.status == 200
+    except Exception:  # noqa: BLE001 - refused, unauthorized, or not HTTP at all (gRPC)
+        return False
+
+
+@pytest.mark.slow
+def test_the_embedded_ray_serves_nothing_without_a_token_on_all_interfaces(tmp_path):
+    """Ray's dashboard agent served Prometheus metrics with no token on 0.0.0.0 even for
+    the embedded Ray, which has no dashboard and nobody to scrape it: it is turned off
+    (engine/tune_compat.py). What still listens on all interfaces is Ray's gRPC (GCS,
+    raylet, object manager, the agent's metrics gRPC, each process's core worker), and
+    every one asks for the token (docs/cluster.md, Security)."""
+    import psutil
+
+    from tests.faults import descendants, ended_at_exit, reported_epochs, start_sweep, wait_for
+    from tests.helpers import slow_spec
+
+    path = write_spec(tmp_path, slow_spec(tmp_path, "listening"))
+    results = tmp_path / "sweeps" / "listening" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--quiet")) as proc:  # embedded Ray
+        wait_for(lambda: reported_epochs(results) >= 1 or proc.poll() is not None, 240,
+                 "the first epoch (trials running)")
+        assert proc.poll() is None, "the sweep ended before its sockets were read"
+        wide = {}  # port -> process name, of every socket listening on all interfaces
+        for pid in {proc.pid} | descendants(proc.pid):
+            try:
+                process = psutil.Process(pid)
+                for conn in process.net_connections(kind="inet"):
+                    if conn.status == psutil.CONN_LISTEN and conn.laddr.ip in ("0.0.0.0", "::"):
+                        wide[conn.laddr.port] = process.name()
+            except psutil.Error:
+                continue  # a worker that ended meanwhile
+        assert any(name == "gcs_server" for name in wide.values()), wide  # the GCS, as documented
+        assert not [port for port in wide if _answers_http(port)], wide
+        assert not [name for name in wide.values() if name not in {
+            "gcs_server", "raylet", "sweep", "ray::DashboardAgent"}
+            and not name.startswith("ray::")], wide

@@ -68,6 +68,37 @@ def test_nan_and_blow_up():
     assert label(learned) == "lr_too_high"
 
 
+def test_a_non_finite_loss_that_recovers_is_missing_not_a_divergence():
+    """A NaN train loss at epoch 1 and finite ones after it (what a Lightning callback
+    reports for an epoch it did not average), or an inf validation loss mid-run: those
+    epochs are read as missing, the reason says so, and the rest is judged as if they
+    had not been reported."""
+    history = rows(geometric())
+    first = [{**history[0], "train_loss": math.nan}, *history[1:]]
+    found = diagnose(first, TRIAL)
+    assert found.label == diagnose(history[1:], TRIAL).label == "healthy", found
+    assert "train loss nan at epoch 1 read as missing, not as a divergence" in found.reason
+    middle = [*history[:7], {**history[7], "val_loss": math.inf}, *history[8:]]
+    found = diagnose(middle, TRIAL)
+    assert found.label == "healthy" and "val loss inf at epoch 8 read as missing" in \
+        found.reason, found
+
+
+def test_a_non_finite_loss_to_the_end_is_still_a_divergence():
+    history = rows(geometric())
+    stayed = [*history[:15], *({**r, "train_loss": math.nan} for r in history[15:])]
+    found = diagnose(stayed, TRIAL)
+    assert found.label == "diverged" and found.reason.startswith(
+        "train loss is nan at epoch 16 and stayed so to epoch 20"), found
+    # a NaN that recovered, then the run ends on one: diverged, and the first is missing
+    ended = [{**history[0], "val_loss": math.nan}, *history[1:-1],
+             {**history[-1], "val_loss": math.inf}]
+    found = diagnose(ended, TRIAL)
+    assert found.label == "diverged" and found.reason.startswith("val loss is inf at "
+                                                                 "epoch 20 (")
+    assert "val loss nan at epoch 1 read as missing" in found.reason
+
+
 def test_a_first_epoch_spike_recovered_within_the_epoch_is_not_a_blow_up():
     train = [9.0] + geometric(19)
     val = [1.0] + [t * 1.05 for t in geometric(19)]  # the model after epoch 1 is fine

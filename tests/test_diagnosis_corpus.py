@@ -10,7 +10,10 @@ rules were tuned on; `heldout` to `heldout7`, each labelled blind and committed 
 the rules were run on it, measured once, and tuned on since (development data now); and
 `heldout8`, to be labelled blind and committed before the rules are run on it, and never
 tuned on: the held-out part (docs/diagnosis.md). Until its labels are committed the
-held-out checks are skipped, and the diagnosis is not run on its curves at all.
+held-out checks are skipped, and the diagnosis is not run on its curves at all. Two
+batches with the training's own signals (issue #33) wait for their blind labels:
+`dev_signals` (development data once labelled) and `heldout9` (the next held-out part);
+the diagnosis is not run on them either until a part below names them.
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ REQUIRED = {"development": 0.95, "held-out": 0.90}
 # data, and the next fresh batch is then the held-out part.
 HEALTHY_ALARMED: dict[str, str] = {}
 HELD_OUT_SHORT: dict[str, str] = {}
+# Batches built and waiting for their blind labels (issue #33: curves with the training's
+# signals, grad_norm, update_ratio, ...): not diagnosed at all until labelled and named
+# by DEVELOPMENT or HELD_OUT above. `dev_signals`: the `s-` sweeps, development data;
+# `heldout9`: the `h9-` sweeps, the next held-out part (other setups than the `s-` ones).
+AWAITING_LABELS = ("dev_signals", "heldout9")
 
 
 def part_of(split: str) -> str:
@@ -150,11 +158,43 @@ def test_corpus_is_big_enough_and_covers_every_label(judged, labels, trials):
     development = [j for j in judged if part_of(j.split) == "development"]
     assert len(development) >= 200
     assert {j.person for j in development} == set(LABELS), "every label used"
-    assert set(DEVELOPMENT) <= set(trials["split"]) <= {*DEVELOPMENT, HELD_OUT}
+    assert set(DEVELOPMENT) <= set(trials["split"]) <= {*DEVELOPMENT, HELD_OUT,
+                                                          *AWAITING_LABELS}
     assert set(labels) <= set(trials["curve_id"]), "every label a curve"
     for cid, entry in labels.items():
         assert entry[0] in LABELS and len(entry) in (2, 3), (cid, entry)
         assert all(extra in LABELS for extra in entry[2:]), (cid, entry)
+
+
+@pytest.mark.parametrize("split", AWAITING_LABELS)
+def test_a_batch_awaiting_its_blind_labels_is_labelled_whole_or_not_at_all(labels, trials,
+                                                                          judged, split):
+    """Labels come in one commit, before the diagnosis is ever run on a batch; until
+    then it is not diagnosed (its curves are in no part)."""
+    ids = set(trials.loc[trials["split"] == split, "curve_id"])
+    labelled = ids & set(labels)
+    assert labelled in (set(), ids), \
+        f"{len(labelled)} of {len(ids)} {split} curves labelled: label all, then commit"
+    assert not ids & {j.curve for j in judged}, f"{split} diagnosed before it is a part"
+    if not ids:
+        pytest.skip(f"{split}: not built")
+    if not labelled:
+        pytest.skip(f"{split}: {len(ids)} curves awaiting blind labels, not diagnosed")
+
+
+def test_the_signals_are_in_the_batches_built_with_them_and_null_before(trials):
+    """Every curve of the batches built with the training's signals has them (a value at
+    some epoch); every curve built before has none (its rows unchanged)."""
+    curves = pd.read_parquet(CORPUS / "curves.parquet")
+    signals = ["grad_norm", "grad_norm_max", "update_ratio", "grad_norm_ratio"]
+    assert set(signals) <= set(curves.columns)
+    split = trials.set_index("curve_id")["split"]
+    recorded = curves.groupby("curve_id")["grad_norm"].apply(lambda v: v.notna().any())
+    with_signals = split.isin(AWAITING_LABELS)
+    assert recorded[with_signals[with_signals].index].all()
+    assert not recorded[with_signals[~with_signals].index].any()
+    before = curves[curves["curve_id"].isin(with_signals[~with_signals].index)]
+    assert before[signals].isna().all().all()
 
 
 @pytest.mark.parametrize("part", [

@@ -95,3 +95,75 @@ def test_validating_a_spec_imports_neither_ray_nor_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_refining_a_sweep_imports_neither_ray_nor_torch(tmp_path):
+    """`sweep refine` reads files and writes a spec: no Ray, no torch (for a spec whose
+    trainable is the shared one; a user's factories are imported as `validate` does)."""
+    from tests.built_sweeps import Made, log_spaced, write_sweep
+
+    made = [Made({"optimizer.lr": lr}, score=0.5 + 0.03 * i)
+            for i, lr in enumerate(log_spaced(1e-4, 0.1, 10))]
+    folder = write_sweep(tmp_path / "sweeps", {
+        "name": "made", "train": {"epochs": 8},
+        "search_space": {"optimizer.lr": {"loguniform": [1e-4, 0.1]}}}, made)
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, "refine", str(folder), "-o",
+                          str(tmp_path / "next.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "next.yaml").is_file()
+
+
+def _caught_names(path: Path) -> list[tuple[int, str, str]]:
+    """(line, alias.Name as written, the module it names) of every `except alias.Name`
+    (alone or in a tuple) whose alias is an imported module."""
+    tree = ast.parse(path.read_text())
+    modules = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update({a.asname or a.name: a.name for a in node.names if a.asname} |
+                           {a.name.split(".")[0]: a.name.split(".")[0]
+                            for a in node.names if not a.asname})
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            for kind in getattr(node.type, "elts", [node.type]):
+                if isinstance(kind, ast.Attribute) and isinstance(kind.value, ast.Name) \
+                        and kind.value.id in modules:
+                    found.append((node.lineno, f"{kind.value.id}.{kind.attr}",
+                                  modules[kind.value.id]))
+    return found
+
+
+def missing_exceptions(paths: list[Path]) -> list[str]:
+    """`file:line: except alias.Name` for each name its module does not have."""
+    import importlib
+
+    missing = []
+    for path in paths:
+        for line, written, module in _caught_names(path):
+            try:
+                target = importlib.import_module(module)
+            except ImportError:  # `from package import name` of a class, not a module
+                parent, _, attr = module.rpartition(".")
+                target = getattr(importlib.import_module(parent), attr)
+            if not hasattr(target, written.split(".")[-1]):
+                missing.append(f"{path.name}:{line}: except {written}")
+    return missing
+
+
+def test_every_exception_an_except_names_exists(tmp_path):
+    """`except pafs.ArrowInvalid` (pyarrow.fs has no such name) turned a bad storage URI
+    into an AttributeError traceback instead of the one line it was written for: the
+    name is only looked up when something is raised."""
+    assert missing_exceptions([path for _, path in modules()]) == []
+    bad = tmp_path / "storage.py"  # the checker sees that mistake
+    bad.write_text("import pyarrow.fs as pafs\nfrom importlib import metadata\ntry:\n    pass\n"
+                   "except (pafs.ArrowInvalid, metadata.PackageNotFoundError, OSError):\n"
+                   "    pass\n")
+    assert missing_exceptions([bad]) == ["storage.py:5: except pafs.ArrowInvalid"]

@@ -260,3 +260,52 @@ def test_an_s3_lease_of_a_dead_pid_elsewhere_is_not_taken_for_gone(s3):
             client.put_object(Bucket=lease.bucket, Key=lease.key, Body=json.dumps(
                 {"command": "run", "pid": pid, "host": "x", "where": where}).encode())
             assert (lease.read().gone() is not None) is gone
+
+
+def test_credentials_in_a_storage_or_mlflow_uri_are_refused_and_written_nowhere(s3, tmp_path):
+    """The keys in the URI work against this server (it takes any): refused anyway,
+    before anything is printed or written, by the real console script in a fresh shell;
+    then no file written on this machine (the project, HOME) and no object in the bucket
+    holds the secret."""
+    from tests.helpers import newcomer_env
+
+    uri, env = s3
+    secret = "SECRETzY/9k+EXAMPLEsecretKEY"  # with a '/', as AWS secrets often are
+    with_keys = uri.replace("s3://", f"s3://testing:{secret}@", 1).replace("/runs?", "/keys?")
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    env = {**newcomer_env(home), **{k: v for k, v in env.items() if k.startswith("AWS_")}}
+    spec = tiny_spec(work, name="with-keys")
+    runs = [
+        ("--storage", ["run", str(write_spec(work, spec)), "--storage", with_keys, "--quiet"]),
+        ("storage", ["run", str(write_spec(work, {**spec, "storage": with_keys}, "s.yaml"))]),
+        ("tracking.mlflow.uri", [
+            "run", str(write_spec(work, {**spec, "tracking": {"mlflow": {
+                "uri": f"http://alice:{secret}@127.0.0.1:{free_port()}"}}}, "m.yaml")),
+            "--storage", uri, "--quiet"]),
+        ("--storage", ["resume", "with-keys", "--storage", with_keys]),
+        ("--storage", ["ls", "--storage", with_keys]),
+    ]
+    for option, args in runs:
+        result = subprocess.run([SWEEP, *args], cwd=work, env=env, capture_output=True,
+                                text=True, timeout=180)
+        assert result.returncode == 2, (option, result.stderr[-3000:])
+        line = result.stderr.strip()
+        assert "\n" not in line and f"{option}: " in line, line
+        assert secret not in result.stdout + result.stderr
+        assert secret.split("/")[0] not in result.stdout + result.stderr
+        assert ("AWS_ACCESS_KEY_ID" if "mlflow" not in option else
+                "MLFLOW_TRACKING_USERNAME") in line
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    # only the two specs the user wrote it into hold it: nothing the commands wrote
+    assert {p.name for p in written if secret.encode() in p.read_bytes()} == {"s.yaml",
+                                                                               "m.yaml"}
+    with credentials(env):
+        fs, path = pafs.FileSystem.from_uri(uri)
+        bucket = path.split("/")[0]
+        objects_ = [i.path for i in fs.get_file_info(pafs.FileSelector(bucket, recursive=True))
+                    if i.type == pafs.FileType.File]
+        assert not [o for o in objects_ if "with-keys" in o]  # nothing of the sweep began
+        for key in objects_:
+            with fs.open_input_stream(key) as stream:
+                assert secret.encode() not in stream.readall(), key

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.results.atomic import write_atomic
-from orchestrator.results.rows import config_columns, stop_reason
+from orchestrator.results.rows import config_columns, error_text, stop_reason
 
 
 def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
@@ -33,6 +33,27 @@ def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
 ])
 def test_stop_reason(status, last, budget, expected):
     assert stop_reason(status, last, budget) == expected
+
+
+def test_the_error_column_holds_no_terminal_colour_codes(tmp_path):
+    """Tune's error file as Ray writes it (its task name in cyan, a hyperlink): the live
+    sink and the rebuild both keep the text, not the escape sequences."""
+    from types import SimpleNamespace
+
+    from orchestrator.results.sink import _error_text
+
+    raw = ("Failure # 1 (occurred at 2026-12-01_10-00-00)\n\x1b[36mray::ImplicitFunc.train()"
+           "\x1b[39m (pid=4242, ip=127.0.0.1, actor_id=ab)\n  File \"x.py\", line 3\n"
+           "\x1b[1;31mValueError\x1b[0m: trial.report: epoch 2 reported after epoch 3 "
+           "\x1b]8;;file:///x.py\x1b\\x.py\x1b]8;;\x1b\\\n")
+    plain = ("Failure # 1 (occurred at 2026-12-01_10-00-00)\nray::ImplicitFunc.train() "
+             "(pid=4242, ip=127.0.0.1, actor_id=ab)\n  File \"x.py\", line 3\nValueError: "
+             "trial.report: epoch 2 reported after epoch 3 x.py")
+    assert error_text(raw) == plain
+    (tmp_path / "error.txt").write_text(raw)
+    assert _error_text(SimpleNamespace(error_file=str(tmp_path / "error.txt"))) == plain
+    assert error_text("x" * 5000 + "\x1b[0m") == "x" * 4000
+    assert error_text("\x1b[0m \n") is None
 
 
 def test_config_columns_cover_every_train_setting_with_one_type_each():
@@ -129,3 +150,25 @@ def test_without_sweep_json_a_loops_own_metric_gets_its_mode_from_the_best_value
     assert sweep["spec"]["metric"] == "score" and sweep["spec"]["mode"] == mode
     assert sweep["spec"]["name"] == "mine" and sweep["spec"]["train"]["epochs"] == 2
     assert f"(metric score, {mode})" in warning
+
+
+def test_json_lines_export_keeps_every_float_exactly(tmp_path):
+    """Small values (an update ratio of 1e-9, a vanishing gradient ratio of 1e-17) come
+    back as written; NaN and infinities are null, strings and integers as they are."""
+    import math
+
+    import pandas as pd
+
+    from orchestrator.results.export import export_table
+
+    frame = pd.DataFrame({"trial_id": ["a_00000", "b_00001", "c_00002"], "epoch": [1, 2, 3],
+                          "update_ratio": [1.2345678901234e-9, 9.289114677812904e-05, 0.5],
+                          "grad_norm_ratio": [1.3e-17, math.nan, 2.0],
+                          "grad_norm_max": [math.inf, 3.0, 1e300]})
+    export_table(frame, tmp_path / "h.jsonl", "jsonl")
+    back = pd.read_json(tmp_path / "h.jsonl", lines=True, dtype=False, precise_float=True)
+    assert list(back["update_ratio"]) == list(frame["update_ratio"])
+    assert back["grad_norm_ratio"][0] == 1.3e-17 and back["grad_norm_ratio"].isna()[1]
+    assert back["grad_norm_max"].isna()[0] and list(back["grad_norm_max"][1:]) == [3.0, 1e300]
+    assert list(back["trial_id"]) == list(frame["trial_id"])
+    assert list(back["epoch"]) == [1, 2, 3]

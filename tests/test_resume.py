@@ -5,6 +5,7 @@ there at all is checked in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,16 @@ from orchestrator.engine.run import run_sweep
 from orchestrator.results import schema
 from orchestrator.results.folder import read_history, read_trials
 from orchestrator.spec.model import spec_from_mapping
-from tests.faults import ended_at_exit, ended_trials, reported_epochs, start_sweep, wait_for
+from tests.faults import (
+    alive,
+    descendants,
+    ended_at_exit,
+    ended_trials,
+    named,
+    reported_epochs,
+    start_sweep,
+    wait_for,
+)
 from tests.helpers import (
     SLOW_EPOCHS,
     SLOW_TRIALS,
@@ -114,11 +124,32 @@ def test_driver_killed_then_resumed_loses_and_repeats_nothing(tmp_path, ray_addr
     assert again.returncode == 0 and "already finished" in again.stderr
 
 
+def as_if_snapshot_predates_their_end(experiment: Path, trial_ids: list[str]) -> None:
+    """What a driver killed right after these trials ended leaves: Tune's newest
+    experiment state still has them running, from a checkpoint that Tune deleted once
+    they checkpointed again (it keeps the newest two). Here the state is rewritten so
+    (its `trial_data` pairs hold each trial as a JSON string) and their checkpoints go."""
+    import shutil
+
+    path = max(experiment.glob("experiment_state-*.json"), key=lambda p: p.name)
+    state = json.loads(path.read_text())
+    for pair in state["trial_data"]:
+        trial = json.loads(pair[0])
+        if trial["trial_id"] in trial_ids:
+            pair[0] = json.dumps({**trial, "status": "RUNNING"})
+    path.write_text(json.dumps(state))
+    for trial_id in trial_ids:
+        for checkpoint in (experiment / trial_id).glob("checkpoint_*"):
+            shutil.rmtree(checkpoint)
+
+
 @pytest.mark.slow
 def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_address):
     """Tune adds a restored sweep's ended trials to HyperBand's brackets again, where
     Ray's scheduler waited for their results for good: the resumed sweep never ended
-    (orchestrator/engine/hyperband.py). The CLI's timeout bounds the test."""
+    (orchestrator/engine/hyperband.py). The CLI's timeout bounds the test. And a snapshot
+    older than some trials' ends made Tune restore them from deleted checkpoints: a Ray
+    traceback each, the live line counting them errored (tune_compat.mark_ended)."""
     spec = slow_spec(tmp_path, "hb-killed")
     spec["scheduler"] = {"name": "hyperband", "reduction_factor": 2}
     path = write_spec(tmp_path, spec)
@@ -131,11 +162,21 @@ def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_add
         assert proc.poll() is None, "the sweep ended before the kill"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, "--quiet",
-                        timeout=240)
+    before = read_trials(results)
+    ended = sorted(before[before[schema.STOP_REASON].notna()][schema.TRIAL_ID])[:3]
+    as_if_snapshot_predates_their_end(results.parent, ended)
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Traceback" not in resumed.stderr and "Could not recover" not in resumed.stderr
+    live = [line for line in resumed.stderr.splitlines() if line.startswith("trials ")]
+    assert live and all(" 0 errored" in line for line in live), live
+    assert live[-1].startswith(f"trials {TRIALS}/{TRIALS} done")
     trials = read_trials(results)
     assert len(trials) == TRIALS and trials[schema.STOP_REASON].notna().all()
+    # the trials that had ended were not run again: their rows are as they were
+    pdt.assert_frame_equal(
+        trials[trials[schema.TRIAL_ID].isin(ended)].reset_index(drop=True),
+        before[before[schema.TRIAL_ID].isin(ended)].reset_index(drop=True), check_dtype=False)
 
 
 @pytest.mark.slow
@@ -151,12 +192,79 @@ def test_interrupted_or_terminated_then_resumed(tmp_path, ray_address, sig, code
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
     assert "sweep resume" in err and "Traceback" not in err
+    assert "Tuner.restore" not in err  # Tune's hint for its own API users
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())
     assert sweep["status"] == "interrupted"
     assert sweep["segments"][0]["status"] == "interrupted"
 
     resumed = sweep_cli("resume", "stopped", "--storage", str(tmp_path / "sweeps"),
                         "--address", ray_address, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_complete(*tables(results))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_whole_process_group_stops_an_embedded_sweep_gracefully(
+        tmp_path, ray_address, sig, code):
+    """`timeout`, Slurm's scancel and systemd signal the driver's whole process group, and
+    Ctrl-C in a terminal signals its foreground group. The embedded Ray's processes live
+    in sessions of their own (engine/tune_compat.py), so the signal reaches the driver
+    alone: before, SIGTERM killed the GCS first and the driver hung 60 s, then exit 1
+    with sweep.json `running`."""
+    path = write_spec(tmp_path, slow_spec(tmp_path, "grouped"))
+    results = tmp_path / "sweeps" / "grouped" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--quiet")) as proc:  # embedded Ray
+        wait_for(lambda: ended_trials(results) >= 1 or proc.poll() is not None, 240,
+                 "a trial to end")
+        assert proc.poll() is None, "the sweep ended before the signal"
+        ray_processes = descendants(proc.pid)
+        assert named(ray_processes, "gcs_server"), "the driver started no Ray of its own"
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-3000:]
+    assert "Failed to connect to GCS" not in err and "Traceback" not in err
+    assert "Tuner.restore" not in err
+    assert f"continue with `sweep resume {results.parent}`" in err
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["status"] == "interrupted"
+    # the driver ended the Ray it started (the raylet's workers follow it within seconds)
+    wait_for(lambda: not alive(ray_processes), 60, "the embedded Ray's processes to end")
+
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_complete(*tables(results))
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_and_still_marks_the_sweep_interrupted(
+        tmp_path, ray_address):
+    """Tune stops at once on a second Ctrl-C (a KeyboardInterrupt wherever the driver
+    is, without its last snapshot); sweep.json said `running` after it."""
+    path = write_spec(tmp_path, slow_spec(tmp_path, "twice"))
+    results = tmp_path / "sweeps" / "twice" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
+                                   "--quiet")) as proc:
+        wait_for(lambda: reported_epochs(results) >= 2 or proc.poll() is not None, 120,
+                 "two epochs reported")
+        assert proc.poll() is None, "the sweep ended before the first Ctrl-C"
+        proc.send_signal(signal.SIGINT)
+        seen = []
+        for line in proc.stderr:  # the first one is being handled: Tune is stopping
+            seen.append(line)
+            if line.startswith("stopping:"):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Tuner.restore" not in err
+    assert f"continue with `sweep resume {results.parent}`" in err
+    sweep = json.loads((results / schema.SWEEP_FILE).read_text())
+    assert sweep["status"] == "interrupted"
+    assert sweep["segments"][0]["reason"] == "stopped at once by a second Ctrl-C"
+
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_complete(*tables(results))
 
@@ -302,3 +410,97 @@ def test_damaged_folders_are_one_line_and_exit_2(tmp_path, finished, damage, mes
     expected = message.format(folder=folder)
     assert result.stderr.startswith(expected), result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+# -- what Tune says on a stop and a resume, and its state marked: in-process, no Ray ---
+
+def _shown(logger_name: str, message: str, context) -> list[str]:
+    """The records a handler on `logger_name` gets for `message` inside `context`."""
+    import logging
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        with context:
+            logger.warning(message)
+    finally:
+        logger.removeHandler(handler)
+    return seen
+
+
+def test_tunes_stop_lines_become_ours_naming_sweep_resume():
+    from orchestrator.engine.interrupts import stop_lines
+
+    said: list[str] = []
+    lines = lambda: stop_lines(said.append, "sweep resume /s/x")  # noqa: E731
+    assert _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C), ending "
+                  "Ray Tune run. ... Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) to skip. ",
+                  lines()) == []
+    assert said == ["stopping: saving the sweep's state for `sweep resume /s/x` (Ctrl-C "
+                    "again stops at once)"]
+    assert _shown("ray.tune.tune", "Experiment has been interrupted, but the most recent "
+                  "state was saved.\nResume experiment with: Tuner.restore(path=\"/s/x\", "
+                  "trainable=...)", lines()) == []
+    assert _shown("ray.tune.tune", "Trials did not complete: [t]", lines()) == [
+        "Trials did not complete: [t]"]  # anything else still shows, this one until a stop
+    with lines():  # after a stop, Tune's list of the trials the stop cut is dropped
+        _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C)",
+               contextlib.nullcontext())
+        assert _shown("ray.tune.tune", "Trials did not complete: [t]",
+                      contextlib.nullcontext()) == []
+
+
+def test_tunes_harmless_warnings_are_dropped_and_no_other():
+    from orchestrator.engine import tune_noise
+
+    unreported = ("Failed to fetch metrics for 2 trial(s):\n- train_trial_a_00002: "
+                  "FileNotFoundError('... both result.json and progress.csv were not found')")
+    assert _shown("ray.tune.analysis.experiment_analysis", unreported, tune_noise.quiet()) == []
+    not_copied = "Remote file not found: /s/x/a_00002/result.json"
+    assert _shown("ray.tune.logger.logger", not_copied, tune_noise.quiet()) == []
+    other = "Remote file not found: /s/x/a_00002/checkpoint_000003"
+    assert _shown("ray.tune.logger.logger", other, tune_noise.quiet()) == [other]
+    assert _shown("ray.tune.logger.logger", not_copied, contextlib.nullcontext()) == [
+        not_copied]  # only within the block
+
+
+def test_trials_the_tables_ended_are_marked_ended_in_tunes_newest_state(tmp_path):
+    from orchestrator.engine.tune_compat import mark_ended
+    from orchestrator.results.storage import as_location
+
+    (tmp_path / "tuner.pkl").write_bytes(b"")
+    trial = lambda tid, status: json.dumps({"trial_id": tid, "status": status,  # noqa: E731
+                                            "config": {"lr": 0.1}})
+    older = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
+    older.write_text(json.dumps({"trial_data": [[trial("a", "RUNNING"), "{}"]]}))
+    newest = tmp_path / "experiment_state-2026-01-01_00-10-00.json"
+    newest.write_text(json.dumps({"runner_data": {"x": 1}, "trial_data": [
+        [trial("a", "RUNNING"), "{}"], [trial("b", "PAUSED"), "{}"],
+        [trial("c", "TERMINATED"), "{}"], [trial("d", "RUNNING"), "{}"]]}))
+    assert mark_ended(as_location(tmp_path), frozenset({"a", "b", "c"})) == ["a", "b"]
+    state = json.loads(newest.read_text())
+    assert [json.loads(t)["status"] for t, _ in state["trial_data"]] == [
+        "TERMINATED", "TERMINATED", "TERMINATED", "RUNNING"]
+    assert json.loads(state["trial_data"][0][0])["config"] == {"lr": 0.1}
+    assert state["runner_data"] == {"x": 1}
+    assert "RUNNING" in older.read_text()  # Tune restores the newest only
+    newest.write_text("{not json")  # a state of another shape is left as it is
+    assert mark_ended(as_location(tmp_path), frozenset({"d"})) == []
+    assert newest.read_text() == "{not json"
+
+
+def test_the_gcs_watch_tells_an_answering_address_from_a_silent_one():
+    import socket
+
+    from orchestrator.engine.gcs_watch import answers
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert answers(f"127.0.0.1:{port}")
+    assert not answers(f"127.0.0.1:{port}")  # closed: nothing listens there now
+    assert not answers("not an address")

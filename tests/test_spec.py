@@ -50,19 +50,23 @@ def test_loss_metric_defaults_to_min():
      "SPEC: mode: is 'max', but metric 'val_loss' needs 'min'"),
     (with_(num_samples=0), "SPEC: num_samples: is 0, but must be >= 1"),
     (with_(name="bad name!"),
-     "SPEC: name: is 'bad name!', but must be letters, digits, '.', '_' or '-'"),
+     "SPEC: name: is 'bad name!', but must begin with a letter or digit, then letters, "
+     "digits, '.', '_' or '-' (it names the sweep's folder and is typed in commands: a "
+     "leading '-' would read as an option, a leading '.' would hide the folder; spaces, "
+     "'/' and other characters are not safe in a folder name)"),
     ({"train": {}}, "SPEC: name: is required"),
     (with_(colour="red"),
-     "SPEC: colour: is not a known key (known: code, failure, max_concurrent_trials, metric, mode, "
+     "SPEC: colour: is not a known key (known: code, code_exclude, failure, "
+     "max_concurrent_trials, metric, mode, "
      "name, num_samples, resources, scheduler, search_space, searcher, seed, "
-     "storage, time_budget_s, tracking, train)"),
+     "storage, time_budget_s, tracking, train, warm_start)"),
     (with_(train={"epochs": 0}), "SPEC: train.epochs: is 0, but must be >= 1"),
     (with_(train={"optimizer": {"lrr": 0.1}}),
      "SPEC: train.optimizer.lrr: is not a known key (known: beta1, beta2, grad_clip, lr, "
      "momentum, name, nesterov, weight_decay)"),
-    (with_(train={"model": {"activation": "sigmoid"}}),
-     "SPEC: train.model.activation: is 'sigmoid', but must be one of 'relu', 'gelu', 'tanh' "
-     "or 'silu'"),
+    (with_(train={"model": {"activation": "softsign"}}),
+     "SPEC: train.model.activation: is 'softsign', but must be one of 'relu', 'gelu', "
+     "'tanh', 'silu' or 'sigmoid'"),
     (with_(train={"batch_size": "big"}),
      "SPEC: train.batch_size: is 'big': input should be a valid integer, unable to parse "
      "string as an integer"),
@@ -90,8 +94,9 @@ def test_loss_metric_defaults_to_min():
     (with_(search_space={"learning_rate": {"uniform": [0.1, 0.2]}}),
      "SPEC: search_space.learning_rate: names no setting of the trainable (train has: "
      "batch_scaling, batch_size, checkpoint_every, checkpoint_interval_s, dataset, "
-     "early_stopping, epochs, "
-     "eval_batch_size, label_smoothing, loss, model, optimizer, precision, schedule, task)"),
+     "device, early_stopping, epochs, "
+     "eval_batch_size, label_smoothing, loss, model, oom, optimizer, precision, schedule, "
+     "task)"),
     (with_(search_space={"model": {"choice": [1]}}),
      "SPEC: search_space.model: names a section, not a setting; search one of its keys "
      "(model.activation|channels|depth|dropout|hidden|name|norm)"),
@@ -119,6 +124,16 @@ def test_loss_metric_defaults_to_min():
      "SPEC: search_space.optimizer.lr: is uniform, but searcher 'grid' takes only grid keys"),
     (with_(searcher={"name": "optuna"}, search_space={"batch_size": {"grid": [32, 64]}}),
      "SPEC: search_space.batch_size: is a grid, which searcher 'optuna' cannot take: use choice"),
+    (with_(warm_start={"from": "t"}),
+     "SPEC: warm_start.from: is 't', this sweep's own name, but must name an earlier sweep"),
+    (with_(warm_start={"from": "earlier", "rerun_best": -1}),
+     "SPEC: warm_start.rerun_best: is -1, but must be >= 0"),
+    (with_(warm_start={"storage": "./sweeps"}), "SPEC: warm_start.from: is required"),
+    (with_(warm_start={"from": "earlier", "seed": 1}),
+     "SPEC: warm_start.seed: is not a known key (known: from, rerun_best, storage)"),
+    (with_(warm_start="earlier"),
+     "SPEC: warm_start: is 'earlier': input should be a valid dictionary or instance of "
+     "WarmStart"),
     (with_(scheduler={"name": "pbt"}, search_space={"batch_size": {"choice": [32, 64]}}),
      "SPEC: scheduler.name: 'pbt' perturbs continuous keys, but search_space has none "
      "(uniform, loguniform or quniform)"),
@@ -201,13 +216,29 @@ def test_resolved_spec_is_plain_data():
     assert spec_from_mapping(resolved) == spec  # the resolved spec reloads to the same spec
 
 
+def test_warm_start_is_validated_recorded_and_shown_in_the_plan():
+    from orchestrator.cli.common import plan_text
+
+    spec = spec_from_mapping(with_(warm_start={"from": "earlier", "storage": "s3://b/sweeps"}))
+    assert spec.resolved()["warm_start"] == {"from": "earlier", "storage": "s3://b/sweeps",
+                                             "rerun_best": 1}
+    assert spec_from_mapping(spec.resolved()) == spec
+    assert ("warm start  from earlier in s3://b/sweeps (recorded in sweep.json; the warm "
+            "start itself is not built yet: the sweep starts fresh)") in plan_text(spec)
+    # the same name in another storage is another sweep
+    assert spec_from_mapping(with_(warm_start={"from": "t", "storage": "/elsewhere"}))
+    # a spec without one records none: sweep.json as before
+    assert "warm_start" not in spec_from_mapping(MINIMAL).resolved()
+
+
 # -- property: any mapping gives a spec or the project's own error ----------------
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True),
                     st.text(max_size=8))
 keys = st.sampled_from(["name", "metric", "mode", "num_samples", "seed", "train", "search_space",
                         "scheduler", "searcher", "resources", "failure", "storage", "epochs",
                         "optimizer.lr", "batch_size", "model.depth", "name.x", "lr",
-                        "uniform", "choice", "grid", "randint", "loguniform", "dataset"])
+                        "uniform", "choice", "grid", "randint", "loguniform", "dataset",
+                        "warm_start", "from", "rerun_best"])
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
 

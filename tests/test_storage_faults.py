@@ -426,18 +426,19 @@ def test_a_full_disk_at_sweep_json_s_last_write_is_one_line_and_resume_records_t
     from orchestrator.engine import resume as resume_module
     from orchestrator.engine import run as run_module
     from orchestrator.engine.run import run_sweep
+    from orchestrator.results import provenance
     from orchestrator.results.folder import read_trials
     from orchestrator.spec import spec_from_mapping
     from tests.helpers import tiny_spec
 
-    ended = run_module.end_segment
+    ended = provenance.end_segment  # what the driver's SegmentEnd writes with
 
     def refused(results_dir, spec, **fields):
         if fields.get("status") == "finished":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(results_dir))
         ended(results_dir, spec, **fields)
 
-    monkeypatch.setattr(run_module, "end_segment", refused)
+    monkeypatch.setattr(provenance, "end_segment", refused)
     spec = spec_from_mapping(tiny_spec(tmp_path, name="last-write"))
     with pytest.raises(StorageFailed) as failed:
         run_sweep(spec)
@@ -452,7 +453,7 @@ def test_a_full_disk_at_sweep_json_s_last_write_is_one_line_and_resume_records_t
     trials = read_trials(results)
     assert len(trials) == 2 and trials[schema.STOP_REASON].notna().all()
 
-    monkeypatch.setattr(run_module, "end_segment", ended)  # space is back
+    monkeypatch.setattr(provenance, "end_segment", ended)  # space is back
     outcome = resume_module.resume_sweep(resume_module.plan_resume(
         run_module.open_storage(str(folder))))
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())

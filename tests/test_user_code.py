@@ -12,7 +12,8 @@ import yaml
 
 from orchestrator.spec import load_spec, spec_from_mapping
 from orchestrator.spec.settings import TrialConfig
-from orchestrator.spec.user_code import code_digest, code_folders, import_ref
+from orchestrator.spec.shipped_code import code_digest
+from orchestrator.spec.user_code import code_folders, import_ref
 from orchestrator.trainable.trainer import Trainer
 from tests.helpers import REPO, invoke
 from tests.user_project import write_project
@@ -147,10 +148,11 @@ def test_code_digest_skips_environments_and_refuses_too_much(tmp_path, monkeypat
     (folder / "pkg" / "m.py").write_text("x = 2\n")
     assert code_digest([str(folder)])[0] != before[0]  # a change of the code shows
 
-    import orchestrator.spec.user_code as user_code
-    monkeypatch.setattr(user_code, "MAX_CODE_BYTES", 4)
-    with pytest.raises(user_code.UserCodeError, match="code: the code folders .* hold more "
-                                                      "than 0 MiB"):
+    import orchestrator.spec.shipped_code as shipped_code
+    from orchestrator.spec.user_code import UserCodeError
+    monkeypatch.setattr(shipped_code, "MAX_CODE_BYTES", 4)
+    with pytest.raises(UserCodeError, match="code: the code folders .* hold 0 MiB, more "
+                                            "than 0 MiB"):
         code_digest([str(folder)])
 
 
@@ -309,3 +311,111 @@ def test_every_example_project_validates_from_its_own_folder(example, monkeypatc
     result = invoke("validate", "spec.yaml")
     assert result.exit_code == 0, result.stderr
     assert "(yours)" in result.stdout
+
+
+# -- the data's faults named as the data's: NaN or inf, labels that are not classes -------
+
+DATA_HEAD = '''
+import torch
+from torch.utils.data import TensorDataset
+
+
+class Rows(TensorDataset):
+    classes = list(range(10))
+
+
+def load(seed, kind="tensors", task="classification", num_classes=None):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 6, generator=g)
+    y = torch.randint(0, 10, (200,), generator=g) if task == "classification" else x[:, 0] * 2
+'''
+DATA_TAIL = '''
+    train, val = (x[:160], y[:160]), (x[160:], y[160:])
+    return (Rows(*train), Rows(*val)) if kind == "dataset" else (train, val)
+'''
+
+
+def faulty_data(tmp_path, fault: str, kind: str, task: str = "classification",
+                **train_changes) -> TrialConfig:
+    path = write_project(tmp_path / "p", kind=kind, task=task)
+    (tmp_path / "p" / "my_data.py").write_text(DATA_HEAD + fault + DATA_TAIL)
+    return trial_config(path, **train_changes)
+
+
+@pytest.mark.parametrize("fault, kind, task, line", [
+    ("    x[17, 3] = float('nan')\n", "tensors", "classification",
+     "train x holds nan at row 17, feature 3: the data is not finite (not a divergence of "
+     "the training); fix or drop those values"),
+    ("    x[170, 2] = float('inf')\n", "tensors", "regression",
+     "val x holds inf at row 10, feature 2: the data is not finite"),
+    ("    y = y.clone(); y[4] = float('-inf')\n", "tensors", "regression",
+     "train y holds -inf at row 4: the data is not finite"),
+    # a Dataset: found when the loss went non-finite, in the batch that made it so
+    ("    x[17, 3] = float('nan')\n", "dataset", "classification",
+     "train[17]'s input holds nan at feature 3: the data is not finite (not a divergence "
+     "of the training); fix or drop that example"),
+    ("    x[170, 2] = float('inf')\n", "dataset", "classification",
+     "val[10]'s input holds inf at feature 2: the data is not finite"),
+    ("    y = y.clone(); y[30] = float('nan')\n", "dataset", "regression",
+     "train[30]'s target holds nan: the data is not finite"),
+], ids=["tensors-train-x", "tensors-val-x", "tensors-train-y", "dataset-train-x",
+        "dataset-val-x", "dataset-train-y"])
+def test_non_finite_data_is_named_as_the_datas_not_read_as_a_divergence(
+        tmp_path, fault, kind, task, line):
+    from orchestrator.trainable.not_retried import DataOrCodeError
+    from orchestrator.trainable.user_data import UserDataError
+
+    config = faulty_data(tmp_path, fault, kind, task)
+    with pytest.raises(UserDataError) as raised:
+        history(Trainer(config))
+    assert str(raised.value).startswith(f"train.dataset.factory: {line}"), raised.value
+    assert isinstance(raised.value, DataOrCodeError)  # not retried, even after a report
+
+
+def test_a_real_divergence_on_a_dataset_still_reads_diverged(tmp_path):
+    """Finite data, a rate far too large: the batch is looked at, found finite, and the
+    trial ends `diverged` as before."""
+    config = faulty_data(tmp_path, "", "dataset", "regression",
+                         optimizer={"name": "sgd", "lr": 1e12})
+    trainer = Trainer(config)
+    rows = history(trainer, ("train_loss", "val_loss"))
+    assert trainer.stop_reason == "diverged" and len(rows) == 1
+
+
+@pytest.mark.parametrize("fault, kind, changes, line", [
+    # labels 1..10: the class count would be 11, class 0 never a label
+    ("    y = y + 1\n", "tensors", {},
+     "train label 10 at row 2 would make 11 classes, but no label is 0: labels must be "
+     "class indices 0..K-1 (the class count is the largest label + 1, or set "
+     "train.dataset.num_classes)"),
+    ("    y = y.clone(); y[165] = 255\n", "tensors", {},
+     "val label 255 at row 5 would make 256 classes, but no label is in 10..254"),
+    ("    y = y.clone(); y[12] = -1\n", "tensors", {},
+     "train label -1 at row 12 is outside [0, 10) (class indices from 0)"),
+    # 10 among 0..9 leaves no gap: only the declared count tells it is not a class
+    ("    y = y.clone(); y[7] = 10\n", "tensors", {"num_classes": 10},
+     "train label 10 at row 7 is outside [0, 10) (train.dataset.num_classes is 10)"),
+    ("    y = y.clone(); y[7] = 10\n", "dataset", {},
+     "train[7] has label 10, outside [0, 10) (the Dataset's 10 classes): labels must be "
+     "class indices 0..9"),
+    ("    y = y.clone(); y[199] = -3\n", "dataset", {},
+     "val[39] has label -3, outside [0, 10) (the Dataset's 10 classes)"),
+], ids=["tensors-1-based", "tensors-255", "tensors-negative", "tensors-declared",
+        "dataset-train", "dataset-val-negative"])
+def test_labels_that_are_not_class_indices_are_one_line(tmp_path, fault, kind, changes,
+                                                         line):
+    from orchestrator.trainable.user_data import UserDataError
+
+    config = faulty_data(tmp_path, fault, kind, dataset={"kind": kind, **changes})
+    with pytest.raises(UserDataError) as raised:
+        history(Trainer(config))
+    assert str(raised.value).startswith(f"train.dataset.factory: {line}"), raised.value
+
+
+def test_a_declared_class_count_is_the_count(tmp_path):
+    """`num_classes` given to the factory is the class count, a class no label names
+    included; without it the count is the largest label + 1."""
+    declared = Trainer(faulty_data(tmp_path / "a", "", "tensors",
+                                   dataset={"num_classes": 12}))
+    assert declared.data.num_outputs == 12
+    assert Trainer(faulty_data(tmp_path / "b", "", "tensors")).data.num_outputs == 10

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas.testing as pdt
 import pytest
@@ -16,7 +17,14 @@ import yaml
 from orchestrator.results import schema
 from tests.faults import ended_trials, kill_run_when, ray_cluster, reported_epochs
 from tests.helpers import newcomer_env
-from tests.user_project import sweep_in, tables, write_loop_project, write_project
+from tests.user_project import (
+    SHIPPED,
+    sweep_in,
+    tables,
+    write_loop_project,
+    write_project,
+    write_secret_project,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +137,33 @@ def test_submitted_projects_run_after_their_folders_are_deleted(tmp_path):
                 list(schema.HISTORY_KEY)).any()
 
 
+def test_a_trial_finds_only_the_code_in_its_shipped_copy(tmp_path, ray_address):
+    """The loop looks at the folder it was imported from in its trial (the copy Ray
+    unpacked, not the project) and writes down what it sees: the code, and none of the
+    project's secrets, ignored files, links leaving it or its named pipe."""
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    write_secret_project(project, outside)
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet",
+                      timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "shared.txt is a symlink to" in result.stderr  # warned of, even with --quiet
+    reports = [json.loads(p.read_text()) for p in (outside / "reports").glob("*.json")]
+    assert len(reports) == 1
+    report = reports[0]
+    shipped_to = Path(report["folder"])
+    assert not shipped_to.is_relative_to(project.resolve())  # Ray's copy, not the project
+    files = {path for path, kind in report["seen"].items() if kind == "file"}
+    assert files == SHIPPED
+    assert set(report["seen"].values()) == {"file", "dir"}  # no link, no pipe
+    assert "SECRET" not in report["text"]  # not a line of any secret, in any file
+    sweep = json.loads((project / "sweeps" / "shipping" / schema.RESULTS_DIR /
+                        schema.SWEEP_FILE).read_text())
+    from orchestrator.spec.shipped_code import code_digest
+
+    assert sweep["code_hash"] == code_digest([str(project.resolve())], ["scratch/"])[0]
+    assert sweep["spec"]["code_exclude"] == ["scratch/"]
+
+
 FAULTY = {
     # section, the module the spec's factory names, and what it does on its data
     "train.dataset.factory": ("my_data.py", '''
@@ -190,3 +225,58 @@ def test_an_error_of_the_users_data_or_code_is_not_retried(tmp_path, ray_address
         trials, history = tables(results)
         assert list(trials[schema.STOP_REASON]) == ["completed"]
         assert sorted(history["epoch"]) == [1, 2, 3]
+
+
+FAULTY_DATA = '''
+import torch
+from torch.utils.data import TensorDataset
+
+
+class Rows(TensorDataset):
+    classes = ["no", "yes"]
+
+
+def load(seed, fault="none"):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(200, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    if fault == "nan_feature":
+        x[37, 4] = float("nan")
+    if fault == "label_2":
+        y[51] = 2
+    if fault == "one_based":
+        y = y + 1
+    train, val = (x[:160], y[:160]), (x[160:], y[160:])
+    return (train, val) if fault == "one_based" else (Rows(*train), Rows(*val))
+'''
+
+
+def test_faults_of_the_data_are_errors_that_name_the_data(tmp_path, ray_address):
+    """A Dataset's NaN feature (found when the loss went NaN, not read as a divergence),
+    its label outside the Dataset's classes, and 1-based labels as tensors: each trial
+    is `error`, the error column naming train.dataset.factory, the split and the row."""
+    project = tmp_path / "project"
+    write_project(project, num_samples=1, search_space={
+        "dataset.fault": {"grid": ["nan_feature", "label_2", "one_based"]}})
+    spec = yaml.safe_load((project / "spec.yaml").read_text())
+    spec["train"]["dataset"] = {"factory": "my_data:load", "fault": "none"}
+    (project / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (project / "my_data.py").write_text(FAULTY_DATA)
+    result = sweep_in(project, "run", "spec.yaml", "--address", ray_address, "--quiet")
+    assert result.returncode == 1, result.stderr[-3000:]
+    trials, _ = tables(project / "sweeps" / spec["name"] / schema.RESULTS_DIR)
+    by = trials.set_index("config.dataset.fault")
+    assert (by[schema.STATUS] == "error").all() and (by["diagnosis"] != "diverged").all()
+    import torch
+
+    x = torch.randn(200, 6, generator=torch.Generator().manual_seed(spec["seed"]))
+    one_based_row = int((x[:160, 0] > 0).nonzero()[0])
+    for fault, line in [
+        ("nan_feature", "UserDataError: train.dataset.factory: train[37]'s input holds nan at "
+                        "feature 4: the data is not finite (not a divergence of the training)"),
+        ("label_2", "UserDataError: train.dataset.factory: train[51] has label 2, outside "
+                    "[0, 2) (the Dataset's 2 classes): labels must be class indices 0..1"),
+        ("one_based", f"UserDataError: train.dataset.factory: train label 2 at row "
+                      f"{one_based_row} would make 3 classes, but no label is 0")]:
+        error = by.loc[fault, "error"]
+        assert line in error and "not retried" in error and "\x1b" not in error, error

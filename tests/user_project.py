@@ -4,6 +4,7 @@ model factory, and a spec that names both. Tests of users' code build theirs her
 
 from __future__ import annotations
 
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -113,6 +114,8 @@ def train(config, trial):
     model = nn.Sequential(nn.Linear(8, config["hidden"]), nn.ReLU(),
                           nn.Linear(config["hidden"], 2))
     opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=0.9)
+    if config.get("watch"):  # the training's own signals in the history
+        trial.watch(model, opt)
     start = 0
     state = trial.restore()
     if state is not None:
@@ -157,3 +160,94 @@ def write_loop_project(folder: Path, **spec_changes) -> Path:
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+INSPECTING_LOOP = '''
+"""A loop that looks at the folder it was imported from (the copy shipped to its trial)
+and writes down what it finds there, then reports a few epochs."""
+import json
+import os
+from pathlib import Path
+
+
+def train(config, trial):
+    here = Path(__file__).resolve().parent
+    seen = {}
+    texts = []
+    for current, dirs, files in os.walk(here):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]  # this trial's own, not shipped
+        for name in dirs + files:
+            path = Path(current) / name
+            kind = ("link" if path.is_symlink() else "dir" if path.is_dir() else
+                    "file" if path.is_file() else "special")
+            seen[path.relative_to(here).as_posix()] = kind
+            if kind == "file":
+                texts.append(path.read_text(errors="replace"))
+    report = {"folder": str(here), "seen": seen, "text": "".join(texts)}
+    Path(config["report_dir"], f"{os.getpid()}.json").write_text(json.dumps(report))
+    for epoch in range(1, config["epochs"] + 1):
+        trial.report(epoch=epoch, train_loss=1.0 / epoch, val_loss=1.0 / epoch, val_acc=0.5)
+'''
+
+# what a careless project folder holds besides its code, and what of it is a secret
+SECRETS = {
+    ".env": "API_TOKEN=SECRET-DOTENV",
+    ".env.local": "API_TOKEN=SECRET-DOTENV-LOCAL",
+    ".ssh/id_ed25519": "SECRET-SSH-KEY",
+    ".aws/credentials": "[default]\naws_secret_access_key = SECRET-AWS",
+    ".netrc": "machine h login u password SECRET-NETRC",
+    "server.pem": "SECRET-PEM",
+    "id_rsa": "SECRET-ID-RSA",
+    "deploy_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRET-PEM-BY-CONTENT\n",
+    ".git/config": "[remote]\nurl = https://u:SECRET-GIT@example.org/r",
+    "notes-private.txt": "SECRET-GITIGNORED",
+    "data/raw.csv": "SECRET-GITIGNORED-FOLDER",
+    "pkg/.gitignore": "local_settings.py\n",
+    "pkg/local_settings.py": "TOKEN = 'SECRET-NESTED-GITIGNORE'",
+    "scratch/big.bin": "SECRET-CODE-EXCLUDE",
+    "env-3.11/pyvenv.cfg": "home = /usr/bin  # SECRET-VENV",
+}
+# the project's own code: what must ship
+CODE = {
+    "pkg/__init__.py": "",
+    "pkg/util.py": "VALUE = 1\n",
+    "id_tools.py": "def tool():\n    return 1\n",  # a module named id_*: still code
+}
+
+
+def write_secret_project(folder: Path, outside: Path, name: str = "shipping") -> Path:
+    """A loop project whose folder holds secrets and junk beside its code: dotfiles,
+    keys, a .gitignore'd file and folder (and a nested .gitignore), a file left out by
+    `code_exclude`, a virtual environment, a symlink to a file and one to a folder
+    outside the project, a symlink that stays inside, and a named pipe. Returns the
+    spec's path; `outside` gets the files the links point at."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "my_loop.py").write_text(textwrap.dedent(INSPECTING_LOOP))
+    for relative, text in {**SECRETS, **CODE}.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+    (folder / ".gitignore").write_text("notes-private.txt\ndata/\n")
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "secret.txt").write_text("SECRET-OUTSIDE-FILE")
+    (outside / "dir").mkdir(exist_ok=True)
+    (outside / "dir" / "inner.py").write_text("TOKEN = 'SECRET-OUTSIDE-DIR'")
+    (folder / "shared.txt").symlink_to(outside / "secret.txt")
+    (folder / "linked_dir").symlink_to(outside / "dir")
+    (folder / "util_link.py").symlink_to(folder / "pkg" / "util.py")  # inside: it ships
+    os.mkfifo(folder / "pipe")
+    spec = {
+        "name": name, "metric": "val_loss", "mode": "min", "num_samples": 1,
+        "train": {"function": "my_loop:train", "epochs": 1,
+                  "report_dir": str(outside / "reports")},
+        "scheduler": {"name": "fifo"},
+        "code_exclude": ["scratch/"],
+    }
+    (outside / "reports").mkdir(exist_ok=True)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+# what of write_secret_project ships, exactly (the .gitignore files are read, not shipped)
+SHIPPED = {"id_tools.py", "my_loop.py", "pkg/__init__.py", "pkg/util.py", "spec.yaml",
+           "util_link.py"}

@@ -19,7 +19,16 @@ import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from orchestrator.analysis.axes import Axis, metric_axis, searched, setting_axes
-from orchestrator.analysis.curve_marks import STOP_COLOURS, UNFINISHED_COLOUR, asha_rungs
+from orchestrator.analysis.curve_marks import (
+    SIGNALS_SKIPPED,
+    STOP_COLOURS,
+    UNFINISHED_COLOUR,
+    UPDATE_YARDSTICK,
+    asha_rungs,
+    loss_column,
+    on_log_axis,
+    signal_panels,
+)
 from orchestrator.analysis.importance import NOT_ENOUGH
 from orchestrator.analysis.leaderboard import fmt
 from orchestrator.results import schema
@@ -37,6 +46,7 @@ SKIPPED = {
     "parallel_coordinates": "no searched settings, or no trial with a score",
     "lr_curves": "no trial with a score",
     "importance": NOT_ENOUGH,
+    "signals": SIGNALS_SKIPPED,
 }
 
 
@@ -106,6 +116,42 @@ def learning_curves(trials: pd.DataFrame, history: pd.DataFrame,
         title += f" (no epoch reported {spec['metric']})"
     fig.update_layout(**LOOK, title=title, height=460, hovermode="closest",
                       xaxis_title="epoch", yaxis_title=metric, legend_title="stop_reason")
+    return fig
+
+
+def signals(trials: pd.DataFrame, history: pd.DataFrame,
+            spec: dict[str, Any]) -> go.Figure | None:
+    """The loss and, beside it, a small panel per training signal (log axes), every
+    trial a line coloured by how it ended; the update ratio's 1e-3 yardstick dotted."""
+    panels = signal_panels(history)
+    loss = loss_column(history)
+    if not panels or loss is None:
+        return None
+    columns = [(loss, loss), *panels]
+    fig = make_subplots(1, len(columns), horizontal_spacing=0.05,
+                        subplot_titles=[title for _, title in columns])
+    reasons = trials.set_index(schema.TRIAL_ID)[schema.STOP_REASON].fillna("unfinished")
+    shown: set[str] = set()
+    for trial_id, rows in history.groupby(schema.TRIAL_ID):
+        reason = reasons.get(trial_id, "unfinished")
+        for i, (column, _) in enumerate(columns):
+            values = rows[column] if i == 0 else on_log_axis(rows[column])
+            fig.add_scatter(
+                x=rows["epoch"], y=values, mode="lines+markers", marker={"size": 3},
+                line={"width": 1.2, "color": STOP_COLOURS.get(reason, UNFINISHED_COLOUR)},
+                opacity=0.8, name=reason, legendgroup=reason,
+                showlegend=i == 0 and reason not in shown, row=1, col=i + 1,
+                hovertemplate=(f"<b>{html.escape(str(trial_id))}</b> ({reason})<br>epoch "
+                               f"%{{x}}: {column} %{{y:.3~g}}<extra></extra>"))
+        shown.add(reason)
+    for i, (column, _) in enumerate(columns[1:], start=2):
+        fig.update_yaxes(type="log", row=1, col=i)
+        if column == "update_ratio":
+            fig.add_hline(y=UPDATE_YARDSTICK, line={"dash": "dot", "color": "#495057",
+                                                    "width": 1}, row=1, col=i)
+    fig.update_xaxes(title="epoch")
+    fig.update_layout(**LOOK, title="the training's own signals beside the loss",
+                      height=340, hovermode="closest", legend_title="stop_reason")
     return fig
 
 

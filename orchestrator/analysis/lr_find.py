@@ -35,7 +35,11 @@ def find_learning_rate(spec: SweepSpec, min_lr: float, max_lr: float, steps: int
 
     config = TrialConfig(train=spec.train, objective={"metric": spec.metric, "mode": spec.mode},
                          seed=spec.seed, code={"folders": spec.code})
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.train.device == "cuda" and not torch.cuda.is_available():
+        raise OrchestratorError(f"train.device: is 'cuda', but torch {torch.__version__} "
+                                "sees no CUDA on this machine")
+    # train.device as the trials take it: the GPU when there is one, unless `cpu`
+    device = "cuda" if torch.cuda.is_available() and spec.train.device != "cpu" else "cpu"
     result = lr_range_test(config, min_lr, max_lr, steps, device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

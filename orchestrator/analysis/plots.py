@@ -20,9 +20,14 @@ import pandas as pd  # noqa: E402
 
 from orchestrator.analysis.axes import metric_axis, setting_axes  # noqa: E402
 from orchestrator.analysis.curve_marks import (  # noqa: E402
+    SIGNALS_SKIPPED,
     STOP_COLOURS,
     UNFINISHED_COLOUR,
+    UPDATE_YARDSTICK,
     asha_rungs,
+    loss_column,
+    on_log_axis,
+    signal_panels,
 )
 from orchestrator.analysis.importance import NOT_ENOUGH  # noqa: E402
 from orchestrator.results import schema  # noqa: E402
@@ -56,6 +61,38 @@ def learning_curves(trials: pd.DataFrame, history: pd.DataFrame, spec: dict, out
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return _save(fig, out / "learning_curves.png")
+
+
+def signals(trials: pd.DataFrame, history: pd.DataFrame, spec: dict, out: Path) -> Path | None:
+    """The loss and a small panel per training signal beside it (log axes)."""
+    panels = signal_panels(history)
+    loss = loss_column(history)
+    if not panels or loss is None:
+        return None
+    columns = [(loss, loss), *panels]
+    fig, axes = plt.subplots(1, len(columns), figsize=(3 * len(columns), 3), squeeze=False)
+    reasons = trials.set_index(schema.TRIAL_ID)[schema.STOP_REASON].fillna("unfinished")
+    seen = set()
+    for trial_id, rows in history.groupby(schema.TRIAL_ID):
+        reason = reasons.get(trial_id, "unfinished")
+        colour = STOP_COLOURS.get(reason, UNFINISHED_COLOUR)
+        for i, (ax, (column, _)) in enumerate(zip(axes.flat, columns)):
+            values = rows[column] if i == 0 else on_log_axis(rows[column])
+            ax.plot(rows["epoch"], values, color=colour, alpha=0.75, linewidth=1,
+                    label=None if i or reason in seen else reason)
+        seen.add(reason)
+    for i, (ax, (column, title)) in enumerate(zip(axes.flat, columns)):
+        if i:
+            ax.set_yscale("log")
+        if column == "update_ratio":
+            ax.axhline(UPDATE_YARDSTICK, color="#495057", linestyle=":", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    fig.suptitle("the training's own signals beside the loss", fontsize=10)
+    return _save(fig, out / "signals.png")
 
 
 def metric_vs_settings(trials: pd.DataFrame, spec: dict, out: Path) -> Path | None:
@@ -149,6 +186,7 @@ SKIPPED = {  # by file stem: why a figure was not drawn
     "parallel_coordinates": "fewer than 2 searched settings or 2 scored trials",
     "lr_curves": "no trial with a score",
     "importance": NOT_ENOUGH,
+    "signals": SIGNALS_SKIPPED,
 }
 
 

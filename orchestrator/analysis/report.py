@@ -16,7 +16,8 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from orchestrator.analysis.account import ComputeAccount, compute_account
-from orchestrator.analysis.advice import advise
+from orchestrator.analysis.advice import Suggestion, advise, schedule_suggestions
+from orchestrator.analysis.evidence import Evidence, evidence
 from orchestrator.analysis.importance import importance
 from orchestrator.analysis.leaderboard import leaderboard, leaderboard_frame
 from orchestrator.results import schema
@@ -28,6 +29,7 @@ HTML_FILE = "report.html"
 # each figure: its file stem (PNG file, chart id) -> its heading on the page
 FIGURES = {
     "learning_curves": "Learning curves",
+    "signals": "The training's own signals beside the loss",
     "metric_vs_settings": "The metric against each searched setting",
     "parallel_coordinates": "Parallel coordinates",
     "lr_curves": "Learning-rate schedules of the top trials",
@@ -37,6 +39,10 @@ FIGURES = {
 HINTS = {
     "learning_curves": "Hover a line for its trial, settings and value; click a stop reason "
                        "in the legend to hide or show its trials.",
+    "signals": "Gradient norm (before clipping), update size against the weights (dotted: "
+               "the usual healthy 1e-3) and the first layer's gradient against the last's, "
+               "per epoch, on log axes (docs/diagnosis.md). A trial's line breaks where a "
+               "value was not measured or not finite.",
     "parallel_coordinates": "Drag along an axis to keep only the trials in that range (on "
                             "several axes at once); click the axis outside it to clear.",
 }
@@ -53,6 +59,8 @@ class Report:
     pngs: list[Path] = field(default_factory=list)  # written with --format png
     skipped: dict[str, str] = field(default_factory=dict)  # heading -> why not drawn
     importance: pd.DataFrame | None = None  # mean, std per searched setting
+    evidence: Evidence | None = None  # what the trials say of each searched key
+    schedule: list[Suggestion] = field(default_factory=list)
 
     @property
     def html_path(self) -> Path:
@@ -78,6 +86,7 @@ def _charts(tables: SweepTables, report: Report, top: int) -> None:
     trials, history, spec = tables.trials, tables.history, tables.spec
     drawn = {
         "learning_curves": lambda: charts.learning_curves(trials, history, spec),
+        "signals": lambda: charts.signals(trials, history, spec),
         "metric_vs_settings": lambda: charts.metric_vs_settings(trials, spec),
         "parallel_coordinates": lambda: charts.parallel_coordinates(trials, spec),
         "lr_curves": lambda: charts.lr_curves(trials, history, spec, top=min(top, 5)),
@@ -99,6 +108,7 @@ def _pngs(tables: SweepTables, report: Report, top: int) -> None:
     trials, history, spec, out = tables.trials, tables.history, tables.spec, report.out
     drawn = {
         "learning_curves": lambda: plots.learning_curves(trials, history, spec, out),
+        "signals": lambda: plots.signals(trials, history, spec, out),
         "metric_vs_settings": lambda: plots.metric_vs_settings(trials, spec, out),
         "parallel_coordinates": lambda: plots.parallel_coordinates(trials, spec, out),
         "lr_curves": lambda: plots.lr_curves(trials, history, spec, out, top=min(top, 5)),
@@ -118,8 +128,11 @@ def build_report(tables: SweepTables, out: Path, top: int = 10, fmt: str = "html
     they hold."""
     out.mkdir(parents=True, exist_ok=True)
     trials, spec = tables.trials, tables.spec
+    found = evidence(trials, spec, tables.history)
     report = Report(out, compute_account(trials, tables.history), _counts(trials),
-                    advice=advise(trials, spec), fmt=fmt, importance=importance(trials, spec))
+                    advice=advise(trials, spec, found=found), fmt=fmt,
+                    importance=importance(trials, spec), evidence=found,
+                    schedule=schedule_suggestions(trials, spec))
     (_pngs if fmt == "png" else _charts)(tables, report, top)
     html_text = render_html(tables, report, top)
     write_atomic(report.html_path, lambda tmp: tmp.write_text(html_text))
@@ -145,6 +158,50 @@ def _number(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+# -- what to try next -------------------------------------------------------------
+
+def _dist_text(dist: dict) -> str:
+    (kind, args), = dist.items()
+    return f"{kind} {yaml.safe_dump(list(args), default_flow_style=True).strip()}"
+
+
+def next_rows(report: Report, spec: dict) -> list[tuple[str, str, str, list[str]]]:
+    """(setting, now, next, why) for every searched key and schedule suggestion."""
+    rows = []
+    for key in report.evidence.keys if report.evidence else ():
+        why = [c.sentence for c in key.claims] or ([key.where] if key.where else [])
+        after = _dist_text(key.after) if key.changed else "keep"
+        rows.append((key.key, _dist_text(key.before), after, why))
+    for suggestion in report.schedule:
+        section, _, leaf = suggestion.key.partition(".")
+        now = (spec.get(section) or {}).get(leaf)
+        rows.append((suggestion.key, "" if now is None else str(now),
+                     str(suggestion.value or "more"), [suggestion.sentence]))
+    return rows
+
+
+def next_note(tables: SweepTables, report: Report) -> str:
+    """The line under the table: why nothing was claimed, or how to act on it."""
+    found = report.evidence
+    if found is not None and found.note:
+        return f"No claim about the search space: {found.note}."
+    moved = found is not None and found.changed
+    return (f"`sweep refine {tables.spec['name']}` writes "
+            + ("these changes" if moved or report.schedule else "the same space, kept")
+            + " into the next spec (docs/iterate.md).")
+
+
+def _next_table(tables: SweepTables, report: Report) -> Table:
+    judged = report.evidence.judged if report.evidence else 0
+    table = Table(title=f"what to try next (from {judged} trials that ended)",
+                  title_justify="left")
+    for column in ("setting", "now", "next", "why"):
+        table.add_column(column, overflow="fold")
+    for setting, now, after, why in next_rows(report, tables.spec):
+        table.add_row(setting, now, after, "\n".join(why))
+    return table
+
+
 def terminal_summary(tables: SweepTables, report: Report, top: int = 10) -> Group:
     searched = list(tables.spec.get("search_space", {}))
     parts = [leaderboard(tables.trials, searched, tables.metric, tables.mode, top)]
@@ -156,6 +213,9 @@ def terminal_summary(tables: SweepTables, report: Report, top: int = 10) -> Grou
                                account.by_stop_reason.rename_axis("stop_reason")))
     parts.append(_series_table("compute by node", account.by_node.rename_axis("node")))
     parts.extend(f"advice: {sentence}" for sentence in report.advice)
+    if next_rows(report, tables.spec):
+        parts.append(_next_table(tables, report))
+    parts.append(next_note(tables, report))
     if report.importance is not None and len(report.importance):
         parts.append("importance: " + ", ".join(
             f"{k} {v:.3f}" for k, v in report.importance["mean"].items()))
@@ -187,6 +247,7 @@ pre { background: #f8f9fa; padding: .8rem; overflow-x: auto; font-size: .8rem; }
 .skipped, .hint { color: #6c757d; font-size: .85rem; }
 .hint { margin-top: 0; }
 .wide { overflow-x: auto; }
+table.next td { text-align: left; vertical-align: top; }
 """
 
 
@@ -207,6 +268,19 @@ def _diagnoses(tables: SweepTables) -> pd.DataFrame:
     return frame.sort_values(best, ascending=tables.mode == "min", na_position="last")
 
 
+def _next_html(tables: SweepTables, report: Report) -> str:
+    """The "what to try next" section: a row per searched key (and schedule setting)."""
+    rows = "".join(
+        f"<tr><td>{html.escape(setting)}</td><td>{html.escape(now)}</td>"
+        f"<td>{html.escape(after)}</td><td>{'<br>'.join(map(html.escape, why))}</td></tr>"
+        for setting, now, after, why in next_rows(report, tables.spec))
+    table = (f'<div class="wide"><table class="next"><thead><tr><th>setting</th><th>now</th>'
+             f"<th>next</th><th>why</th></tr></thead><tbody>{rows}</tbody></table></div>"
+             if rows else "")
+    return (f'<h2 id="next">What to try next</h2>{table}'
+            f'<p class="meta">{html.escape(next_note(tables, report))}</p>')
+
+
 def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
     spec, sweep = tables.spec, tables.sweep
     searched = list(spec.get("search_space", {}))
@@ -217,6 +291,7 @@ def render_html(tables: SweepTables, report: Report, top: int = 10) -> str:
     account = report.account
     advice = ("<h2>Advice</h2><ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in report.advice)
               + "</ul>") if report.advice else ""
+    advice += _next_html(tables, report)
     # each heading an anchor: report.html#parallel_coordinates
     figures = "".join(f'<h2 id="{name}">{html.escape(FIGURES[name])}</h2>{figure}'
                       for name, figure in report.figures.items())

@@ -146,9 +146,13 @@ def lr_find(spec_path: str, sets: tuple[str, ...], min_lr: float, max_lr: float,
             out_dir: str, as_json: bool) -> None:
     """The learning-rate range test on SPEC's fixed training settings: a suggested rate
     and a search range for optimizer.lr. Runs here, without Ray."""
+    from pathlib import Path
+
     from orchestrator.analysis.lr_find import find_learning_rate
 
     spec = load_spec_with(spec_path, sets)
+    with _writing("--out", out_dir):  # before training: a folder that cannot be made
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     found = find_learning_rate(spec, min_lr, max_lr, steps, out_dir)
     if as_json:
         import json

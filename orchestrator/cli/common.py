@@ -52,24 +52,50 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+# --name/--storage/... are shorthands for --set KEY=VALUE
+SHORTHANDS = {"name": "name", "storage": "storage", "num_samples": "num_samples",
+              "max_concurrent": "max_concurrent_trials", "seed": "seed"}
+
+
 def _overrides(spec_opts: dict) -> list[str]:
-    """--name/--storage/... are shorthands for --set KEY=VALUE."""
-    keys = {"name": "name", "storage": "storage", "num_samples": "num_samples",
-            "max_concurrent": "max_concurrent_trials", "seed": "seed"}
-    return [f"{keys[opt]}={value}" for opt, value in spec_opts.items() if value is not None]
+    """The shorthands as --set KEY=VALUE; a name or a storage is a string as given
+    (quoted for YAML: `#`, `: ` or a leading `[` in a path stay in it)."""
+    import json
+
+    return [f"{SHORTHANDS[opt]}={json.dumps(value) if isinstance(value, str) else value}"
+            for opt, value in spec_opts.items() if value is not None]
 
 
 def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
+    """The spec at `spec_path` with the shorthands and `sets` applied; an error in a
+    value a shorthand gave names that option (--storage), not --set."""
+    from orchestrator.errors import SpecError
     from orchestrator.spec.model import load_spec
 
-    return load_spec(spec_path, [*_overrides(shorthands), *sets])
+    try:
+        return load_spec(spec_path, [*_overrides(shorthands), *sets])
+    except SpecError as err:
+        given = {SHORTHANDS[o]: o for o, v in shorthands.items() if v is not None}
+        overridden = {s.partition("=")[0].strip() for s in sets}
+        if err.source == "--set" and err.key in given and err.key not in overridden:
+            option = "--" + given[err.key].replace("_", "-")
+            raise SpecError(option, "", err.problem) from None
+        raise
 
 
-def plan_text(spec) -> str:
+def plan_text(spec, address: str | None = None) -> str:
+    """The plan of a sweep: what runs, how, and how many trials at once on this
+    machine's embedded Ray (or on the cluster at `address`, counted once joined)."""
+    from orchestrator.cli.capacity import concurrency_line, packing, this_machine
     from orchestrator.spec.schedulers import SCHEDULERS
 
     options = ", ".join(f"{k}={v}" for k, v in spec.scheduler.options().items()
                         if v is not None)
+    if address:  # a cluster's nodes are known once it is joined
+        where = "the cluster" if address == "auto" else f"the cluster at {address}"
+        concurrency = concurrency_line(spec, None, where)
+    else:
+        concurrency = concurrency_line(spec, [this_machine()], "this machine's embedded Ray")
     lines = [
         f"sweep {spec.name}: {spec.trial_count} trials "
         f"({spec.num_samples} samples x grid of {spec.grid_size})",
@@ -79,9 +105,9 @@ def plan_text(spec) -> str:
         f"  scheduler   {spec.scheduler.name} ({SCHEDULERS[spec.scheduler.name].summary})"
         + (f": {options}" if options else ""),
         f"  searcher    {spec.searcher.name}, seed {spec.seed}",
-        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU, "
-        f"up to {spec.max_epochs} epochs",
-        f"  concurrency {spec.max_concurrent_trials or 'as resources allow'}",
+        f"  per trial   {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU"
+        f"{packing(spec.resources.gpu)}, up to {spec.max_epochs} epochs",
+        f"  concurrency {concurrency}",
         "  search      " + (", ".join(f"{k}~{d.kind}{list(d.args)}"
                                         for k, d in spec.search_space.items()) or "(none)"),
         f"  storage     {spec.storage}/{spec.name}",
@@ -95,7 +121,31 @@ def plan_text(spec) -> str:
             lines.append(f"  {section:<11} {factory} (yours)")
     if spec.code:
         lines.append("  code        " + ", ".join(spec.code) + " (shipped to every trial)")
+        lines += [f"              {line}" for line in _shipping(spec)[0]]
+    if spec.warm_start:
+        warm = spec.warm_start
+        where = f" in {warm.storage}" if warm.storage else ""
+        lines.append(f"  warm start  from {warm.source}{where} (recorded in sweep.json; the "
+                     "warm start itself is not built yet: the sweep starts fresh)")
     return "\n".join(lines)
+
+
+def _shipping(spec) -> tuple[list[str], list[str]]:
+    """(the plan's lines on what ships, warnings on what could not) of the spec's code."""
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.spec.shipped_code import listings, plan_lines, warnings
+
+    try:
+        found = listings(list(spec.code), spec.code_exclude)
+    except OrchestratorError as exc:  # a resumed sweep whose folders moved: resume says so
+        return [f"(cannot be listed: {exc})"], []
+    return plan_lines(found), warnings(found)
+
+
+def code_warnings(spec) -> list[str]:
+    """A line for each file of the spec's code folders that cannot ship (a symlink
+    leaving its folder, a named pipe): printed whatever --quiet says."""
+    return _shipping(spec)[1] if spec.code else []
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -72,9 +72,12 @@ def submit(spec_path: str | None, address: str, storage: str | None, sets: tuple
     from orchestrator.jobs import client as cluster
     from orchestrator.jobs import staging
     from orchestrator.results.storage import is_uri
+    from orchestrator.spec.credentials import refuse_storage_credentials
 
     if bool(spec_path) == bool(resume_name):
         raise OrchestratorError("submit: give a SPEC to run, or --resume NAME, not both")
+    if storage:  # it travels in the job's metadata, entrypoint and spec: never a secret
+        refuse_storage_credentials(storage, "--storage")
     # bad input first, before anything reaches the cluster
     if resume_name:
         if not storage or not (is_uri(storage) or Path(storage).is_absolute()):

@@ -11,6 +11,7 @@ from orchestrator.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     EXIT_TRIALS_FAILED,
+    code_warnings,
     err_console,
     load_spec_with,
     main,
@@ -27,8 +28,11 @@ from orchestrator.errors import OrchestratorError
               help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
 @user_errors
 def validate(spec_path: str, sets: tuple[str, ...]) -> None:
-    """Validate SPEC and print the plan."""
-    click.echo(plan_text(load_spec_with(spec_path, sets)))
+    """Validate SPEC and print the plan (with what of your code ships)."""
+    spec = load_spec_with(spec_path, sets)
+    click.echo(plan_text(spec))
+    for line in code_warnings(spec):
+        _warn(line)
 
 
 @main.command()
@@ -61,12 +65,15 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
 
         spec = stage(spec)
     if dry_run:
-        click.echo(plan_text(spec))
+        click.echo(plan_text(spec, address))
+    elif not quiet:
+        err_console.print(plan_text(spec, address), markup=False)
+    for line in code_warnings(spec):
+        _warn(line)
+    if dry_run:
         return
     from orchestrator.engine.run import run_sweep
 
-    if not quiet:
-        err_console.print(plan_text(spec))
     outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
                         callbacks=_progress(spec, quiet))
     _finish(outcome, spec)
@@ -106,9 +113,9 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
     for warning in plan.warnings:
         _warn(warning)
     if not quiet:
-        err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec)}")
+        err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
     outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
-                           callbacks=_progress(plan.spec, quiet, plan.ended))
+                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
     _finish(outcome, plan.spec)
 
 
@@ -117,13 +124,15 @@ def _warn(line: str) -> None:
     err_console.print(line, markup=False, soft_wrap=True)
 
 
-def _progress(spec, quiet: bool, ended: frozenset[str] = frozenset()) -> list:
+def _progress(spec, quiet: bool, ended: dict[str, str] | None = None) -> list:
     """The live progress view (a Tune callback), unless --quiet."""
     if quiet:
         return []
     from orchestrator.cli.progress import ProgressView
 
-    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode, ended=ended)]
+    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode,
+                         ended=ended or {}, resources=spec.resources,
+                         max_concurrent=spec.max_concurrent_trials)]
 
 
 def _finish(outcome, spec) -> None:
@@ -133,12 +142,14 @@ def _finish(outcome, spec) -> None:
     from orchestrator.engine.run import resume_command
 
     out_console.print(leaderboard(outcome.trials, list(spec.search_space), spec.metric, spec.mode))
-    for sentence in advise(outcome.trials, spec.resolved()):
+    for sentence in advise(outcome.trials, spec.resolved(), outcome.history):
         out_console.print(f"advice: {sentence}", markup=False)
     out_console.print(f"results: {outcome.results_dir}  ({outcome.elapsed_s:.1f}s)")
-    if outcome.unfinished:
-        click.echo(f"interrupted: {outcome.unfinished} of {len(outcome.trials)} trials did not "
-                   f"finish; continue with `{resume_command(outcome.location, spec)}`", err=True)
+    if outcome.interrupted:
+        what = (f"{outcome.unfinished} of {len(outcome.trials)} trials did not finish"
+                if outcome.unfinished else "stopped before the sweep's end")
+        click.echo(f"interrupted: {what}; continue with "
+                   f"`{resume_command(outcome.location, spec)}`", err=True)
         sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "

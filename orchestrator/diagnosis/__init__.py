@@ -13,15 +13,15 @@ dropout and batch statistics on; it may sit well above the validation loss of th
 model, so it is never read against a validation baseline.
 
 Labels, the first rule that fits wins:
-  diverged      a loss is not finite; or the steps threw the loss above where the run
-                started (the first epoch's train loss 3x the untrained model's loss, the
-                model at its end not recovered: its validation loss 3x too, or it learned
-                nothing; or a validation loss above the untrained model's before the
-                train loss had fallen below the chance loss, or a train loss above its
-                own start, the curve staying up there) and validation never beat chance;
-                or, for a model
-                that never beat chance, a validation loss 3x the untrained model's over
-                its last epochs
+  diverged      a loss is not finite to the end (one finite again later is a missing
+                value: those epochs are left out, and the reason says so); or the steps
+                threw the loss above where the run started (the first epoch's train loss
+                3x the untrained model's loss, the model at its end not recovered: its
+                validation loss 3x too, or it learned nothing; or a validation loss
+                above the untrained model's before the train loss had fallen below the
+                chance loss, or a train loss above its own start, the curve staying up
+                there) and validation never beat chance; or, for a model that never beat
+                chance, a validation loss 3x the untrained model's over its last epochs
   lr_too_high   the same after some learning, or a spike above the start out of a loss
                 that sits below it; or it learned, then lost at least half of it on
                 validation (score and loss) for 2 epochs running, back at chance

@@ -93,10 +93,22 @@ class Curves:
     # why the trial ended (completed, early_stopping, scheduler, budget, error, diverged)
     stop_reason: str | None = None
     metric: str = "val_acc"  # the sweep's objective
+    # losses that were not finite at an epoch and finite again later, read as missing
+    # (their epochs are left out of every curve): `(name, epoch, value)`
+    missing: tuple[tuple[str, int, float], ...] = ()
 
     @property
     def n(self) -> int:
         return len(self.train)
+
+    def missing_text(self) -> str:
+        """What was read as missing, for the reason: empty when nothing was."""
+        if not self.missing:
+            return ""
+        seen = [f"{name} {num(value)} at epoch {epoch}" for name, epoch, value in self.missing]
+        shown = ", ".join(seen[:3]) + (f" and {len(seen) - 3} more" if len(seen) > 3 else "")
+        return (f"{shown} read as missing, not as a divergence: finite again after it "
+                f"(those epochs left out)")
 
     @property
     def third(self) -> int:
@@ -336,8 +348,27 @@ def _positive(value) -> float | None:
     return known if known is not None and known > 0 else None
 
 
+def _recovered(history: Sequence[Mapping]) -> tuple[list[Mapping], tuple]:
+    """The rows without the epochs whose train or validation loss was not finite (or
+    missing) while a later epoch's was finite again, and what was left out. A NaN that
+    recovers is no divergence: a loss a user's loop or a framework's callback could not
+    compute at that epoch (Lightning reports a NaN train loss for an epoch it did not
+    average). A loss that stays not finite to the end is what `_not_finite` reads."""
+    columns = {"train loss": _column(history, "train_loss"),
+               "val loss": _column(history, "val_loss")}
+    dropped, missing = set(), []
+    for name, values in columns.items():
+        last_finite = max((i for i, v in enumerate(values) if math.isfinite(v)), default=-1)
+        for i in range(last_finite):
+            if not math.isfinite(values[i]):
+                dropped.add(i)
+                missing.append((name, int(history[i]["epoch"]), values[i]))
+    missing.sort(key=lambda m: (m[1], m[0] != "train loss"))
+    return [r for i, r in enumerate(history) if i not in dropped], tuple(missing)
+
+
 def read_curves(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc") -> Curves:
-    history = sorted(history, key=lambda r: r["epoch"])
+    history, missing = _recovered(sorted(history, key=lambda r: r["epoch"]))
     train, val = _column(history, "train_loss"), _column(history, "val_loss")
     # the baselines are divisors: a loss of 0 (a constant target fitted exactly) is no
     # yardstick, as if it had not been measured
@@ -356,4 +387,4 @@ def read_curves(history: Sequence[Mapping], trial: Mapping, metric: str = "val_a
                    _known(trial.get("initial_val_acc")), int(planned) if planned else None,
                    _column(history, "val_r2"), _column(history, "val_mae"),
                    trial.get("config.loss") if isinstance(trial.get("config.loss"), str) else None,
-                   trial.get("stop_reason"), metric)
+                   trial.get("stop_reason"), metric, missing)

@@ -46,11 +46,14 @@ from .thresholds import (
 
 
 def _not_finite(c: Curves) -> Diagnosis | None:
+    """A loss not finite to the end (one that was finite again later was read as missing
+    by `read_curves`): the run diverged, or ended on it."""
     for name, values in (("train loss", c.train), ("val loss", c.val)):
         for i, value in enumerate(values):
             if not math.isfinite(value):
-                return Diagnosis("diverged", f"{name} is {value} at epoch {c.epochs[i]} "
-                                             f"({c.lr_text(i, i)})")
+                stayed = f" and stayed so to epoch {c.epochs[-1]}" if i < c.n - 1 else ""
+                return Diagnosis("diverged", f"{name} is {value} at epoch {c.epochs[i]}"
+                                             f"{stayed} ({c.lr_text(i, i)})")
     return None
 
 
@@ -351,6 +354,8 @@ def _held_back(c: Curves, full: int) -> float | None:
     if spent <= 0 or after <= 0 or before <= c.train[full]:
         return None
     expected = (before - c.train[full]) / spent * after
+    if not math.isfinite(expected) or expected <= 0:
+        return None  # rates so small the product underflows: no pace to compare with
     return (c.train[full] - c.train[-1]) / expected
 
 
@@ -621,8 +626,7 @@ def diagnose(history: Sequence[Mapping], trial: Mapping, metric: str = "val_acc"
     if not history:
         return Diagnosis("too_short", "no epoch finished")
     c = read_curves(history, trial, metric)
-    for rule in RULES:
-        found = rule(c)
-        if found:
-            return found
-    return _healthy(c, mode)
+    found = next(filter(None, (rule(c) for rule in RULES)), None) or _healthy(c, mode)
+    if c.missing:  # the reason says which epochs it did not read, and why
+        return Diagnosis(found.label, f"{found.reason}; {c.missing_text()}")
+    return found

@@ -13,8 +13,9 @@ import os
 import socket
 from collections.abc import Iterator
 
+from orchestrator.engine.tune_compat import embedded_processes, refuses_without_token
 from orchestrator.errors import OrchestratorError, RayUnavailable, first_line
-from orchestrator.ray_auth import protect_token_file
+from orchestrator.ray_auth import auth_token, protect_token_file
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -31,6 +32,18 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
             f"--address: nothing answers at {address} ({exc.strerror or exc}); "
             "is the Ray head running?"
         ) from None
+
+
+def _refuse_without_token(address: str) -> None:
+    """One line, before Ray's client tries: a cluster that asks for a token this process
+    does not have (Ray's own client would retry for 20 s, a C++ warning each second)."""
+    if address == "auto" or address.startswith("ray://") or auth_token() is not None:
+        return
+    if refuses_without_token(address):
+        raise RayUnavailable(
+            f"Ray refused this client at {address} (the cluster uses token authentication, "
+            "and no token was found to send); put the cluster's token in RAY_AUTH_TOKEN, "
+            "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token")
 
 
 def _logs_folder() -> str | None:
@@ -87,6 +100,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     call started the connection."""
     if address:
         check_reachable(address)
+        _refuse_without_token(address)
     import ray
 
     if ray.is_initialized():
@@ -102,10 +116,14 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
             logging.getLogger("ray._private.authentication.authentication_token_setup"
                               ).setLevel(logging.ERROR)
             # address="local": never attach silently to another cluster recorded on this
-            # machine; no dashboard, so no Jobs API on an embedded instance
-            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False,
-                     runtime_env=runtime_env)
+            # machine; no dashboard, so no Jobs API on an embedded instance. Its
+            # processes outside the driver's process group (a signal to the group from
+            # timeout, scancel or systemd reaches the driver alone, which stops
+            # gracefully) and without an unauthenticated metrics port (tune_compat.py)
+            with embedded_processes() as options:
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                         logging_level=logging.WARNING, log_to_driver=False,
+                         runtime_env=runtime_env, **options)
     except Exception as exc:  # Ray raises many kinds here; each becomes one line
         raise _unavailable(exc, address) from exc
     protect_token_file()
@@ -113,3 +131,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         yield True
     finally:
         ray.shutdown()
+
+
+def gcs_address() -> str:
+    """HOST:PORT of the GCS of the Ray this process is connected to."""
+    import ray
+
+    return ray.get_runtime_context().gcs_address

@@ -23,7 +23,12 @@ from orchestrator.engine.run import (
 )
 from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
-from orchestrator.results.folder import read_sweep_json, read_tables, sweep_json_path
+from orchestrator.results.folder import (
+    read_sweep_json,
+    read_tables,
+    sweep_json_path,
+    tune_states,
+)
 from orchestrator.results.lease import refuse_if_held
 from orchestrator.results.storage import Location, check_writable
 from orchestrator.spec import SweepSpec, spec_from_mapping
@@ -45,13 +50,19 @@ class ResumePlan:
     warnings: tuple[str, ...] = ()
 
     @property
-    def ended(self) -> frozenset[str]:
-        """Trials the tables record as ended normally: their rows are final."""
+    def stop_reasons(self) -> dict[str, str]:
+        """Trials the tables record as ended normally (their rows are final), and why
+        each stopped."""
         if self.trials is None or not len(self.trials):
-            return frozenset()
+            return {}
         done = self.trials[(self.trials[schema.STATUS] == "terminated")
                            & self.trials[schema.STOP_REASON].notna()]
-        return frozenset(done[schema.TRIAL_ID])
+        return dict(zip(done[schema.TRIAL_ID], done[schema.STOP_REASON]))
+
+    @property
+    def ended(self) -> frozenset[str]:
+        """Trials the tables record as ended normally: their rows are final."""
+        return frozenset(self.stop_reasons)
 
     def finished(self, errored: Errored) -> bool:
         """Nothing to do: every trial ended, and errored ones are not to be run again."""
@@ -82,15 +93,14 @@ def plan_resume(folder: Location) -> ResumePlan:
 def _check_tune_state(folder: Location) -> None:
     """Tune's experiment state is there and whole: Tune, handed a state it cannot read,
     logs an error and starts the experiment afresh, which would lose every trial."""
-    states = [c for c in folder.children()
-              if c.name.startswith("experiment_state-") and c.name.endswith(".json")]
-    if not ((folder / "tuner.pkl").is_file() and states):
+    states = tune_states(folder)
+    if not states:
         raise OrchestratorError(
             f"{folder}: has no Ray Tune experiment state (tuner.pkl and "
             "experiment_state-*.json), so it cannot be resumed; the driver died before Tune "
             f"saved any: start it again with `sweep run SPEC --overwrite`"
         )
-    newest = max(states, key=lambda c: c.name)  # the one Tune restores
+    newest = states[-1]  # the one Tune restores
     try:
         json.loads(newest.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -145,9 +155,13 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
 
     from orchestrator.engine.asha_replay import replay_history
     from orchestrator.engine.hyperband import settling
-    from orchestrator.engine.stoppers import StopEnded
+    from orchestrator.engine.stoppers import SearcherHearsOfEnds, StopEnded
+    from orchestrator.engine.tune_compat import mark_ended
 
     _quiet_deleted_checkpoint_noise()
+    # trials the tables record as ended are not restored at all: Tune's snapshot can
+    # predate their end and name a checkpoint it has deleted since (tune_compat.py)
+    marked = mark_ended(plan.folder, plan.ended)
     path = str(plan.folder.local) if plan.folder.local else plan.folder.path
     tuner = tune.Tuner.restore(
         path, trainable=trainable(plan.spec), resume_unfinished=True,
@@ -157,15 +171,29 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     # Tune restores the RunConfig pickled by the first run, callbacks included. This
     # driver's own (a sink that reloads the tables, a progress view on this console)
     # replace them, and trials the tables already record as ended are stopped at their
-    # first report: Tune's last snapshot can predate their end.
+    # first report, should Tune's state not have been marked (a state of another shape).
     run_config = tuner._local_tuner.get_run_config()
-    run_config.callbacks = callbacks
+    search_alg = tuner._local_tuner._tune_config.search_alg
+    run_config.callbacks = callbacks + (
+        [SearcherHearsOfEnds(search_alg, _last_rows(plan, marked))]
+        if marked and search_alg is not None else [])
     if plan.ended:
         run_config.stop = StopEnded(plan.ended)
     # (settling upgrades an older sweep's pickled HyperBand in place)
     replay_history(settling(tuner._local_tuner._tune_config.scheduler), _metric_rows(plan),
                    plan.spec.mode)
     return tuner
+
+
+def _last_rows(plan: ResumePlan, trial_ids: list[str]) -> dict[str, dict]:
+    """The last reported row of each of `trial_ids` in the history table (what Tune hands
+    a searcher when a trial ends), {} for one the table lacks."""
+    rows: dict[str, dict] = {trial_id: {} for trial_id in trial_ids}
+    if plan.history is not None and len(plan.history):
+        mine = plan.history[plan.history[schema.TRIAL_ID].isin(trial_ids)]
+        for row in mine.sort_values("epoch").to_dict("records"):
+            rows[row[schema.TRIAL_ID]] = {k: v for k, v in row.items() if not pd.isna(v)}
+    return rows
 
 
 def _metric_rows(plan: ResumePlan) -> list[tuple[str, int, float]]:

@@ -20,13 +20,16 @@ from typing import Any
 import pandas as pd
 
 from orchestrator import environ
-from orchestrator.engine import shipping
-from orchestrator.engine.interrupts import sigterm_as_sigint
-from orchestrator.engine.ray_session import ray_session
+from orchestrator.engine import shipping, tune_noise
+from orchestrator.engine.capacity import check_capacity
+from orchestrator.engine.gcs_watch import GcsWatch
+from orchestrator.engine.interrupts import Received, sigterm_as_sigint, stop_lines, uninterrupted
+from orchestrator.engine.ray_session import gcs_address, ray_session
+from orchestrator.engine.tune_compat import autoscaler
 from orchestrator.errors import OrchestratorError, StorageFailed, storage_problem, strerror
 from orchestrator.results import schema
 from orchestrator.results.lease import refuse_if_held, sweep_lease
-from orchestrator.results.provenance import begin_segment, end_segment
+from orchestrator.results.provenance import SegmentEnd, begin_segment
 from orchestrator.results.storage import Location, check_writable, open_storage
 from orchestrator.spec import SweepSpec
 
@@ -42,6 +45,7 @@ class SweepOutcome:
     history: pd.DataFrame
     elapsed_s: float
     signal: str | None = None  # the stop signal the driver received ('SIGTERM'), if any
+    interrupted: bool = False  # stopped before its end: `sweep resume` continues it
 
     @property
     def experiment_dir(self) -> Path | Location:
@@ -161,7 +165,18 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     under it, that this driver may write the folder), drive the Tuner
     `make_tuner(callbacks)` makes to its end (or to an interrupt) and record the segment
     in sweep.json. `callbacks` are extra Tune callbacks (a progress view); `warn` takes
-    one-line warnings for the user."""
+    one-line warnings for the user. SIGTERM is a Ctrl-C until the end is recorded."""
+    with sigterm_as_sigint() as received:  # and again once Ray is up (it sets its own)
+        return _drive(spec, folder, make_tuner, received, command=command, address=address,
+                      callbacks=callbacks, warn=warn, fresh=fresh, ended=ended,
+                      drop_errored=drop_errored, before=before, may_write=may_write)
+
+
+def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
+           received: Received, *, command: str, address: str | None,
+           callbacks: list | None, warn: Callable[[str], None], fresh: bool,
+           ended: frozenset[str], drop_errored: bool, before: pd.DataFrame | None,
+           may_write: Callable[[], None]) -> SweepOutcome:
     from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.engine.context import build_context
@@ -170,7 +185,6 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
     from orchestrator.engine.storage_guard import (
         StorageGuard,
         storage_errors,
-        storage_failed,
         tune_refusals_to,
         whole_tune_files,
     )
@@ -178,13 +192,16 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
 
     resolved = spec.resolved()
     results_dir = folder / schema.RESULTS_DIR
+    resume = resume_command(folder, spec)
     # Ray first: a cluster that cannot be joined, or a Ray that cannot start, leaves
     # nothing behind; then the lease, before anything of the sweep is written. A write
     # the storage refuses from here on is one line (storage_guard), exit 4.
-    with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env), \
-            storage_errors(folder, resume_command(folder, spec)), \
-            sweep_lease(folder, command, warn) as lease, sigterm_as_sigint() as received, \
-            tune_environment():
+    with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env) as ours, \
+            sigterm_as_sigint(received), storage_errors(folder, resume), \
+            sweep_lease(folder, command, warn) as lease, tune_environment():
+        # a trial no node can hold would wait for good: one line before anything is
+        # written (a warning where an autoscaler may add such a node)
+        check_capacity(spec, warn, autoscaler() if address else None)
         may_write()
         if address:
             _warn_if_storage_is_not_shared(spec, warn)
@@ -193,27 +210,67 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
         if fresh:
             folder.delete()
         begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))
+        end = SegmentEnd(results_dir, resolved)
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
                            ended=ended, drop_errored=drop_errored)
         # a write the storage refuses, or a lease taken over, stops it as Ctrl-C does
         guard = StorageGuard(sink, lease_lost=lambda: lease.lost if lease else None)
         tracking = _tracking(spec, folder, sink, warn)
         started = time.monotonic()
-        with tune_refusals_to(guard), whole_tune_files():
-            make_tuner([JsonLoggerCallback(), sink, guard, NoRetryOfDataErrors(), *tracking,
-                        *(callbacks or [])]).fit()
-        elapsed = time.monotonic() - started
-        sink.write_whole()  # Tune may end without calling on_experiment_end
-        for mirror in tracking:
-            mirror.finish()
+
+        def record_lost(reason: str) -> None:  # from the watch's thread (gcs_watch.py)
+            end.write(status="interrupted", elapsed_s=time.monotonic() - started,
+                      trials_ended=None, reason=f"ray: {reason}")
+            if lease is not None:
+                lease.release()
+
+        watch = GcsWatch(gcs_address(), record_lost, warn, resume,
+                         own_processes=ours and not address)
+        try:
+            with watch, tune_refusals_to(guard), whole_tune_files(), tune_noise.quiet(), \
+                    stop_lines(lambda line: None if watch.lost else warn(line), resume):
+                make_tuner([JsonLoggerCallback(), sink, guard, NoRetryOfDataErrors(),
+                            *tracking, *(callbacks or [])]).fit()
+        except KeyboardInterrupt:  # a second Ctrl-C: Tune stopped at once, unsaved
+            received.at_once = True
+        with uninterrupted():
+            elapsed = time.monotonic() - started
+            sink.write_whole()  # Tune may end without calling on_experiment_end
+        try:
+            for mirror in () if received.at_once else tracking:
+                mirror.finish()
+        except KeyboardInterrupt:  # `sweep track` sends what they missed
+            received.at_once = True
+    try:
+        with uninterrupted():
+            return _record_end(end, sink, guard, folder, spec, before, elapsed, received,
+                               watch.lost)
+    finally:
+        watch.recorded()  # after a lost GCS: one line, exit 3
+
+
+def _record_end(end: SegmentEnd, sink, guard, folder: Location, spec: SweepSpec,
+                before: pd.DataFrame | None, elapsed: float, received: Received,
+                lost: str | None) -> SweepOutcome:
+    """Write the segment's end into sweep.json (or say why it cannot be) and return the
+    sweep's outcome."""
+    from orchestrator.engine.storage_guard import storage_failed
+
+    results_dir = folder / schema.RESULTS_DIR
     trials, history = sink.frames()
-    outcome = SweepOutcome(folder, trials, history, elapsed, received.name)
-    write_end = dict(status="interrupted" if outcome.unfinished else "finished",
+    interrupted = bool(received.at_once or lost or
+                       (len(trials) and trials[schema.STOP_REASON].isna().any()))
+    outcome = SweepOutcome(folder, trials, history, elapsed, received.name, interrupted)
+    write_end = dict(status="interrupted" if interrupted else "finished",
                      elapsed_s=elapsed, trials_ended=_ended_in_segment(before, trials),
                      trials=len(trials), errored=outcome.errored,
                      budget_stopped=sink.budget_stopped,
                      results_write_s=round(sink.write_s, 3),
                      history_write_s=round(sink.history_write_s, 3))
+    if lost:
+        write_end["reason"] = f"ray: {lost}"
+    elif received.at_once:
+        write_end["reason"] = "stopped at once by a second Ctrl-C"
     if sink.dropped:
         write_end["restarted_errored"] = sink.dropped
     own = [c for c in history.columns if c not in schema.HISTORY_COLUMNS]
@@ -224,17 +281,19 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
                             f"and wrote no more: see `sweep ls` for who writes it now")
     if guard.failure:  # stopped as on Ctrl-C; sweep.json says why where it can be written
         write_end["status"] = "interrupted"
+        write_end["reason"] = f"storage: {guard.failure}"
         with contextlib.suppress(OSError):
-            end_segment(results_dir, resolved, reason=f"storage: {guard.failure}", **write_end)
+            end.write(**write_end)
         raise storage_failed(folder, guard.failure, resume_command(folder, spec))
     try:
-        end_segment(results_dir, resolved, **write_end)
+        end.write(**write_end)
     except OSError as exc:  # the disk filled up between the tables and sweep.json
         problem = storage_problem(exc)
         if problem is None:
             raise
+        results = results_dir / schema.SWEEP_FILE
         raise StorageFailed(
-            f"storage: cannot write {results_dir / schema.SWEEP_FILE} ({strerror(problem)}); "
+            f"storage: cannot write {results} ({strerror(problem)}); "
             "the sweep ran to its end and its tables are written: make room, then "
             f"`{resume_command(folder, spec)}` records its end") from None
     return outcome

@@ -1,6 +1,7 @@
 """The user's code travels with the sweep through Ray's runtime env.
 
-The code folders are copied (what `spec.user_code.code_files` lets through) into one
+The code folders are copied (what `spec.shipped_code` lets through: no secrets, nothing
+outside the folder, no special files) into one
 package, `sweep_code_<sweep name>/<index>/...`, that Ray uploads once and unpacks on
 every node (`py_modules`); a trial puts each `<index>` folder on its sys.path
 (`trainable.user_data.code_folders`). Nothing assumes a shared file system or a
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orchestrator.spec import SweepSpec
-from orchestrator.spec.user_code import code_digest, code_files
+from orchestrator.spec.shipped_code import code_digest, digest_of, shipped
 
 
 def package_name(spec: SweepSpec) -> str | None:
@@ -36,17 +36,25 @@ def code_config(spec: SweepSpec) -> dict[str, Any]:
 
 
 def code_hash(spec: SweepSpec) -> str | None:
-    """sha256 of the shipped code (recorded in sweep.json; resume compares it)."""
-    return code_digest(list(spec.code))[0] if spec.code else None
+    """sha256 of the shipped code (recorded in sweep.json; resume compares it): the same
+    files, places and bytes that `stage` writes."""
+    return code_digest(list(spec.code), spec.code_exclude)[0] if spec.code else None
 
 
-def stage(folders: list[str], into: Path) -> None:
-    """Copy each folder's shipped files into `into/<index>/`."""
-    for index, folder in enumerate(folders):
-        for file in code_files(folder):
-            target = into / str(index) / file.relative
+def stage(folders: list[str], into: Path, exclude: tuple[str, ...] = ()) -> str:
+    """Write each folder's shipped files into `into/<index>/` (their bytes and whether
+    they are executable: no link or special file travels); returns the sha256 of what
+    it wrote."""
+    def written() -> Iterator[tuple[str, bytes, bool]]:
+        for place, data, executable in shipped(folders, exclude):
+            target = into / place
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(file.path, target)
+            target.write_bytes(data)
+            if executable:
+                target.chmod(target.stat().st_mode | 0o111)
+            yield place, data, executable
+
+    return digest_of(written())[0]
 
 
 @contextlib.contextmanager
@@ -60,5 +68,5 @@ def runtime_env(spec: SweepSpec) -> Iterator[dict[str, Any] | None]:
     with tempfile.TemporaryDirectory(prefix="sweep-code-") as tmp:
         package = Path(tmp) / name
         package.mkdir()
-        stage(list(spec.code), package)
+        stage(list(spec.code), package, spec.code_exclude)
         yield {"py_modules": [str(package)]}

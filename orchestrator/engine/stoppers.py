@@ -37,3 +37,24 @@ class NoRetryOfDataErrors(Callback):
         path = trial.error_file
         if path and Path(path).is_file() and "NotRetried" in Path(path).read_text():
             trial.max_failures = 0
+
+
+class SearcherHearsOfEnds(Callback):
+    """Tells the searcher, at a resumed sweep's first step, of trials that ended after
+    Tune's last snapshot and were marked ended in it (`tune_compat.mark_ended`): its
+    state, saved before they ended, still counts them running, so a searcher with a
+    concurrency limit would wait for them for good, and a model-based one (Optuna)
+    would never learn their results. `results` maps each to its last reported row."""
+
+    def __init__(self, search_alg: Any, results: dict[str, dict]):
+        self.search_alg, self.results = search_alg, results
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        # the first step comes after Tune restored the searcher's state, before it asks
+        # the searcher for new trials
+        results, self.results = self.results, {}
+        for trial_id, result in results.items():
+            self.search_alg.on_trial_complete(trial_id, result=result)
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks: the searcher is its own
+        return {"search_alg": None, "results": {}}

@@ -69,7 +69,7 @@ def package_job(spec: SweepSpec, storage: str, package: Path) -> dict[str, Any]:
     if spec.code:
         from orchestrator.engine.shipping import stage
 
-        stage(list(spec.code), package / CODE_DIR)
+        stage(list(spec.code), package / CODE_DIR, spec.code_exclude)
         data["code"] = [f"{CODE_DIR}/{i}" for i in range(len(spec.code))]
     (package / SPEC_FILE).write_text(yaml.safe_dump(data, sort_keys=False))
     return data

@@ -6,10 +6,15 @@ import pandas as pd
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
-from orchestrator.results.folder import read_sweep_json, read_trials, sweep_json_path
+from orchestrator.results.folder import (
+    read_sweep_json,
+    read_trials,
+    sweep_json_path,
+    tune_states,
+)
 from orchestrator.results.lease import is_held
 from orchestrator.results.load import load_sweep
-from orchestrator.results.storage import open_storage
+from orchestrator.results.storage import is_dir_at, open_storage
 
 
 def _is_sweep(folder) -> bool:
@@ -19,18 +24,30 @@ def _is_sweep(folder) -> bool:
             or (results / schema.TRIALS_PARTS_DIR).is_dir())
 
 
+# a stopped sweep without Tune's state: `sweep resume` refuses it, so ls must not offer it
+START_AGAIN = "start it again with `sweep run SPEC --overwrite` (no Ray Tune state to resume)"
+
+
 def _state(sweep: dict, folder) -> str:
     status = sweep.get("status", "?")
     if status == "unknown":
         return "unknown (sweep.json is missing)"
+    resumable = bool(tune_states(folder))
     if status == "running":
         try:
             held = is_held(folder)  # the driver's lease tells a live one from a dead one
         except OrchestratorError:  # a lease the store will not show (no read permission)
             return "running (its lease is unreadable here)"
-        if held is None:
-            return "running (or its driver died: sweep resume)"
-        return "running" if held else "killed (its driver died): sweep resume"
+        if held:
+            return "running"
+        if held is None:  # no lease on this store: a live driver cannot be told apart
+            return ("running (or its driver died: sweep resume)" if resumable else
+                    f"running (or its driver died before Ray Tune's first save: "
+                    f"{START_AGAIN})")
+        return ("killed (its driver died): sweep resume" if resumable else
+                f"killed (its driver died): {START_AGAIN}")
+    if status == "interrupted" and not resumable:
+        return f"interrupted: {START_AGAIN}"
     return status
 
 
@@ -38,8 +55,8 @@ def list_sweeps(storage: str) -> pd.DataFrame:
     """name, trials by status, best metric, started, state, of every sweep in `storage`
     (a folder or a URI; folders with neither a sweep.json nor a trials table are not
     sweeps and are left out)."""
-    where = open_storage(storage)
-    if not where.is_dir():
+    where = open_storage(storage, "--storage")
+    if not is_dir_at(where, "--storage"):
         raise OrchestratorError(f"--storage: {storage} is not a folder")
     rows = []
     for folder in (p for p in where.children() if _is_sweep(p)):

@@ -15,7 +15,13 @@ import pandas as pd
 
 from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
-from orchestrator.results.storage import Location, as_location, is_uri, open_storage
+from orchestrator.results.storage import (
+    Location,
+    as_location,
+    is_dir_at,
+    is_uri,
+    open_storage,
+)
 from orchestrator.spec.settings import DEFAULT_STORAGE
 
 
@@ -23,16 +29,17 @@ def locate(name_or_path: str, storage: str | None = None) -> Location:
     """The experiment folder of a sweep given by its folder (or URI), or by its name in
     `storage` (a folder or a URI; ./sweeps when not given)."""
     if is_uri(name_or_path):
-        folder = open_storage(name_or_path)
-        if folder.is_dir():
+        folder = open_storage(name_or_path, "NAME_OR_PATH")
+        if is_dir_at(folder, "NAME_OR_PATH"):
             return folder
         raise OrchestratorError(f"no sweep at {name_or_path}")
     candidate = Path(name_or_path).expanduser()
     if storage is None and candidate.is_dir():
         return as_location(candidate)
     base = storage or DEFAULT_STORAGE
-    folder = open_storage(base) / name_or_path
-    if folder.is_dir():
+    option = "--storage" if storage else "storage"
+    folder = open_storage(base, option) / name_or_path
+    if is_dir_at(folder, option):
         return folder
     where = f"in {base}" if storage else f"in {base}, and it is not a folder"
     raise OrchestratorError(f"no sweep {name_or_path!r} {where}")
@@ -40,6 +47,18 @@ def locate(name_or_path: str, storage: str | None = None) -> Location:
 
 def sweep_json_path(folder: Location | Path) -> Location:
     return as_location(folder) / schema.RESULTS_DIR / schema.SWEEP_FILE
+
+
+def tune_states(folder: Location | Path) -> list[Location]:
+    """Ray Tune's experiment state files in a sweep's folder (`experiment_state-*.json`),
+    oldest first; none when `tuner.pkl` is missing too (without both Tune cannot
+    restore the sweep: the driver died before Tune's first save)."""
+    folder = as_location(folder)
+    if not (folder / "tuner.pkl").is_file():
+        return []
+    return sorted((c for c in folder.children()
+                   if c.name.startswith("experiment_state-") and c.name.endswith(".json")),
+                  key=lambda c: c.name)
 
 
 def read_sweep_json(folder: Location | Path) -> dict[str, Any]:

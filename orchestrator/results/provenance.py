@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import threading
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -96,16 +97,17 @@ def begin_segment(results_dir, spec: dict, command: str, code_hash: str | None =
 
 
 def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,
-                trials_ended: int, restarted_errored: list[str] | None = None,
+                trials_ended: int | None, restarted_errored: list[str] | None = None,
                 reason: str | None = None, **counts: Any) -> None:
     """Close the open segment: when and how it ended (and why, when it was stopped by
-    something other than a signal: `reason`), how many trials ended in it (and which
-    errored trials it restarted from scratch, under new ids)."""
+    something other than a signal: `reason`), how many trials ended in it (None: not
+    known) and which errored trials it restarted from scratch, under new ids."""
     segments = _recorded(results_dir).get("segments", [])
     ended = now()
     if segments:
-        segments[-1].update(ended_at=ended, status=status, elapsed_s=round(elapsed_s, 3),
-                            trials_ended=trials_ended)
+        segments[-1].update(ended_at=ended, status=status, elapsed_s=round(elapsed_s, 3))
+        if trials_ended is not None:
+            segments[-1]["trials_ended"] = trials_ended
         if restarted_errored:
             segments[-1]["restarted_errored"] = restarted_errored
         if reason:
@@ -113,3 +115,20 @@ def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,
     write_sweep_json(results_dir, spec, ended_at=ended, status=status, segments=segments,
                      elapsed_s=round(sum(s.get("elapsed_s", 0) for s in segments), 3),
                      reason=reason, **counts)
+
+
+class SegmentEnd:
+    """The end of the open segment, written once: by the driver, or by the thread that
+    ends the process when Ray was lost (`engine/gcs_watch.py`), whichever comes first."""
+
+    def __init__(self, results_dir, spec: dict):
+        self.results_dir, self.spec = results_dir, spec
+        self.written = False
+        self._lock = threading.Lock()
+
+    def write(self, **fields: Any) -> None:
+        """`end_segment(**fields)`, unless the end is written already."""
+        with self._lock:
+            if not self.written:
+                end_segment(self.results_dir, self.spec, **fields)
+                self.written = True

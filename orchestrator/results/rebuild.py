@@ -68,7 +68,7 @@ def rebuild_tables(experiment_dir: Location | str | Path) -> tuple[pd.DataFrame,
         error_file = folder / "error.txt"
         last = results[-1] if results else None
         failed = error_file.is_file() and not (last and last.get("stop_reason"))
-        error = error_file.read_text().strip()[-4000:] if failed else None
+        error = rows.error_text(error_file.read_text()) if failed else None
         ended = finished or bool(last and last.get("stop_reason"))
         status = "error" if failed else "terminated" if ended else "paused"
         by_epoch = {r["epoch"]: rows.history_row(trial_id, r) for r in results}

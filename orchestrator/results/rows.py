@@ -7,10 +7,23 @@ two give the same rows.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from orchestrator.diagnosis import diagnose
 from orchestrator.results import schema
+
+# a terminal's escape sequences: CSI (colours: Ray writes `\x1b[36mray::...\x1b[39m` into
+# a trial's error text) and OSC (titles, links), ended by BEL or ST
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+ERROR_CHARS = 4000  # the end of an error text is kept: the error itself, after the trace
+
+
+def error_text(raw: str) -> str | None:
+    """A trial's error as the `error` column holds it: Tune's error file without the
+    terminal's colour codes (plain text in a table, an export, a report), its last
+    ERROR_CHARS characters; None when empty."""
+    return _ESCAPES.sub("", raw).strip()[-ERROR_CHARS:] or None
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -48,6 +61,7 @@ def history_row(trial_id: str, result: dict) -> dict[str, Any]:
         "lr": result.get("lr"),
         "batch_size": result.get("batch_size"),
         **{m: result.get(m) for m in schema.EPOCH_METRICS},
+        **{s: result.get(s) for s in schema.SIGNAL_COLUMNS},
         "epoch_s": result.get("epoch_s"),
         "time_total_s": result.get("trial_time_s"),
         "exploited_from": result.get("exploited_from"),
@@ -104,6 +118,8 @@ def trial_row(
         schema.STATUS: status,
         schema.STOP_REASON: stop_reason(status, last, budget_hit),
         "effective_lr": last.get("effective_lr"),
+        "batch_size_used": last.get("batch_size"),
+        "oom_halvings": last.get("oom_halvings"),
         "epochs": last.get("epoch"),
         "best_epoch": last.get("best_epoch"),
         best: last.get(best),
@@ -112,9 +128,12 @@ def trial_row(
         "diagnosis": last.get("diagnosis"),
         "diagnosis_reason": last.get("diagnosis_reason"),
         "wall_s": last.get("time_total_s"),
+        "started_at": last.get("started_at"),
+        "ended_at": last.get("ended_at"),
         "node_ip": last.get("node_ip"),
         "node_id": last.get("node_id"),
         "device": last.get("device"),
+        "gpu_ids": last.get("gpu_ids"),
         "threads": last.get("threads"),
         "error": error,
         **loop_metrics(last),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from orchestrator.spec.settings import LOOP_METRICS, best_column  # noqa: F401 (re-exported)
+from orchestrator.spec.settings import (  # noqa: F401 (re-exported)
+    LOOP_METRICS,
+    SIGNALS,
+    best_column,
+)
 
 RESULTS_DIR = "results"
 TRIALS_FILE = "trials.parquet"
@@ -27,6 +31,13 @@ STOP_REASONS = ("completed", "scheduler", "early_stopping", "diverged", "error",
 # The metrics the trainable reports every epoch (keys of its `tune.report`): a
 # classification reports val_acc, a regression val_mae and val_r2 (the others null).
 EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "val_mae", "val_r2")
+# What the training itself showed each epoch (trainable/signals.py): grad_norm (the
+# global gradient norm before clipping, mean over the epoch's measured steps),
+# grad_norm_max, update_ratio (||dw|| / ||w|| of a step, median), grad_norm_ratio (first
+# weight layer's gradient norm against the last's, median; nets of 3+ weight layers).
+# Null where not measured: sweeps written before them, a user's loop without
+# `trial.watch`, a shallow net's ratio.
+SIGNAL_COLUMNS = SIGNALS
 # What the diagnosis measures training against: the untrained model (one evaluation
 # before the first step) and always predicting the training split's class frequencies.
 BASELINE_COLUMNS = ("initial_val_loss", "initial_val_acc", "chance_val_loss", "chance_val_acc")
@@ -42,20 +53,28 @@ def system_trial_fields(metric: str) -> list[tuple[str, str]]:
     `config.*` columns come after `stop_reason`."""
     return [
         (TRIAL_ID, "string"), (STATUS, "string"), (STOP_REASON, "string"),
-        ("effective_lr", "float64"), ("epochs", "int64"), ("best_epoch", "int64"),
+        ("effective_lr", "float64"),
+        # the batch the trial ended with, and how often memory halved it to get there
+        ("batch_size_used", "int64"), ("oom_halvings", "int64"),
+        ("epochs", "int64"), ("best_epoch", "int64"),
         (best_column(metric), "float64"),
         *[(m, "float64") for m in EPOCH_METRICS],
         *[(c, "float64") for c in BASELINE_COLUMNS],
         ("diagnosis", "string"), ("diagnosis_reason", "string"),
-        ("wall_s", "float64"), ("node_ip", "string"),
-        ("node_id", "string"),
-        ("device", "string"), ("threads", "int64"), ("error", "string"),
+        ("wall_s", "float64"),
+        # unix seconds: when the trial's last run started on its worker, and its last report
+        ("started_at", "float64"), ("ended_at", "float64"),
+        ("node_ip", "string"), ("node_id", "string"),
+        # gpu_ids: the ids of the GPUs Ray assigned the trial, as JSON text (["0"])
+        ("device", "string"), ("gpu_ids", "string"), ("threads", "int64"),
+        ("error", "string"),
     ]
 
 
 HISTORY_FIELDS = [
     (TRIAL_ID, "string"), ("epoch", "int64"), ("lr", "float64"), ("batch_size", "int64"),
     *[(m, "float64") for m in EPOCH_METRICS],
+    *[(s, "float64") for s in SIGNAL_COLUMNS],
     ("epoch_s", "float64"), ("time_total_s", "float64"),
     # PBT: "<trial_id>@<epoch>" whose checkpoint this epoch continued from, else null
     ("exploited_from", "string"),

@@ -49,7 +49,7 @@ def _status(trial: Any) -> str:
 def _error_text(trial: Any) -> str | None:
     path = trial.error_file
     if path and Path(path).is_file():
-        return Path(path).read_text().strip()[-4000:] or None
+        return rows.error_text(Path(path).read_text())
     return None
 
 

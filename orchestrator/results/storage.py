@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from orchestrator.errors import (
@@ -22,6 +23,7 @@ from orchestrator.errors import (
     storage_problem,
     strerror,
 )
+from orchestrator.spec.credentials import refuse_storage_credentials
 
 
 def is_uri(storage: str) -> bool:
@@ -117,7 +119,8 @@ def check_writable(folder: Location) -> None:
     if folder.local is None:
         return
     base = next(p for p in (folder.local, *folder.local.parents) if p.exists())
-    why = f"{base} is a file, not a folder" if not base.is_dir() else None
+    why = None if base.is_dir() else (f"{base} is a file, not a folder" if base.is_file() else
+                                      f"{base} is not a folder")
     if why is None:
         probe = base / f".sweep-probe-{os.getpid()}"
         try:
@@ -125,26 +128,35 @@ def check_writable(folder: Location) -> None:
                 probe.write_bytes(b"probe" * 820)  # a few KiB: a full disk refuses them
             finally:
                 probe.unlink(missing_ok=True)
-        except OSError as exc:
-            problem = storage_problem(exc)
-            if problem is None:
-                raise
-            why = strerror(problem)
+        except OSError as exc:  # full, read-only, no permission; or a folder that takes
+            # no files at all (/proc: "No such file or directory")
+            why = strerror(storage_problem(exc) or exc)
     if why is not None:
         raise StorageFailed(f"storage: cannot write {folder} ({why}); nothing was started: "
                             "make room or make it writable, then run the command again")
 
 
-def open_storage(storage: str) -> Location:
-    """The storage a spec or an option names: a folder (made absolute) or a URI."""
+def open_storage(storage: str, option: str = "storage") -> Location:
+    """The storage a spec or an option names: a folder (made absolute) or a URI; a URI
+    with credentials in it, or one pyarrow cannot open, is one line naming `option`."""
     if not is_uri(storage):
         return Location(pafs.LocalFileSystem(), str(Path(storage).expanduser().resolve()))
+    refuse_storage_credentials(storage, option)
     try:
         fs, path = pafs.FileSystem.from_uri(storage)
-    except (pafs.ArrowInvalid, ValueError, OSError) as exc:  # pyarrow's kinds for bad URIs
-        raise OrchestratorError(f"storage: {storage!r} is not a storage URI pyarrow can "
-                                f"open ({exc})") from None
+    except (pa.ArrowInvalid, ValueError, OSError) as exc:  # pyarrow's kinds for bad URIs
+        raise OrchestratorError(f"{option}: {storage!r} is not a storage URI pyarrow can "
+                                f"open ({first_line(exc)})") from None
     return Location(fs, path.rstrip("/"), storage.split("://", 1)[0])
+
+
+def is_dir_at(folder: Location, option: str) -> bool:
+    """`folder.is_dir()`, where a store that does not answer (no network, no credentials,
+    no such endpoint) is one line naming `option` instead of pyarrow's traceback."""
+    try:
+        return folder.is_dir()
+    except OSError as exc:
+        raise OrchestratorError(f"{option}: cannot reach {folder} ({first_line(exc)})") from None
 
 
 def as_location(where: Location | str | Path) -> Location:

@@ -1,6 +1,6 @@
 """The user's code a spec names, checked where the spec is checked (before Ray starts):
 each factory imports and is callable, takes every setting it is given or searched over,
-and the code folders it lives in are found and not too large to ship."""
+and the code folders it lives in are found, safe and not too large to ship."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 from orchestrator.errors import SpecError
 from orchestrator.spec.settings import LoopConfig, UserFactory
+from orchestrator.spec.shipped_code import code_digest, compile_patterns, refuse_unsafe_folder
 from orchestrator.spec.user_code import (
     UserCodeError,
     check_arguments,
-    code_digest,
     code_folders,
     import_ref,
 )
@@ -47,13 +47,22 @@ def check_loop(fn: Any, ref: str) -> None:
 
 def resolve_code(spec: Any, base_dir: Path | None, source: str) -> Any:
     """`spec` with its code folders absolute and complete (the spec's own folder added
-    when a module it names lies there); every factory imported and its arguments checked.
-    One SpecError line for the first problem."""
+    when a module it names lies there), refused when unsafe to ship (the home folder, a
+    root), read whole (what ships, and its hash) before any is imported; every factory
+    imported and its arguments checked. One SpecError line for the first problem."""
     base = base_dir or Path.cwd()
     declared = [str((base / Path(c).expanduser()).resolve()) for c in spec.code]
     refs = user_refs(spec)
     folders = code_folders(refs.values(), declared, base_dir)
     try:
+        compile_patterns(spec.code_exclude, "code_exclude")
+        for folder in folders:
+            if Path(folder).is_dir():
+                refuse_unsafe_folder(Path(folder), "code", what=(
+                    folder if folder in declared else
+                    f"the spec's own folder {folder} (where a module it names lies)"))
+        if folders:
+            code_digest(folders, spec.code_exclude)
         for key, ref in refs.items():
             section = key.split(".")[1]
             fn = import_ref(ref, key, folders)
@@ -66,8 +75,6 @@ def resolve_code(spec: Any, base_dir: Path | None, source: str) -> Any:
                         if k.startswith(f"{section}.")]
             check_arguments(fn, searched, f"search_space.{section}",
                             fixed=len(FACTORIES[section]))
-        if folders:
-            code_digest(folders)
     except UserCodeError as exc:
         raise SpecError(source, exc.key, exc.problem) from None
     return spec.model_copy(update={"code": tuple(folders)})

@@ -10,6 +10,20 @@ from orchestrator.errors import SpecError, shown
 from orchestrator.spec.settings import BUILTIN, USER, tagged_members
 from orchestrator.spec.user_code import REF_PATTERN
 
+# a sweep's name is its folder's name and is typed in commands (`sweep resume NAME`)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+# what a pattern asks, in words, and why
+PATTERN_RULES = {
+    NAME_PATTERN: "must begin with a letter or digit, then letters, digits, '.', '_' or '-' "
+                  "(it names the sweep's folder and is typed in commands: a leading '-' "
+                  "would read as an option, a leading '.' would hide the folder; spaces, "
+                  "'/' and other characters are not safe in a folder name)",
+    METRIC_PATTERN: "must begin with a letter or '_', then letters, digits, '_' or '.' (the "
+                    "name a trial reports the metric under)",
+    REF_PATTERN: "must name a callable as 'module:attr' (my_models:build)",
+}
+
 
 class RuleError(ValueError):
     """A rule between fields, raised inside a model validator, that blames `key` (dotted,
@@ -40,10 +54,9 @@ def describe(error: dict) -> str:
         return "is required"
     if kind == "literal_error":
         return f"is {shown(value)}, but must be one of {ctx.get('expected')}"
-    if kind == "string_pattern_mismatch" and ctx.get("pattern") == REF_PATTERN:
-        return f"is {shown(value)}, but must name a callable as 'module:attr' (my_models:build)"
     if kind == "string_pattern_mismatch":
-        return f"is {shown(value)}, but must be letters, digits, '.', '_' or '-'"
+        rule = PATTERN_RULES.get(ctx.get("pattern"), f"must match {ctx.get('pattern')}")
+        return f"is {shown(value)}, but {rule}"
     if kind == "union_tag_invalid":
         expected = ctx["expected_tags"].replace("'", "")
         return f"is {ctx['tag']!r}, but must be one of: {expected}"
@@ -69,6 +82,9 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
         current = None
         if field is not None:
             annotation = field.annotation
+            optional = [a for a in get_args(annotation) if a is not type(None)]
+            if len(optional) == 1 and len(get_args(annotation)) == 2:  # `Model | None`
+                annotation = optional[0]
             tagged = tagged_members(annotation)
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 current = annotation
@@ -88,7 +104,8 @@ def _walk(model: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | 
 def known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """The keys allowed next to the unknown key at `loc` (walking nested models)."""
     _, parent = _walk(model, loc)
-    return sorted(parent.model_fields) if parent else []
+    # a key as the user writes it: its alias (`from`) where it has one
+    return sorted(f.alias or name for name, f in parent.model_fields.items()) if parent else []
 
 
 def raise_from(exc: ValidationError, source: str, prefix: tuple, model: type[BaseModel]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args
@@ -23,11 +24,19 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator.errors import SpecError, shown
+from orchestrator.errors import SpecError, first_line, shown
 from orchestrator.spec.code_check import resolve_code
+from orchestrator.spec.credentials import storage_problem
 from orchestrator.spec.distributions import CONTINUOUS, Distribution
 from orchestrator.spec.dotted import has_dotted, set_dotted
-from orchestrator.spec.messages import RuleError, describe, dotted, raise_from
+from orchestrator.spec.messages import (
+    METRIC_PATTERN,
+    NAME_PATTERN,
+    RuleError,
+    describe,
+    dotted,
+    raise_from,
+)
 from orchestrator.spec.registry import Component
 from orchestrator.spec.schedulers import SCHEDULERS
 from orchestrator.spec.searchers import SEARCHERS
@@ -46,6 +55,7 @@ from orchestrator.spec.settings import (
 )
 from orchestrator.spec.strict import Strict
 from orchestrator.spec.tracking import Tracking
+from orchestrator.spec.warm_start import WarmStart
 
 
 class SpecLoader(yaml.SafeLoader):
@@ -136,9 +146,9 @@ class Failure(Strict):
 
 
 class SweepSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
     # what the shared trainable reports (Metric), or any metric a user's loop reports
-    metric: str = Field("val_acc", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=64)
+    metric: str = Field("val_acc", pattern=METRIC_PATTERN, max_length=64)
     mode: Mode | None = None  # filled in from the metric when omitted
     num_samples: int = Field(1, ge=1)
     max_concurrent_trials: int | None = Field(None, ge=1)
@@ -152,9 +162,15 @@ class SweepSpec(Strict):
     failure: Failure = Failure()
     storage: str = DEFAULT_STORAGE
     tracking: Tracking = Tracking()  # MLflow / TensorBoard mirrors of the trials
+    # the earlier sweep this one starts from (`sweep refine` writes it); recorded, and
+    # used once the warm start is built (spec/warm_start.py)
+    warm_start: WarmStart | None = None
     # folders of the user's code, shipped to every trial; absolute once loaded (a spec
     # file's relative ones are read against its folder)
     code: tuple[str, ...] = ()
+    # gitignore patterns of files of those folders that must not ship, besides the
+    # defaults and the folders' .gitignore (`orchestrator.spec.shipped_code`)
+    code_exclude: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -208,6 +224,14 @@ class SweepSpec(Strict):
                 raise ValueError(f"is {mode!r}, but metric {metric!r} needs {expected!r}")
         return mode
 
+    @field_validator("storage")
+    @classmethod
+    def _no_credentials_in_storage(cls, storage: str) -> str:
+        problem = storage_problem(storage)
+        if problem:
+            raise ValueError(problem)
+        return storage
+
     @field_validator("scheduler", mode="before")
     @classmethod
     def _scheduler_name(cls, value: Any) -> Any:
@@ -217,6 +241,13 @@ class SweepSpec(Strict):
     @classmethod
     def _searcher_name(cls, value: Any) -> Any:
         return _component(value, SEARCHERS)
+
+    @model_validator(mode="after")
+    def _cuda_needs_a_gpu(self) -> SweepSpec:
+        if getattr(self.train, "device", None) == "cuda" and not self.resources.gpu:
+            raise RuleError("train.device", "is 'cuda', but resources.gpu is 0: give each "
+                            "trial a GPU (e.g. resources: {gpu: 0.5}) or use device auto")
+        return self
 
     @model_validator(mode="after")
     def _tensorboard_needs_a_folder(self) -> SweepSpec:
@@ -233,6 +264,14 @@ class SweepSpec(Strict):
         return self
 
     @model_validator(mode="after")
+    def _warm_start_is_another_sweep(self) -> SweepSpec:
+        warm = self.warm_start
+        if warm and warm.source == self.name and warm.storage in (None, self.storage):
+            raise RuleError("warm_start.from", f"is {warm.source!r}, this sweep's own name, "
+                            "but must name an earlier sweep")
+        return self
+
+    @model_validator(mode="after")
     def _search_space_fits_the_trainable(self) -> SweepSpec:
         train = self.train.model_dump(mode="json")
         if isinstance(self.train, LoopConfig):
@@ -246,17 +285,9 @@ class SweepSpec(Strict):
             if problem:
                 raise RuleError(f"search_space.{key}", problem)
             for value in dist.representatives():
-                trial = copy.deepcopy(train)
-                set_dotted(trial, key, value)
-                try:
-                    TrainConfig.model_validate(trial)
-                except ValidationError as exc:
-                    error = exc.errors()[0]
-                    raise RuleError(
-                        f"search_space.{key}",
-                        f"value {shown(value)} is invalid for train.{dotted(error['loc'])}: "
-                        f"{describe(error)}",
-                    ) from None
+                problem = searched_value_problem(train, key, value)
+                if problem:
+                    raise RuleError(f"search_space.{key}", problem)
         return self
 
     @model_validator(mode="after")
@@ -314,7 +345,28 @@ class SweepSpec(Strict):
         back into the same spec."""
         data = self.model_dump(mode="json")
         data["search_space"] = {k: {d.kind: list(d.args)} for k, d in self.search_space.items()}
+        if self.warm_start is None:
+            del data["warm_start"]  # sweep.json as before for a sweep without one
+        else:
+            data["warm_start"] = self.warm_start.resolved()
         return data
+
+
+def searched_value_problem(train: Mapping[str, Any], key: str, value: Any) -> str | None:
+    """Why the trainable's settings `train` (as plain data) cannot take `value` at the
+    dotted `key` (`value 0 is invalid for train.model.depth: is 0, but must be >= 1`), or
+    None when they can. A loop's settings are its own to check: None."""
+    if "function" in train:
+        return None
+    trial = copy.deepcopy(dict(train))
+    set_dotted(trial, key, value)
+    try:
+        TrainConfig.model_validate(trial)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        return (f"value {shown(value)} is invalid for train.{dotted(error['loc'])}: "
+                f"{describe(error)}")
+    return None
 
 
 # -- loading ---------------------------------------------------------------
@@ -378,7 +430,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         return key, safe_load(value) if value.strip() else None
     except yaml.YAMLError as exc:
-        raise SpecError("--set", key, f"value is not valid YAML: {exc}") from None
+        raise SpecError("--set", key, f"value is not valid YAML: {_yaml_problem(exc)} (a "
+                        "string with YAML's special characters goes in quotes: "
+                        f"--set '{key}=\"...\"')") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong, and at which column of the value."""
+    problem = getattr(exc, "problem", None) or first_line(exc)
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at column {mark.column + 1}" if mark is not None else problem
 
 
 def apply_overrides(data: dict, overrides: list[tuple[str, Any]]) -> dict:
@@ -480,7 +541,11 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     path = Path(path)
     source = str(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a named pipe would block the read for ever
+            raise SpecError(source, "", "is not a regular file (a named pipe, a device or a "
+                                        "folder): a spec is a YAML file")
+        size = info.st_size
         if size > MAX_SPEC_BYTES:
             raise SpecError(source, "", f"is {size / 2**20:.1f} MiB; a spec is a few KB "
                                         f"(at most {MAX_SPEC_BYTES // 2**20} MiB)")
@@ -495,7 +560,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", exc)
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise SpecError(source, "", f"is not valid YAML: {where}{problem}") from None
     if data is None:
         raise SpecError(source, "", "is empty")

@@ -47,7 +47,7 @@ class ModelConfig(Strict):
     name: Literal["mlp", "cnn", "resnet"] = "mlp"
     hidden: int = Field(128, ge=1)
     depth: int = Field(2, ge=1, le=64)
-    activation: Literal["relu", "gelu", "tanh", "silu"] = "relu"
+    activation: Literal["relu", "gelu", "tanh", "silu", "sigmoid"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     norm: Literal["none", "batch", "layer"] = "none"
     channels: int = Field(16, ge=1, description="cnn/resnet: channels of the first stage")
@@ -148,6 +148,20 @@ class BatchScalingConfig(Strict):
     reference_batch_size: int = Field(32, ge=1)
 
 
+class OomConfig(Strict):
+    """What a trial does when a training step runs out of (GPU) memory: halve the batch,
+    scale the rate by the batch-scaling rule and redo the epoch, down to
+    `min_batch_size` (trainable/trainer.py; docs/trainable.md)."""
+
+    halve: bool = Field(True, description="false: an out-of-memory error ends the trial")
+    min_batch_size: int = Field(8, ge=1, description="the smallest batch a halving may reach")
+
+
+# where a trial trains: `auto` takes CUDA when Ray gave the trial a GPU (and fails at
+# once when torch sees no CUDA there), `cpu` always the CPU, `cuda` always CUDA
+Device = Literal["auto", "cpu", "cuda"]
+
+
 class EarlyStoppingConfig(Strict):
     patience: int | None = Field(5, ge=1, description="null turns early stopping off")
     min_delta: float = Field(0.0, ge=0.0)
@@ -166,6 +180,8 @@ class TrainConfig(Strict):
     batch_scaling: BatchScalingConfig = BatchScalingConfig()
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     precision: Literal["fp32", "bf16"] = "fp32"
+    device: Device = "auto"
+    oom: OomConfig = OomConfig()
     eval_batch_size: int = Field(4096, ge=1)
     checkpoint_every: int | None = Field(
         None, ge=1, description="epochs between checkpoints; null: every "
@@ -231,6 +247,11 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("val_acc", "val_loss", "train_loss"),
     "regression": ("val_loss", "train_loss", "val_mae", "val_r2"),
 }
+# what the training itself shows each epoch (trainable/signals.py; a user's loop records
+# them with `trial.watch`): the global gradient norm before clipping (mean and max over
+# the measured steps), the update's size against the weights (median), the first weight
+# layer's gradient norm against the last's (median; nets of 3+ weight layers)
+SIGNALS = ("grad_norm", "grad_norm_max", "update_ratio", "grad_norm_ratio")
 # where sweeps are kept when neither the spec nor an option says
 DEFAULT_STORAGE = "./sweeps"
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
+from orchestrator.spec.credentials import mlflow_problem
 from orchestrator.spec.strict import Strict
 
 # MLflow's tracking stores: its server, or a database it writes itself (MLflow 3 refuses
@@ -31,6 +32,9 @@ class MlflowTracking(Strict):
     @field_validator("uri")
     @classmethod
     def _known_scheme(cls, uri: str) -> str:
+        problem = mlflow_problem(uri)  # first: the messages below quote the URI
+        if problem:
+            raise ValueError(problem)
         scheme = urlsplit(uri).scheme.split("+")[0].lower()
         if scheme not in MLFLOW_SCHEMES:
             raise ValueError(f"is {uri!r}, but must be an MLflow tracking URI starting "

@@ -1,5 +1,5 @@
 """A user's code in a sweep: factories and loops named `"module:attr"`, the folders they
-live in, and what travels with the trials.
+live in, and what travels with the trials (`orchestrator.spec.shipped_code`).
 
 A reference is imported where the spec is checked (before Ray starts) with the sweep's
 code folders on `sys.path`, and its signature is read: an argument it does not take is
@@ -11,13 +11,10 @@ level, as `python -c "import module"` would; a data factory itself is never call
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import inspect
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +22,6 @@ from orchestrator.errors import OrchestratorError, first_line
 
 # "module:attr" (uvicorn's `main:app`); both parts dotted names
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
-# what never travels with a sweep: version control, environments, caches, results
-SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".tox",
-                ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", "sweeps",
-                ".ipynb_checkpoints", "lr_find"}
-MAX_CODE_BYTES = 100 * 2**20
 
 
 class UserCodeError(OrchestratorError):
@@ -129,47 +121,3 @@ def code_folders(refs: Iterable[str], declared: list[str], spec_dir: Path | None
         if spec_dir is not None and module_file_in(spec_dir, module):
             folders.append(str(spec_dir.resolve()))
     return list(dict.fromkeys(folders))
-
-
-@dataclass(frozen=True)
-class CodeFile:
-    path: Path  # on this machine
-    relative: str  # inside its folder, with '/'
-
-
-def code_files(folder: str | Path) -> list[CodeFile]:
-    """The files of a code folder that travel: everything but SKIPPED_DIRS, virtual
-    environments (a pyvenv.cfg) and sweep folders (a results/sweep.json), sorted."""
-    root = Path(folder)
-    found = []
-    for current, dirs, files in os.walk(root):
-        here = Path(current)
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info")
-                         and not (here / d / "pyvenv.cfg").is_file()
-                         and not (here / d / "results" / "sweep.json").is_file())
-        for name in sorted(files):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = here / name
-            found.append(CodeFile(path, path.relative_to(root).as_posix()))
-    return found
-
-
-def code_digest(folders: list[str]) -> tuple[str, int]:
-    """(sha256 of every shipped file's place and bytes, total bytes); refuses code past
-    MAX_CODE_BYTES with one line (data belongs in storage, not in a job package)."""
-    digest, total = hashlib.sha256(), 0
-    for index, folder in enumerate(folders):
-        if not Path(folder).is_dir():
-            raise UserCodeError("code", f"{folder} is not a folder")
-        for file in code_files(folder):
-            data = file.path.read_bytes()
-            total += len(data)
-            if total > MAX_CODE_BYTES:
-                raise UserCodeError(
-                    "code", f"the code folders ({', '.join(folders)}) hold more than "
-                    f"{MAX_CODE_BYTES // 2**20} MiB (at {file.path}); ship code only: put "
-                    "data on the storage and read it from there")
-            digest.update(f"{index}/{file.relative}\0{len(data)}\0".encode())
-            digest.update(data)
-    return digest.hexdigest(), total

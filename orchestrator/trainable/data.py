@@ -70,6 +70,10 @@ class TensorData:
         """The training targets, known up front for tensors (the chance level's prior)."""
         return self.y_train
 
+    def check_non_finite(self, split: str, step: int | None, batch_size: int) -> None:
+        """Nothing to trace when a loss goes non-finite: a user's tensors were checked
+        whole when loaded (`user_data`), the built-in data sets are finite."""
+
 
 def _split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int, num_outputs: int,
            task: str = "classification") -> TensorData:

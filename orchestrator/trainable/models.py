@@ -9,7 +9,8 @@ from torch import nn
 from orchestrator.errors import OrchestratorError
 from orchestrator.spec.settings import ModelConfig
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU,
+               "sigmoid": nn.Sigmoid}
 
 
 def _norm1d(kind: str, width: int) -> list[nn.Module]:

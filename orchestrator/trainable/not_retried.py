@@ -10,6 +10,10 @@ the trial's folder; a retry finds the file and fails at once with the same text,
 without running the user's code. The driver's `NoRetryOfDataErrors` callback then ends
 the retries (engine/stoppers.py). `sweep resume --resume-errored` removes the files:
 the user has fixed the data or the code.
+
+A `DataOrCodeError` is not retried even when it comes after the first report: one that
+the trial finds while training (a loop's report of an epoch it already reported, the
+first non-finite loss traced to non-finite data) would come again on every try.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import contextlib
 from collections.abc import Iterator
 
 import pyarrow.fs as pafs
-from ray import tune
 
 from orchestrator.spec.settings import NOT_RETRIED_FILE
 
@@ -31,17 +34,25 @@ class NotRetried(Exception):
     """An error of the trial's data or code, before its first report: not retried."""
 
 
+class DataOrCodeError(ValueError):
+    """A mistake of the trial's data or code, found at any time: not retried, even after
+    the trial's first report (the user's data and loops raise their own kinds)."""
+
+
 def _marker() -> tuple[pafs.FileSystem, str]:
     """NOT_RETRIED_FILE in the trial's folder on the sweep's storage (a folder or an
     object store: whichever node a retry lands on reads it there). `get_trial_dir` is
     a staging folder of this node, not the storage."""
+    from ray import tune
+
     storage = tune.get_context().get_storage()
     return storage.storage_filesystem, f"{storage.trial_fs_path}/{NOT_RETRIED_FILE}"
 
 
 def fail_if_failed_before() -> None:
     """At a trial's start: an earlier attempt failed with an error of its data or code
-    before its first report; fail with its text, running nothing of the user's."""
+    (before its first report, or a `DataOrCodeError`); fail with its text, running
+    nothing of the user's."""
     fs, path = _marker()
     if fs.get_file_info(path).type == pafs.FileType.File:
         with fs.open_input_stream(path) as stream:
@@ -50,15 +61,19 @@ def fail_if_failed_before() -> None:
 
 @contextlib.contextmanager
 def first_report_pending(reported) -> Iterator[None]:
-    """Around a trial's work: an error of `KINDS` raised while `reported()` is False
-    becomes `NotRetried`, its text left for the retries."""
+    """Around a trial's work: an error of `KINDS` raised while `reported()` is False,
+    or a `DataOrCodeError` at any time, becomes `NotRetried`, its text left for the
+    retries."""
     try:
         yield
     except KINDS as exc:
-        if reported():
+        if not reported():
+            when = "raised before the trial's first epoch was reported: "
+        elif isinstance(exc, DataOrCodeError):
+            when = ""
+        else:
             raise
-        text = (f"{type(exc).__name__}: {exc} (raised before the trial's first epoch was "
-                "reported: an error of its data or code, not retried)")
+        text = f"{type(exc).__name__}: {exc} ({when}an error of its data or code, not retried)"
         fs, path = _marker()
         with contextlib.suppress(OSError):  # unwritten, the retries run the code again
             fs.create_dir(path.rsplit("/", 1)[0])

@@ -1,16 +1,19 @@
 """The Ray Tune function trainable: every trial of every sweep runs this.
 
 It validates its config, picks its device and thread count from the resources
-Tune gave it, restores from `tune.get_checkpoint()` when there is one, and reports
-one row per epoch with a checkpoint of the trainer's full state.
+Tune gave it (GPUs Ray assigned on a node where torch sees no CUDA: one line, at once),
+restores from `tune.get_checkpoint()` when there is one, and reports one row per epoch
+with a checkpoint of the trainer's full state.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import ray
@@ -34,14 +37,52 @@ def trial_index(trial_id: str) -> int:
         return zlib.crc32(trial_id.encode())
 
 
-def device_and_threads() -> tuple[str, int]:
+class NoCuda(Exception):
+    """Ray gave the trial GPUs on a node where torch sees no CUDA."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a trial trains: its device, torch's threads (its CPU share) and the ids of
+    the GPUs Ray assigned it (none without GPUs)."""
+
+    device: str
+    threads: int
+    gpu_ids: tuple[str, ...] = ()
+
+    def columns(self) -> dict:
+        """What every report says of it: gpu_ids as JSON text (`["0"]`, null without a
+        GPU), as the tables hold lists."""
+        return {"device": self.device, "threads": self.threads,
+                "gpu_ids": json.dumps(list(self.gpu_ids)) if self.gpu_ids else None}
+
+
+def placement(wanted: str = "auto") -> Placement:
+    """The trial's device by `train.device`: `auto` trains on CUDA when Ray assigned the
+    trial GPUs, `cuda` always, `cpu` never. GPUs with no CUDA for torch (a CPU build of
+    torch, no driver) fail the trial at once, rather than run it slowly on the CPU while
+    it holds a GPU slot, unless `cpu` says that is meant."""
     import torch
 
-    context = tune.get_context()
-    resources = context.get_trial_resources().required_resources
+    resources = tune.get_context().get_trial_resources().required_resources
     threads = max(1, int(resources.get("CPU", 1)))
-    use_gpu = resources.get("GPU", 0) > 0 and ray.get_gpu_ids() and torch.cuda.is_available()
-    return ("cuda" if use_gpu else "cpu"), threads
+    gpu_ids = tuple(str(i) for i in ray.get_gpu_ids())
+    if wanted == "cpu" or not (gpu_ids or wanted == "cuda"):
+        return Placement("cpu", threads, gpu_ids)
+    if not torch.cuda.is_available():
+        given = f"GPU {', '.join(gpu_ids)}" if gpu_ids else "no GPU"
+        raise NoCuda(
+            f"trial {tune.get_context().get_trial_id()}: Ray gave it {given} on node "
+            f"{ray.util.get_node_ip_address()}, but torch {torch.__version__} there sees no "
+            "CUDA (a CPU build of torch, or no driver): install a CUDA build of torch on "
+            "the GPU nodes, or set train.device: cpu to train on the CPU")
+    return Placement("cuda", threads, gpu_ids)
+
+
+def device_and_threads(wanted: str = "auto") -> tuple[str, int]:
+    """`placement`'s device and threads alone."""
+    place = placement(wanted)
+    return place.device, place.threads
 
 
 def newest_complete_checkpoint(fs, trial_path: str) -> tune.Checkpoint | None:
@@ -132,13 +173,14 @@ def _train(config: dict, reported: list[int]) -> None:
 
     from orchestrator.trainable.trainer import Trainer
 
+    started_at = time.time()  # this run's start: with its reports' times, when it ran
     cfg = TrialConfig.model_validate(config)
-    device, threads = device_and_threads()
+    place = placement(cfg.train.device)
     # one thread per CPU granted, so concurrent trials do not oversubscribe the cores
-    torch.set_num_threads(threads)
+    torch.set_num_threads(place.threads)
     trial_id = tune.get_context().get_trial_id()
     node_id = ray.get_runtime_context().get_node_id()  # tells nodes apart on one host
-    trainer = Trainer(cfg, trial_index(trial_id), device, threads)
+    trainer = Trainer(cfg, trial_index(trial_id), place.device, place.threads)
     checkpoint = tune.get_checkpoint()
     # PBT's exploit hands this trial another trial's checkpoint: the first epoch after
     # it says whose weights (and which epoch of them) it continued from
@@ -150,11 +192,14 @@ def _train(config: dict, reported: list[int]) -> None:
             exploited_from = f"{owner}@{trainer.epoch}"
     due = checkpoint_policy(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)
     while not trainer.finished:
+        halvings = trainer.oom_halvings
         metrics = trainer.train_epoch()
-        metrics.update(device=device, threads=threads, node_id=node_id,
-                       exploited_from=exploited_from)
+        metrics.update(place.columns(), node_id=node_id, exploited_from=exploited_from,
+                       started_at=started_at, ended_at=time.time())
         exploited_from = None
-        if trainer.finished or due(trainer.epoch):
+        # an epoch that halved the batch for memory is checkpointed: a restore keeps the
+        # batch that fits rather than running out of memory again to find it
+        if trainer.finished or trainer.oom_halvings > halvings or due(trainer.epoch):
             with tempfile.TemporaryDirectory() as folder:
                 trainer.save(folder, owner=trial_id)
                 report_with_checkpoint(metrics, folder)

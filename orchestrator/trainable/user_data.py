@@ -26,14 +26,21 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from orchestrator.spec.settings import CodeConfig, UserFactory
 from orchestrator.spec.user_code import import_ref
 from orchestrator.trainable.data import TensorData
+from orchestrator.trainable.data_checks import (
+    UserDataError,
+    check_example,
+    check_finite,
+    first_bad_label,
+    first_non_finite,
+    label_error,
+    tensor_classes,
+)
+
+__all__ = ["LoaderData", "UserDataError", "build_user_model", "code_folders",
+           "load_user_data"]
 
 # how many validation examples the untrained model's loss is measured on (a Dataset)
 INITIAL_EXAMPLES = 1024
-
-
-class UserDataError(ValueError):
-    """What a data factory returned cannot be trained on (a fault of the data or the
-    code, not of the machine: retrying the trial does not help)."""
 
 
 def code_folders(code: CodeConfig) -> list[str]:
@@ -68,12 +75,14 @@ class EpochPermutation(Sampler[int]):
 
     def __init__(self, size: int, generator: torch.Generator):
         self.size, self.generator = size, generator
+        self.order: list[int] = []  # this epoch's: which example each position holds
 
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self) -> Iterator[int]:
-        yield from torch.randperm(self.size, generator=self.generator).tolist()
+        self.order = torch.randperm(self.size, generator=self.generator).tolist()
+        yield from self.order
 
 
 @dataclass
@@ -89,6 +98,7 @@ class LoaderData:
     device: torch.device
     workers: int = 0
     seed: int = 0
+    classes_from: str = "the Dataset's classes"  # where the class count came from
     _train_loader: DataLoader | None = field(default=None, repr=False)
     _val_loader: DataLoader | None = field(default=None, repr=False)
 
@@ -104,22 +114,40 @@ class LoaderData:
                           persistent_workers=self.workers > 0,
                           generator=torch.Generator().manual_seed(self.seed))
 
-    def _on_device(self, batches) -> Iterator:
+    def _on_device(self, batches, split: str, rows) -> Iterator:
+        """The batches on the trial's device, a classification's labels checked first
+        (`rows(b, n)`: the Dataset indices of batch b's n examples)."""
         blocking = self.device.type != "cuda"
-        for x, y in batches:
+        classification = self.task == "classification"
+        for b, (x, y) in enumerate(batches):
+            bad = first_bad_label(y, self.num_outputs) if classification else None
+            if bad is not None:
+                raise label_error(split, rows(b, len(y))[bad], y[bad].tolist(),
+                                  self.num_outputs, self.classes_from)
             yield (x.to(self.device, non_blocking=not blocking),
                    y.to(self.device, non_blocking=not blocking))
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator:
+    def _train(self, batch_size: int, generator: torch.Generator) -> DataLoader:
         if self._train_loader is None or self._train_loader.batch_size != batch_size:
             self._train_loader = self._loader(
                 self.train, batch_size, EpochPermutation(len(self.train), generator))
-        return self._on_device(self._train_loader)
+        return self._train_loader
 
-    def val_batches(self, batch_size: int) -> Iterator:
+    def _val(self, batch_size: int) -> DataLoader:
         if self._val_loader is None or self._val_loader.batch_size != batch_size:
             self._val_loader = self._loader(self.val, batch_size, None)
-        return self._on_device(self._val_loader)
+        return self._val_loader
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator:
+        loader = self._train(batch_size, generator)
+        # the sampler's order is this epoch's once its first batch is drawn (in order:
+        # the DataLoader hands batches over as the sampler listed them)
+        return self._on_device(loader, "train", lambda b, n: loader.sampler.order[
+            b * batch_size:b * batch_size + n])
+
+    def val_batches(self, batch_size: int) -> Iterator:
+        return self._on_device(self._val(batch_size), "val",
+                               lambda b, n: range(b * batch_size, b * batch_size + n))
 
     def initial_batches(self, batch_size: int) -> Iterator:
         """The untrained model's baseline is measured on the first INITIAL_EXAMPLES of
@@ -130,7 +158,32 @@ class LoaderData:
         from torch.utils.data import Subset
 
         head = Subset(self.val, range(min(INITIAL_EXAMPLES, len(self.val))))
-        return self._on_device(DataLoader(head, batch_size=batch_size))
+        return self._on_device(DataLoader(head, batch_size=batch_size), "val",
+                               lambda b, n: range(b * batch_size, b * batch_size + n))
+
+    def check_non_finite(self, split: str, step: int | None, batch_size: int) -> None:
+        """A loss went NaN or inf: was it the data? Train: the batch of `step` in this
+        epoch is drawn again and each of its examples looked at; val: the split is read
+        through its loader up to the first batch with a non-finite input. Raises
+        UserDataError naming the first such example; returns when the data is finite
+        (then it was the training). Only on that path: the cost of a batch, or of one
+        pass through the validation split's inputs."""
+        regression = self.task == "regression"
+        if split == "train":
+            loader = self._train_loader
+            if loader is None or step is None:
+                return
+            for row in loader.sampler.order[step * batch_size:(step + 1) * batch_size]:
+                x, y = self.train[row]
+                check_example(torch.as_tensor(x), torch.as_tensor(y), "train", row,
+                              regression)
+            return
+        for b, (x, y) in enumerate(self._val(batch_size)):
+            for values in (x, *((y,) if regression else ())):
+                index = first_non_finite(values)
+                if index is not None:
+                    row = b * batch_size + index[0]
+                    check_example(x[index[0]], y[index[0]], "val", row, regression)
 
     def train_targets(self) -> None:
         """Not known up front: the trainer collects them in its first passes."""
@@ -163,36 +216,35 @@ def _pair(split: Any, name: str) -> tuple[torch.Tensor, torch.Tensor] | Dataset:
                         "tensors or a torch.utils.data.Dataset of (x, y) pairs")
 
 
-def _outputs(task: str, y_train: torch.Tensor, y_val: torch.Tensor | None,
-             dataset: Dataset | None) -> int:
-    """Classes (from the labels, or the Dataset's `classes` / `num_classes`), or the
-    regression target's width (1 for (N,) targets, k for (N, k))."""
-    if task == "regression":
-        return 1 if y_train.dim() <= 1 else int(y_train.shape[-1])
-    if dataset is not None:
-        if hasattr(dataset, "classes"):
-            return len(dataset.classes)
-        if hasattr(dataset, "num_classes"):
-            return int(dataset.num_classes)
-        raise UserDataError("a classification Dataset needs a `classes` (torchvision's "
-                            "convention) or `num_classes` attribute: the class count")
-    labels = torch.cat([y_train.reshape(-1), y_val.reshape(-1)])
-    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
-        raise UserDataError("classification labels must be whole numbers (class indices); "
-                            "for continuous targets set train.task: regression")
-    if labels.min() < 0:
-        raise UserDataError(f"classification labels must be >= 0, but one is {labels.min()}")
-    return int(labels.max()) + 1
+def _declared_classes(settings: dict) -> int | None:
+    """The class count the spec declares: the factory's own `num_classes` setting (a
+    factory that takes one is told the count), else None."""
+    declared = settings.get("num_classes")
+    if declared is None:
+        return None
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
+        raise UserDataError(f"train.dataset.num_classes is {declared!r}, but must be a "
+                            "whole number >= 1: the class count")
+    return declared
 
 
-def _check_targets(task: str, y: torch.Tensor, name: str) -> torch.Tensor:
-    if task == "classification":
-        return y.long()
-    if not y.is_floating_point():
-        y = y.float()
-    if not torch.isfinite(y).all():
-        raise UserDataError(f"{name}: regression targets hold NaN or inf")
-    return y.float()
+def _dataset_classes(dataset: Dataset, declared: int | None) -> tuple[int, str]:
+    """A classification Dataset's class count and where it came from: its `classes`
+    (torchvision's convention) or `num_classes`, else the spec's `num_classes`."""
+    if hasattr(dataset, "classes"):
+        return len(dataset.classes), f"the Dataset's {len(dataset.classes)} classes"
+    if hasattr(dataset, "num_classes"):
+        return int(dataset.num_classes), f"the Dataset's num_classes {dataset.num_classes}"
+    if declared is not None:
+        return declared, f"train.dataset.num_classes is {declared}"
+    raise UserDataError("a classification Dataset needs a `classes` (torchvision's "
+                        "convention) or `num_classes` attribute: the class count")
+
+
+def _regression_targets(y: torch.Tensor, split: str) -> torch.Tensor:
+    y = y.float()
+    check_finite(y, split, "y")
+    return y
 
 
 def load_user_data(ref: UserFactory, seed: int, task: str, code: CodeConfig,
@@ -207,18 +259,28 @@ def load_user_data(ref: UserFactory, seed: int, task: str, code: CodeConfig,
     if isinstance(train, tuple) != isinstance(val, tuple):
         raise UserDataError("train and val must be of one kind: both (x, y) tensors or "
                             "both Datasets")
+    declared = _declared_classes(ref.settings)
     if isinstance(train, tuple):
         (x_train, y_train), (x_val, y_val) = train, val
-        outputs = _outputs(task, y_train, y_val, None)  # on the labels as given
-        y_train = _check_targets(task, y_train, "train")
-        y_val = _check_targets(task, y_val, "val")
-        return TensorData(x_train.float(), y_train, x_val.float(), y_val, outputs,
-                          task).to(device)
+        x_train, x_val = x_train.float(), x_val.float()  # as trained on: no overflow after
+        check_finite(x_train, "train", "x")
+        check_finite(x_val, "val", "x")
+        if task == "classification":  # on the labels as given
+            outputs = tensor_classes(y_train, y_val, declared)
+            y_train, y_val = y_train.long(), y_val.long()
+        else:
+            y_train, y_val = _regression_targets(y_train, "train"), \
+                _regression_targets(y_val, "val")
+            outputs = 1 if y_train.dim() <= 1 else int(y_train.shape[-1])
+        return TensorData(x_train, y_train, x_val, y_val, outputs, task).to(device)
     x0, y0 = train[0]
     x0, y0 = torch.as_tensor(x0), torch.as_tensor(y0)
-    outputs = _outputs(task, y0.reshape(1, *y0.shape) if task == "regression" else y0,
-                       None, train)
-    return LoaderData(train, val, outputs, task, tuple(x0.shape), device, workers, seed)
+    if task == "classification":
+        outputs, classes_from = _dataset_classes(train, declared)
+    else:
+        outputs, classes_from = (1 if y0.dim() == 0 else int(y0.shape[-1])), ""
+    return LoaderData(train, val, outputs, task, tuple(x0.shape), device, workers, seed,
+                      classes_from)
 
 
 def build_user_model(ref: UserFactory, input_shape: tuple[int, ...], num_outputs: int,

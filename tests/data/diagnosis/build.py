@@ -4,7 +4,8 @@ Runs every sweep spec in `specs/` with the orchestrator (embedded Ray, the share
 trainable), and keeps each trial's history rows and the trial-row fields the diagnosis
 reads in two small Parquet files next to this script:
 
-    curves.parquet   curve_id, epoch, lr, train_loss, val_loss, val_acc, val_mae, val_r2
+    curves.parquet   curve_id, epoch, lr, train_loss, val_loss, val_acc, val_mae, val_r2,
+                     grad_norm, grad_norm_max, update_ratio, grad_norm_ratio
     trials.parquet   curve_id, sweep, split, metric, mode, stop_reason, epochs,
                      effective_lr, baselines, config
 
@@ -24,7 +25,16 @@ fifth one, built after the fourth had been measured; every curve of an `h6-` swe
 `heldout6`, a sixth one, built after the fifth had been measured; every curve of an
 `h7-` sweep is `heldout7`, a seventh one, built after the sixth had been measured;
 every curve of an `h8-` sweep is `heldout8`, an eighth one, built after the seventh had
-been measured. A split once recorded is kept when other sweeps are added or rebuilt.
+been measured; every curve of an `h9-` sweep is `heldout9`, a ninth one, built after the
+eighth had been measured, with the training's own signals (issue #33). The curves of an
+`s-` sweep are `dev_signals`: development data with the signals, built with the ninth
+batch from other setups. A split once recorded is kept when other sweeps are added or
+rebuilt.
+
+The signals (`grad_norm`, `grad_norm_max`, `update_ratio`, `grad_norm_ratio`: the
+trainer's, trainable/signals.py) are kept for the sweeps built since they were recorded;
+the curves of older builds hold them as null (a rebuild of an older sweep would record
+them, and change its curves: keep its split, and relabel).
 
     python tests/data/diagnosis/build.py                 # (re)build every sweep
     python tests/data/diagnosis/build.py --only NAME     # add or rebuild one sweep
@@ -37,11 +47,13 @@ been measured. A split once recorded is kept when other sweeps are added or rebu
     python tests/data/diagnosis/build.py --show 'h6-*' --split heldout6 --headers
     python tests/data/diagnosis/build.py --show 'h7-*' --split heldout7 --headers
     python tests/data/diagnosis/build.py --show 'h8-*' --split heldout8 --headers
+    python tests/data/diagnosis/build.py --show 's-*' --split dev_signals --headers
+    python tests/data/diagnosis/build.py --show 'h9-*' --split heldout9 --headers
 
 Specs name their data files relative to the repository root (where this script runs
 them from). Rebuilding an ASHA sweep can stop different trials (concurrency), so relabel
-after it. The tables of the `ho-table-*`, `h2-`, `h3-`, `h4-`, `h5-`, `h6-`, `h7-` and
-`h8-` specs are made by `tables/make_tables.py`.
+after it. The tables of the `ho-table-*`, `h2-`, `h3-`, `h4-`, `h5-`, `h6-`, `h7-`,
+`h8-`, `h9-` and `s-` specs are made by `tables/make_tables.py`.
 """
 
 from __future__ import annotations
@@ -60,8 +72,9 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]  # the repository: specs' data paths are relative to it
 CURVES, TRIALS = HERE / "curves.parquet", HERE / "trials.parquet"
+SIGNAL_COLUMNS = ["grad_norm", "grad_norm_max", "update_ratio", "grad_norm_ratio"]
 CURVE_COLUMNS = ["curve_id", "epoch", "lr", "train_loss", "val_loss", "val_acc",
-                 "val_mae", "val_r2"]
+                 "val_mae", "val_r2", *SIGNAL_COLUMNS]
 KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.name",
                "config.model.hidden", "config.model.depth", "config.batch_size",
                "config.dataset.name", "config.early_stopping.patience", "config.epochs",
@@ -76,8 +89,10 @@ KEEP_CONFIG = ["config.optimizer.name", "config.optimizer.lr", "config.schedule.
 HELDOUT_PREFIX = "ho-"
 # every curve of an `hN-` sweep is `heldoutN`: the fresh batches, each built after the
 # one before had been measured
-FRESH_BATCHES = {f"h{n}-": f"heldout{n}" for n in range(2, 9)}
-SPLITS = ("dev", "heldout", *FRESH_BATCHES.values())
+FRESH_BATCHES = {f"h{n}-": f"heldout{n}" for n in range(2, 10)}
+# every curve of an `s-` sweep is development data with the training's signals
+SIGNAL_DEV_PREFIX, SIGNAL_DEV = "s-", "dev_signals"
+SPLITS = ("dev", "heldout", *FRESH_BATCHES.values(), SIGNAL_DEV)
 
 
 def _load_spec(spec_path: Path, overrides: list[str] = ()):
@@ -111,9 +126,12 @@ def assign_split(rows: pd.DataFrame, sweep: str, grid_keys: list[str]) -> list[s
     comes first) and the other to `dev`; a setup's odd last curve goes by its hash. Every
     curve of an `h2-` sweep is `heldout2`, of an `h3-` sweep `heldout3`, of an `h4-` sweep
     `heldout4`, of an `h5-` sweep `heldout5`, of an `h6-` sweep `heldout6`, of an `h7-`
-    sweep `heldout7`, of an `h8-` sweep `heldout8`."""
+    sweep `heldout7`, of an `h8-` sweep `heldout8`, of an `h9-` sweep `heldout9`; of an
+    `s-` sweep `dev_signals`."""
     fresh = next((split for prefix, split in FRESH_BATCHES.items()
                   if sweep.startswith(prefix)), None)
+    if sweep.startswith(SIGNAL_DEV_PREFIX):
+        fresh = SIGNAL_DEV
     if fresh is not None:
         return [fresh] * len(rows)
     if not sweep.startswith(HELDOUT_PREFIX):
@@ -204,6 +222,13 @@ def build(only: str | None) -> None:
 
 def _series(values) -> str:
     return " ".join("nan" if not math.isfinite(v) else f"{v:.3g}" for v in values)
+
+
+def _signal_series(values) -> str:
+    """A signal per epoch: `-` where not measured (null), `inf` where a measured value
+    was not finite, else 3 significant digits."""
+    return " ".join("-" if v is None or v != v else "inf" if math.isinf(v) else f"{v:.3g}"
+                    for v in values)
 
 
 def _get(t: pd.Series, column: str, default=None):
@@ -349,11 +374,16 @@ def show(only: str | None, split: str | None = None, headers: bool = False) -> N
         else:
             print(f"   init loss {t['initial_val_loss']:.3g} acc {t['initial_val_acc']:.3g}"
                   f" | chance loss {t['chance_val_loss']:.3g} acc {t['chance_val_acc']:.3g}")
+        # rows named as before; wider where the signals' longer names come too
+        width = 15 if any(column in c and c[column].notna().any()
+                          for column in SIGNAL_COLUMNS) else 10
         for column in CURVE_COLUMNS[2:]:
-            if column in ("val_acc", "val_mae", "val_r2") and (
+            if column in ("val_acc", "val_mae", "val_r2", *SIGNAL_COLUMNS) and (
                     column not in c or c[column].isna().all()):
-                continue  # a regression reports no val_acc, a classification no mae/r2
-            print(f"   {column:10s} {_series(c[column])}")
+                continue  # a regression reports no val_acc, a classification no mae/r2;
+                # older builds and shallow nets no signals
+            series = _signal_series if column in SIGNAL_COLUMNS else _series
+            print(f"   {column:{width}s} {series(c[column])}")
 
 
 if __name__ == "__main__":

@@ -265,34 +265,3 @@ def test_a_missing_framework_is_one_line_naming_the_extra(tmp_path, monkeypatch,
         "error: spec.yaml: train.function: cannot import 'my_train' (ModuleNotFoundError: "
         f"{framework} is not installed here: pip install 'ray-sweep-orchestrator[{extra}]')")
 
-
-# -- a trial restored at its last epoch ---------------------------------------------------
-
-@pytest.mark.parametrize("restored_epoch, ends", [(4, True), (3, False)])
-def test_a_trial_restored_at_its_last_epoch_has_nothing_left_to_run(
-        tmp_path, monkeypatch, restored_epoch, ends):
-    """A driver killed after a trial's last report but before Tune recorded its end
-    restarts the trial from that checkpoint: a framework resumed there trains no epoch
-    and reports nothing (Lightning's fit, the Trainer's train: max epochs reached), which
-    is the trial's end, as for the shared trainable; earlier, it is the loop's fault."""
-    import json
-
-    from ray import tune
-
-    from orchestrator.spec.settings import LoopTrialConfig
-    from orchestrator.trainable import loop
-
-    torch.save(b"lightning file", tmp_path / loop.CHECKPOINT_FILE)
-    (tmp_path / loop.META_FILE).write_text(json.dumps({"epoch": restored_epoch}))
-    monkeypatch.setattr(tune, "get_checkpoint",
-                        lambda: tune.Checkpoint.from_directory(str(tmp_path)))
-    monkeypatch.setattr(loop, "_node_id", lambda: None)
-    config = LoopTrialConfig.model_validate({
-        "train": {"function": "m:f", "epochs": 4}, "objective": {"metric": "val_acc"}})
-    trial = loop.Trial(config, "abc_00001", "cpu", 1)
-    assert trial.restore() == b"lightning file"
-    if ends:
-        trial.finish()  # nothing to record, and no error
-    else:
-        with pytest.raises(ValueError, match="returned without a trial.report"):
-            trial.finish()

@@ -9,13 +9,14 @@ for epoch after the resume.
 The kill needs a checkpoint at every epoch: under ASHA a user's loop checkpoints every
 30 s and at its end, and these trials are shorter. It runs under PBT, which checkpoints
 every epoch, with no exploit (perturbation_interval past the last epoch), Tune's
-experiment snapshot taken at every step of its loop: a snapshot older than Tune's newest
-checkpoints can name one Tune deleted since (it keeps 2, 4 under PBT), which Ray refuses
-to restore, for the shared trainable as well."""
+experiment snapshot taken every second: a snapshot older than Tune's newest checkpoints
+can name one Tune deleted since (it keeps 2, 4 under PBT), which Ray refuses to restore,
+for the shared trainable as well."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +30,10 @@ from tests.wandb_reader import FAKE_KEY, assert_runs_hold_the_tables
 
 NAMES = {"lightning": "lightning-digits", "hf_trainer": "hf-tiny-bert"}
 SMALL = {"lightning": [], "hf_trainer": ["--set", "train.rows=512"]}
-# the kill test's epochs: several seconds of a trial after its second one, on any machine
-KILL_EPOCHS = {"lightning": 24, "hf_trainer": 8}
+# the kill test's epochs, long enough (a Lightning one some 0.2 s in batches of 16, an
+# HF one seconds) and enough of them for the kill to land between Tune's snapshots
+KILL_EPOCHS = {"lightning": 8, "hf_trainer": 6}
+KILL_SMALL = {"lightning": ["--set", "train.batch_size=16"], "hf_trainer": SMALL["hf_trainer"]}
 
 
 @pytest.fixture(autouse=True)
@@ -80,25 +83,40 @@ def test_an_example_runs_as_a_sweep_and_asha_stops_some(example, tmp_path, ray_a
 
 
 def a_trial_midway_in_tunes_snapshot(experiment: Path, epochs: int) -> bool:
-    """Is a trial past its second checkpoint and well before its last, with Tune's
-    snapshot of the experiment written after its newest checkpoint, and the tables
-    written after that snapshot? The newest checkpoint's report waited for the driver to
-    take the one before (Tune's function API), so the snapshot knows a checkpoint, and a
-    resume continues from it; the tables then hold every row the snapshot knows. (A
-    snapshot ahead of the tables, which are written at most every 2 s, would leave the
-    resumed history a gap that is not this test's business.) Tune's folders say so at
-    once."""
-    def newest(paths) -> float:
-        return max((p.stat().st_mtime for p in paths), default=float("-inf"))
-
-    snapshot = newest(experiment.glob("experiment_state-*.json"))
-    tables = newest((experiment / schema.RESULTS_DIR).rglob("*.parquet"))
-    for trial in (p for p in experiment.iterdir() if p.is_dir()):
-        saved = sorted(trial.glob("checkpoint_*"))  # Tune keeps the newest few
-        if not saved:
+    """Does Tune's newest snapshot of the experiment, whole, hold a running trial at an
+    epoch from 2 to 2 before its last, whose checkpoints of that epoch and the one
+    before are still there (Tune keeps 4 under PBT: at most one newer), and whose result
+    file holds every epoch up to it? A resume then continues that trial from one of
+    them: its last result (in the snapshot's run metadata) came with a checkpoint under
+    PBT, and that report waited for the driver to take the one before (Tune's function
+    API; the newest alone may not be known yet: seen with the HF Trainer at epoch 1).
+    The epochs Tune recorded after the tables' last write are taken from its result
+    files. Tune copies its snapshot, tuner.pkl and the trials' files in place, every
+    second here and after a trial's 4th checkpoint since the last (a kill while they are
+    written leaves them cut, which no resume survives): none may have been written in
+    the last 0.1 s, and the driver is stopped when this holds and killed if it still
+    does."""
+    states = sorted(experiment.glob("experiment_state-*.json"))
+    try:
+        trials = [d for d in experiment.iterdir() if (d / "params.json").is_file()]
+        copied = [p for d in (experiment, *trials) for p in d.iterdir() if p.is_file()]
+        if not states or time.time() - max(p.stat().st_mtime for p in copied) < 0.1:
+            return False  # being copied
+        pairs = json.loads(states[-1].read_text())["trial_data"]
+        known = [(json.loads(trial), json.loads(meta).get("last_result") or {})
+                 for trial, meta in pairs]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # being written
+    for trial, last in known:
+        epoch, folder = last.get("epoch"), experiment / trial["relative_logdir"]
+        if trial["status"] != "RUNNING" or not epoch or not 2 <= epoch <= epochs - 2:
             continue
-        index = int(saved[-1].name.removeprefix("checkpoint_"))  # from 0, one an epoch
-        if 1 <= index < epochs - 3 and saved[-1].stat().st_mtime < snapshot < tables:
+        saved = sorted(folder.glob("checkpoint_*"))
+        newest = int(saved[-1].name.removeprefix("checkpoint_")) if saved else -1
+        recorded = {r.get("epoch") for r in trial_reports(experiment).get(folder.name, [])}
+        if (all((folder / f"checkpoint_{i:06d}").is_dir() for i in (epoch - 2, epoch - 1))
+                and newest <= epoch
+                and set(range(1, epoch + 1)) <= recorded):
             return True
     return False
 
@@ -127,19 +145,19 @@ def test_an_example_killed_mid_sweep_resumes_each_trial_from_its_checkpoint(
     epochs = KILL_EPOCHS[example]
     args = ["--address", ray_address, "--quiet", "--storage", str(tmp_path),
             "--num-samples", "3", "--max-concurrent", "1", "--set", f"train.epochs={epochs}",
-            "--set", "scheduler={name: pbt, perturbation_interval: 1000}", *SMALL[example]]
+            "--set", "scheduler={name: pbt, perturbation_interval: 1000}", *KILL_SMALL[example]]
     tracked = example == "lightning"  # a Lightning user's sweep, in W&B offline
     if tracked:
         args += ["--set", "tracking={wandb: {project: digits, mode: offline}}"]
         monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)  # must land in no file
-    # Tune snapshots the experiment every 10 s or more, longer than these trials: at
-    # every step of its loop here, so that the kill can land where the snapshot knows a
-    # checkpoint (and never names one Tune deleted since)
-    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Tune snapshots the experiment every 10 s or more, longer than these trials: every
+    # second here, so that the kill can land where the snapshot knows a checkpoint (and
+    # names none Tune deleted since: it keeps 4 under PBT, one an epoch)
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "1")
     kill_run_when(lambda: experiment.is_dir() and
                   a_trial_midway_in_tunes_snapshot(experiment, epochs),
                   "a trial two epochs in, in Tune's snapshot", "run", "spec.yaml", *args,
-                  cwd=REPO / "examples" / example)
+                  cwd=REPO / "examples" / example, frozen=True)
     monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S")
     before = trial_reports(experiment)
     killed_pids = {r["pid"] for rows in before.values() for r in rows}

@@ -54,7 +54,7 @@ class TrackingCallback(Callback):
         from orchestrator.tracking.setup import client_environment, identity, trackers_for
 
         self._environment = contextlib.ExitStack()  # on this (the main) thread, once
-        self._environment.enter_context(client_environment(self.tracking))
+        self._environment.enter_context(client_environment(self.tracking, self.folder))
         self.mirror = Mirror(trackers_for(self.tracking, self.folder), self.warn,
                              self.resend_hint)
         sweep = self._sweep = identity(read_sweep_json(self.folder), self.folder)

@@ -196,7 +196,9 @@ class Trial:
         """The loop returned: its last row again, marked completed (the tables' stop
         reason), with its checkpoint kept. Nothing after a restore of the last epoch's
         checkpoint: PBT exploits at the end too (a perturbation due at the last epoch
-        hands a trial another's final checkpoint), and the loop has no epoch left."""
+        hands a trial another's final checkpoint), and so does a resume whose driver was
+        killed as the trial ended, before Tune recorded its end: the loop has no epoch
+        left, and its rows were reported before."""
         if self._last is None:
             if self._restored_from >= self._epochs:
                 return

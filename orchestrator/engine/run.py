@@ -167,25 +167,26 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
           ended: frozenset[str] = frozenset(), drop_errored: bool = False,
           before: pd.DataFrame | None = None,
           may_write: Callable[[], None] = lambda: None,
-          record: dict | None = None) -> SweepOutcome:
+          record: dict | None = None, lost: frozenset[str] = frozenset()) -> SweepOutcome:
     """Start or join Ray, take the sweep's lease (one writer; `may_write` then checks,
     under it, that this driver may write the folder), drive the Tuner
     `make_tuner(callbacks)` makes to its end (or to an interrupt) and record the segment
     in sweep.json. `callbacks` are extra Tune callbacks (a progress view); `warn` takes
     one-line warnings for the user; `record` holds fields for sweep.json (a warm start's
-    source). SIGTERM is a Ctrl-C until the end is recorded."""
+    source); `lost` trials' rows go (ResultsSink). SIGTERM is a Ctrl-C until the end is recorded."""
     with sigterm_as_sigint() as received:  # and again once Ray is up (it sets its own)
         return _drive(spec, folder, make_tuner, received, command=command, address=address,
                       callbacks=callbacks, warn=warn, fresh=fresh, ended=ended,
                       drop_errored=drop_errored, before=before, may_write=may_write,
-                      record=record or {})
+                      record=record or {}, lost=lost)
 
 
 def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
            received: Received, *, command: str, address: str | None,
            callbacks: list | None, warn: Callable[[str], None], fresh: bool,
            ended: frozenset[str], drop_errored: bool, before: pd.DataFrame | None,
-           may_write: Callable[[], None], record: dict) -> SweepOutcome:
+           may_write: Callable[[], None], record: dict,
+           lost: frozenset[str]) -> SweepOutcome:
     from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.engine.context import build_context
@@ -222,7 +223,7 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
                       **record)
         end = SegmentEnd(results_dir, resolved)
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
-                           ended=ended, drop_errored=drop_errored)
+                           ended=ended, drop_errored=drop_errored, lost=lost)
         # a write the storage refuses, or a lease taken over, stops it as Ctrl-C does
         guard = StorageGuard(sink, lease_lost=lambda: lease.lost if lease else None)
         tracking = _tracking(spec, folder, sink, warn)

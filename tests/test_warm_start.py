@@ -167,11 +167,16 @@ def test_the_plan_says_what_the_warm_start_read(tmp_path):
      "warm_start.from: sweep old has metric 'val_loss', this sweep 'val_acc': "),
     ("mode", "mode", "warm_start.from: sweep old has mode 'min', this sweep 'max': "),
     ("no trials", "errored", "warm_start.from: sweep old in "),
+    ("no overlap", "outside", "warm_start.from: none of the 2 ended trials of sweep old lies "
+     "inside this search space (its search_space: optimizer.lr, batch_size): nothing to "
+     "start from"),
 ])
 def test_bad_warm_starts_are_one_line_and_exit_2(tmp_path, problem, change, message):
     if change == "errored":
         old_sweep(tmp_path, [Made({"optimizer.lr": 0.1, "batch_size": 16},
                                   extra={schema.STATUS: "error"})])
+    elif change == "outside":  # the two rates outside the new range alone
+        old_sweep(tmp_path, [Made({"optimizer.lr": lr, "batch_size": 16}) for lr in (0.002, 0.6)])
     elif change == "mode":
         folder = old_sweep(tmp_path)
         path = folder / schema.RESULTS_DIR / schema.SWEEP_FILE
@@ -210,6 +215,43 @@ def test_a_submitted_warm_start_from_a_folder_of_this_machine_is_refused(tmp_pat
     result = invoke("submit", str(new_spec(tmp_path)), "--address", "http://127.0.0.1:9",
                     "--storage", "/mnt/sweeps", "--set", f"warm_start.from={tmp_path}/old")
     assert result.exit_code == 2 and result.stderr.startswith("error: warm_start.from: is ")
+
+
+def test_the_warm_searcher_suggests_the_rerun_then_learns_from_the_history():
+    """In-process, no trials run: the searcher's first suggestion is the earlier best, and
+    what it suggests next differs from a cold searcher of the same seed, as TPE, given
+    the earlier trials as evaluated, models them instead of sampling at random."""
+    from optuna.samplers import TPESampler
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from orchestrator.engine.warm_searcher import WarmOptunaSearch
+
+    trials, _ = tables(old_trials())
+    known, _, reruns = select(trials, space(NEW_SPACE), {}, OLD_SPACE, "val_acc", "max", 1)
+    config = {"train": {"optimizer": {"lr": tune.loguniform(0.01, 0.3)},
+                        "batch_size": tune.choice([16, 32])}}
+    history = [({"train": {"optimizer": {"lr": k.values["optimizer.lr"]},
+                           "batch_size": k.values["batch_size"]}}, k.value) for k in known]
+    rerun = {**history[-1][0], "warm_start_rerun": True}
+
+    def draws(searcher, n: int) -> list[dict]:
+        assert searcher.set_search_properties("val_acc", "max", config)
+        return [searcher.suggest(f"t{i}") for i in range(n)]
+
+    def sampler():
+        return TPESampler(seed=3, n_startup_trials=2)
+
+    warm = WarmOptunaSearch(sampler=sampler(), history=history, reruns=[rerun])
+    cold = OptunaSearch(sampler=sampler())
+    warm_draws, cold_draws = draws(warm, 4), draws(cold, 3)
+    assert reruns[0].values == known[-1].values == {"optimizer.lr": 0.2, "batch_size": 16}
+    assert warm_draws[0] == rerun
+    assert len(warm._ot_study.get_trials()) == 4 + 3  # the history, then its own asks
+    assert warm_draws[1:] != cold_draws
+    # the same seed and no history: the warm searcher draws what the cold one does
+    plain = WarmOptunaSearch(sampler=sampler(), history=[], reruns=[])
+    assert draws(plain, 3) == cold_draws
 
 
 # -- real tiny sweeps ---------------------------------------------------------------------

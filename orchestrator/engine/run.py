@@ -389,9 +389,6 @@ def run_sweep(
 
     if spec.warm_start and warm is None:
         warm = plan_warm_start(spec)  # bad input: one line, before Ray starts
-    if warm and not warm.known:
-        warn(f"warning: warm start: none of the {warm.ended} ended trials of {warm.folder} "
-             "lies inside this search space: the sweep starts fresh")
     check_writable(folder.parent)  # a full, read-only or missing storage: before Ray
     refuse_if_held(folder)  # fast, before Ray starts; the lease is taken once it runs
     new_name()  # before Ray starts; again under the lease (another run may have begun)

@@ -229,6 +229,12 @@ def plan_warm_start(spec: SweepSpec) -> WarmStartPlan | None:
     known, outside, reruns = select(
         tables.trials, spec.search_space, fixed, tables.spec.get("search_space") or {},
         spec.metric, spec.mode, warm.rerun_best)
+    if not known:
+        raise OrchestratorError(
+            f"warm_start.from: none of the {len(ended)} ended trials of sweep {name} lies "
+            f"inside this search space (its search_space: "
+            f"{', '.join(tables.spec.get('search_space') or {}) or 'none'}): nothing to "
+            f"start from; widen the space or drop warm_start")
     extra = len(reruns) if spec.grid_size > 1 else 0
     if not extra:  # the re-runs are samples of the sweep: no more of them than it draws
         reruns = reruns[:spec.num_samples]

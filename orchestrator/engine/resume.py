@@ -249,11 +249,14 @@ def resume_sweep(
 
 def _lost(plan: ResumePlan) -> frozenset[str]:
     """Trials the tables hold, unended, that Tune's newest state does not: they started
-    after its last snapshot (a Searcher's trials are made one at a time; the basic
-    generator's all at once), so Tune will not continue them and its restored searcher
-    draws their places again. Their rows go (ResultsSink's `lost`)."""
+    after its last snapshot (a Searcher makes its trials one at a time), so Tune will
+    not continue them and its restored searcher draws their places again under new
+    random ids. Their rows go (ResultsSink's `lost`). Tune's basic generator (random,
+    grid) makes such a trial again under the same id (its counter): its rows stay."""
     from orchestrator.engine.tune_compat import trials_in_state
 
+    if plan.spec.searcher.name in ("random", "grid"):
+        return frozenset()
     known = trials_in_state(plan.folder)
     if known is None or plan.trials is None or not len(plan.trials):
         return frozenset()

@@ -146,6 +146,29 @@ def as_if_snapshot_predates_their_end(experiment: Path, trial_ids: list[str]) ->
 
 
 @pytest.mark.slow
+def test_an_optuna_sweep_killed_then_resumed_runs_every_trial_once(tmp_path, ray_address):
+    """A Searcher's trials are made one at a time, and Tune snapshots every ~10 s: a
+    driver killed once two trials ended leaves a state in which they still run (Tune's
+    ConcurrencyLimiter, told nothing of their end, then waited for them for good: the
+    resumed sweep never ended) and none of the trials started since (their rows stayed
+    unfinished beside the trials drawn in their place). The CLI's timeout bounds it."""
+    spec = slow_spec(tmp_path, "optuna-killed")
+    spec["searcher"] = {"name": "optuna", "n_startup_trials": 2}
+    path = write_spec(tmp_path, spec)
+    results = tmp_path / "sweeps" / "optuna-killed" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
+                                   "--quiet")) as proc:
+        wait_for(lambda: ended_trials(results) >= 2 or proc.poll() is not None, 120,
+                 "two trials to end")
+        assert proc.poll() is None, "the sweep ended before the kill"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_complete(*tables(results))
+
+
+@pytest.mark.slow
 def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_address):
     """Tune adds a restored sweep's ended trials to HyperBand's brackets again, where
     Ray's scheduler waited for their results for good: the resumed sweep never ended

@@ -54,7 +54,8 @@ def user_errors(fn: Callable) -> Callable:
 
 # --name/--storage/... are shorthands for --set KEY=VALUE
 SHORTHANDS = {"name": "name", "storage": "storage", "num_samples": "num_samples",
-              "max_concurrent": "max_concurrent_trials", "seed": "seed"}
+              "max_concurrent": "max_concurrent_trials", "seed": "seed",
+              "warm_start": "warm_start.from"}
 
 
 def _overrides(spec_opts: dict) -> list[str]:
@@ -83,9 +84,10 @@ def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
         raise
 
 
-def plan_text(spec, address: str | None = None) -> str:
+def plan_text(spec, address: str | None = None, warm=None) -> str:
     """The plan of a sweep: what runs, how, and how many trials at once on this
-    machine's embedded Ray (or on the cluster at `address`, counted once joined)."""
+    machine's embedded Ray (or on the cluster at `address`, counted once joined); with
+    `warm`, what its warm start read (engine/warm_start.py)."""
     from orchestrator.cli.capacity import concurrency_line, packing, this_machine
     from orchestrator.spec.schedulers import SCHEDULERS
 
@@ -122,11 +124,11 @@ def plan_text(spec, address: str | None = None) -> str:
     if spec.code:
         lines.append("  code        " + ", ".join(spec.code) + " (shipped to every trial)")
         lines += [f"              {line}" for line in _shipping(spec)[0]]
-    if spec.warm_start:
-        warm = spec.warm_start
-        where = f" in {warm.storage}" if warm.storage else ""
-        lines.append(f"  warm start  from {warm.source}{where} (recorded in sweep.json; the "
-                     "warm start itself is not built yet: the sweep starts fresh)")
+    if warm is not None:
+        lines.append(f"  warm start  {warm.summary()}")
+    elif spec.warm_start:  # a resumed sweep: its searcher holds what it was given
+        where = f" in {spec.warm_start.storage}" if spec.warm_start.storage else ""
+        lines.append(f"  warm start  from {spec.warm_start.source}{where}")
     return "\n".join(lines)
 
 

@@ -42,6 +42,9 @@ def validate(spec_path: str, sets: tuple[str, ...]) -> None:
 @click.option("--num-samples", type=int, help="Samples to draw (grid: repeats of the grid).")
 @click.option("--max-concurrent", type=int, help="Most trials running at once.")
 @click.option("--seed", type=int, help="Seed of sampling and of every trial.")
+@click.option("--warm-start", metavar="NAME_OR_PATH",
+              help="Start from an earlier sweep (warm_start.from): its trials given to the "
+              "searcher, its best configuration run first.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
 @click.option("--address", help="Join this Ray cluster instead of starting an embedded one.")
@@ -64,10 +67,13 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
         from orchestrator.jobs.staging import stage_data as stage
 
         spec = stage(spec)
+    from orchestrator.engine.warm_start import plan_warm_start
+
+    warm = plan_warm_start(spec)  # the earlier sweep read once, before Ray starts
     if dry_run:
-        click.echo(plan_text(spec, address))
+        click.echo(plan_text(spec, address, warm))
     elif not quiet:
-        err_console.print(plan_text(spec, address), markup=False)
+        err_console.print(plan_text(spec, address, warm), markup=False)
     for line in code_warnings(spec):
         _warn(line)
     if dry_run:
@@ -75,7 +81,8 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
     from orchestrator.engine.run import run_sweep
 
     outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
-                        callbacks=_progress(spec, quiet))
+                        callbacks=_progress(spec, quiet, extra=warm.extra_trials if warm else 0),
+                        warm=warm)
     _finish(outcome, spec)
 
 
@@ -124,13 +131,14 @@ def _warn(line: str) -> None:
     err_console.print(line, markup=False, soft_wrap=True)
 
 
-def _progress(spec, quiet: bool, ended: dict[str, str] | None = None) -> list:
-    """The live progress view (a Tune callback), unless --quiet."""
+def _progress(spec, quiet: bool, ended: dict[str, str] | None = None, extra: int = 0) -> list:
+    """The live progress view (a Tune callback), unless --quiet; `extra` trials beyond
+    the spec's count (a warm start's re-runs under a grid)."""
     if quiet:
         return []
     from orchestrator.cli.progress import ProgressView
 
-    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode,
+    return [ProgressView(err_console, spec.trial_count + extra, spec.metric, spec.mode,
                          ended=ended or {}, resources=spec.resources,
                          max_concurrent=spec.max_concurrent_trials)]
 

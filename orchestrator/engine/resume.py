@@ -173,7 +173,7 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     # replace them, and trials the tables already record as ended are stopped at their
     # first report, should Tune's state not have been marked (a state of another shape).
     run_config = tuner._local_tuner.get_run_config()
-    search_alg = tuner._local_tuner._tune_config.search_alg
+    search_alg = _limited(tuner._local_tuner._tune_config)
     run_config.callbacks = callbacks + (
         [SearcherHearsOfEnds(search_alg, _last_rows(plan, marked))]
         if marked and search_alg is not None else [])
@@ -183,6 +183,21 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     replay_history(settling(tuner._local_tuner._tune_config.scheduler), _metric_rows(plan),
                    plan.spec.mode)
     return tuner
+
+
+def _limited(tune_config):
+    """The restored searcher, in the ConcurrencyLimiter Tune would wrap it in (the
+    config's `max_concurrent_trials` then cleared): `SearcherHearsOfEnds` must tell the
+    limiter of the trials that ended after the snapshot, or it counts them running for
+    good and, at its limit, the resumed sweep waits forever (Optuna, 2 at a time)."""
+    from ray.tune.search import ConcurrencyLimiter, Searcher
+
+    search_alg, limit = tune_config.search_alg, tune_config.max_concurrent_trials
+    if isinstance(search_alg, Searcher) and not isinstance(search_alg, ConcurrencyLimiter) \
+            and limit:
+        tune_config.search_alg = ConcurrencyLimiter(search_alg, max_concurrent=limit)
+        tune_config.max_concurrent_trials = None
+    return tune_config.search_alg
 
 
 def _last_rows(plan: ResumePlan, trial_ids: list[str]) -> dict[str, dict]:
@@ -228,4 +243,22 @@ def resume_sweep(
     check_reachable(plan.spec.tracking, track_command(plan.folder, plan.spec))
     return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
                  command="resume", address=address, callbacks=callbacks, warn=warn,
-                 ended=plan.ended, drop_errored=errored == "restart", before=plan.trials)
+                 ended=plan.ended, drop_errored=errored == "restart", before=plan.trials,
+                 lost=_lost(plan))
+
+
+def _lost(plan: ResumePlan) -> frozenset[str]:
+    """Trials the tables hold, unended, that Tune's newest state does not: they started
+    after its last snapshot (a Searcher makes its trials one at a time), so Tune will
+    not continue them and its restored searcher draws their places again under new
+    random ids. Their rows go (ResultsSink's `lost`). Tune's basic generator (random,
+    grid) makes such a trial again under the same id (its counter): its rows stay."""
+    from orchestrator.engine.tune_compat import trials_in_state
+
+    if plan.spec.searcher.name in ("random", "grid"):
+        return frozenset()
+    known = trials_in_state(plan.folder)
+    if known is None or plan.trials is None or not len(plan.trials):
+        return frozenset()
+    unended = set(plan.trials[schema.TRIAL_ID]) - plan.ended
+    return frozenset(unended - known)

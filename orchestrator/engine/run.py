@@ -26,6 +26,7 @@ from orchestrator.engine.gcs_watch import GcsWatch
 from orchestrator.engine.interrupts import Received, sigterm_as_sigint, stop_lines, uninterrupted
 from orchestrator.engine.ray_session import gcs_address, ray_session
 from orchestrator.engine.tune_compat import autoscaler
+from orchestrator.engine.warm_start import RERUN_KEY, WarmStartPlan, plan_warm_start
 from orchestrator.errors import OrchestratorError, StorageFailed, storage_problem, strerror
 from orchestrator.results import schema
 from orchestrator.results.lease import refuse_if_held, sweep_lease
@@ -87,7 +88,9 @@ def trainable(spec: SweepSpec):
                                           "gpu": spec.resources.gpu})
 
 
-def build_tuner(spec: SweepSpec, callbacks: list):
+def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = None):
+    """The Tuner of a new sweep; with a warm start, its searcher is given the earlier
+    trials and the re-runs (engine/warm_start.py)."""
     from ray import tune
     from ray.tune.search import Searcher
 
@@ -96,16 +99,19 @@ def build_tuner(spec: SweepSpec, callbacks: list):
     from orchestrator.engine.searchers import create_searcher
     from orchestrator.engine.space import param_space
 
-    context = build_context(spec)
+    context = build_context(spec, warm)
     search_alg = create_searcher(spec.searcher, context)
     storage_path, storage_filesystem = open_storage(spec.storage).tune_storage()
+    space = param_space(spec)
+    if warm and warm.reruns:  # every trial says whether it is a re-run (trials.parquet)
+        space[RERUN_KEY] = False
     return tune.Tuner(
         trainable(spec),
-        param_space=param_space(spec),
+        param_space=space,
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
-            num_samples=spec.num_samples,
+            num_samples=spec.num_samples + (warm.extra_trials if warm else 0),
             scheduler=create_scheduler(spec.scheduler, context),
             search_alg=search_alg,
             # a Searcher is limited here; the basic generator limits itself (searchers.py)
@@ -160,23 +166,27 @@ def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], 
           warn: Callable[[str], None] = warn_on_stderr, fresh: bool = False,
           ended: frozenset[str] = frozenset(), drop_errored: bool = False,
           before: pd.DataFrame | None = None,
-          may_write: Callable[[], None] = lambda: None) -> SweepOutcome:
+          may_write: Callable[[], None] = lambda: None,
+          record: dict | None = None, lost: frozenset[str] = frozenset()) -> SweepOutcome:
     """Start or join Ray, take the sweep's lease (one writer; `may_write` then checks,
     under it, that this driver may write the folder), drive the Tuner
     `make_tuner(callbacks)` makes to its end (or to an interrupt) and record the segment
     in sweep.json. `callbacks` are extra Tune callbacks (a progress view); `warn` takes
-    one-line warnings for the user. SIGTERM is a Ctrl-C until the end is recorded."""
+    one-line warnings for the user; `record` holds fields for sweep.json (a warm start's
+    source); `lost` trials' rows go (ResultsSink). SIGTERM is a Ctrl-C until the end is recorded."""
     with sigterm_as_sigint() as received:  # and again once Ray is up (it sets its own)
         return _drive(spec, folder, make_tuner, received, command=command, address=address,
                       callbacks=callbacks, warn=warn, fresh=fresh, ended=ended,
-                      drop_errored=drop_errored, before=before, may_write=may_write)
+                      drop_errored=drop_errored, before=before, may_write=may_write,
+                      record=record or {}, lost=lost)
 
 
 def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
            received: Received, *, command: str, address: str | None,
            callbacks: list | None, warn: Callable[[str], None], fresh: bool,
            ended: frozenset[str], drop_errored: bool, before: pd.DataFrame | None,
-           may_write: Callable[[], None]) -> SweepOutcome:
+           may_write: Callable[[], None], record: dict,
+           lost: frozenset[str]) -> SweepOutcome:
     from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.engine.context import build_context
@@ -209,10 +219,11 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
             warn(line)
         if fresh:
             folder.delete()
-        begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))
+        begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec),
+                      **record)
         end = SegmentEnd(results_dir, resolved)
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
-                           ended=ended, drop_errored=drop_errored)
+                           ended=ended, drop_errored=drop_errored, lost=lost)
         # a write the storage refuses, or a lease taken over, stops it as Ctrl-C does
         guard = StorageGuard(sink, lease_lost=lambda: lease.lost if lease else None)
         tracking = _tracking(spec, folder, sink, warn)
@@ -356,9 +367,11 @@ def run_sweep(
     overwrite: bool = False,
     callbacks: list | None = None,
     warn: Callable[[str], None] = warn_on_stderr,
+    warm: WarmStartPlan | None = None,
 ) -> SweepOutcome:
     """Run `spec` to the end and return its result tables. `callbacks` are extra
-    Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
+    Ray Tune callbacks (they must pickle: Tune saves them with the experiment). A spec's
+    `warm_start` is read here, before Ray starts, unless its plan `warm` is given."""
     from orchestrator.tracking.setup import check_reachable
     from orchestrator.trainable.table_data import check_tables
 
@@ -374,9 +387,11 @@ def run_sweep(
                 "to start over"
             )
 
+    if spec.warm_start and warm is None:
+        warm = plan_warm_start(spec)  # bad input: one line, before Ray starts
     check_writable(folder.parent)  # a full, read-only or missing storage: before Ray
     refuse_if_held(folder)  # fast, before Ray starts; the lease is taken once it runs
     new_name()  # before Ray starts; again under the lease (another run may have begun)
-    return drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",
+    return drive(spec, folder, lambda cbs: build_tuner(spec, cbs, warm), command="run",
                  address=address, callbacks=callbacks, warn=warn, fresh=True,
-                 may_write=new_name)
+                 may_write=new_name, record={"warm_start": warm.record()} if warm else None)

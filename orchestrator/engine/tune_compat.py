@@ -204,3 +204,19 @@ def mark_ended(folder, trial_ids: frozenset[str]) -> list[str]:
     if changed:
         states[-1].write_text(json.dumps(state))  # whole or not at all (Location)
     return changed
+
+
+def trials_in_state(folder) -> frozenset[str] | None:
+    """The trial ids in the newest of Tune's experiment states in `folder` (the one
+    `Tuner.restore` reads); None when there is none or it has another shape. The contract
+    as for `mark_ended`."""
+    from orchestrator.results.folder import tune_states
+
+    states = tune_states(folder)
+    if not states:
+        return None
+    try:
+        return frozenset(json.loads(pair[0])["trial_id"]
+                         for pair in json.loads(states[-1].read_text())["trial_data"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None

@@ -136,6 +136,7 @@ def trial_row(
         "gpu_ids": last.get("gpu_ids"),
         "threads": last.get("threads"),
         "error": error,
+        "warm_start_rerun": config.get("warm_start_rerun"),
         **loop_metrics(last),
     }
     row.update(config_columns(config))

@@ -68,6 +68,9 @@ def system_trial_fields(metric: str) -> list[tuple[str, str]]:
         # gpu_ids: the ids of the GPUs Ray assigned the trial, as JSON text (["0"])
         ("device", "string"), ("gpu_ids", "string"), ("threads", "int64"),
         ("error", "string"),
+        # true for a trial that ran an earlier sweep's best configuration again (a warm
+        # start's `rerun_best`); false for the other trials of a warm start, else null
+        ("warm_start_rerun", "bool_"),
     ]
 
 

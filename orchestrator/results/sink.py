@@ -13,7 +13,10 @@ killed between two writes).
 On resume, `ended` names the trials the tables already record as ended: their rows
 are final, and reports Tune still makes for them (a trial whose end did not reach
 Tune's last snapshot) are ignored. `drop_errored` removes errored trials' rows
-because Tune reruns them from scratch under new ids (`--restart-errored`).
+because Tune reruns them from scratch under new ids (`--restart-errored`). `lost`
+names trials Tune's restored state does not hold (a driver killed after they started,
+before Tune's next snapshot): Tune never continues them, and its searcher, restored
+without them, draws their places again, so their rows and their folders' epochs go.
 
 A storage that refuses a write (full, read-only, not a folder) does not raise out of
 a hook (an exception there would end Tune's loop without its last snapshot): the sink
@@ -57,9 +60,11 @@ class ResultsSink(Callback):
     def __init__(self, results_dir: Location | str | Path, metric: str, mode: str,
                  time_budget_s: float | None = None,
                  min_interval_s: float = 2.0, ended: frozenset[str] = frozenset(),
-                 drop_errored: bool = False, max_parts: int = MAX_PARTS):
+                 drop_errored: bool = False, max_parts: int = MAX_PARTS,
+                 lost: frozenset[str] = frozenset()):
         self.results_dir = results = as_location(results_dir)
         self.ended = frozenset(ended)
+        self.lost = frozenset(lost)
         self.drop_errored = drop_errored
         self.dropped: list[str] = []
         self.metric, self.mode = metric, mode
@@ -105,13 +110,16 @@ class ResultsSink(Callback):
         # trials table's write and the history's left its end written and its last rows
         # not; a later report (a restore's first epoch, stopped at once) is not its own
         for key, row in history_rows(self.results_dir.parent).items():
-            if key in self.history:
+            if key in self.history or key[0] in self.lost:
                 continue
             if key[0] in self.ended:
                 last = (self.trials.get(key[0]) or {}).get("epochs")
                 if last is None or last != last or key[1] > last:
                     continue
             self.history_table.put(key, row)
+        if self.lost:
+            self.trials_table.drop(sorted(self.lost & set(self.trials)))
+            self.history_table.drop([k for k in self.history if k[0] in self.lost])
         if self.drop_errored:
             self.dropped = sorted(t for t, row in self.trials.items()
                                   if row[schema.STATUS] == "error")

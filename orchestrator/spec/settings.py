@@ -306,6 +306,7 @@ class LoopTrialConfig(Strict):
     seed: int = 0
     code: CodeConfig = CodeConfig()
     checkpoint: LoopCheckpoints = LoopCheckpoints()
+    warm_start_rerun: bool = False  # an earlier sweep's best, run again (engine/warm_start.py)
 
 
 class TrialConfig(Strict):
@@ -315,3 +316,4 @@ class TrialConfig(Strict):
     objective: Objective = Objective()
     seed: int = 0
     code: CodeConfig = CodeConfig()
+    warm_start_rerun: bool = False  # an earlier sweep's best, run again (engine/warm_start.py)

@@ -1,4 +1,4 @@
-"""The project's error classes.
+"""The project's error classes and its warning category.
 
 Everything a user can get wrong (spec, options, data files, sweep folders) raises an
 `OrchestratorError`; the CLI prints its message as one line and exits with its
@@ -33,6 +33,12 @@ def first_line(exc: BaseException) -> str:
     one-line error quotes of an exception from a library."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class SweepWarning(UserWarning):
+    """The category of this project's warnings (`warnings.warn(message, SweepWarning)`):
+    a library user filters them with `warnings.filterwarnings(..., category=SweepWarning)`;
+    the CLI prints each as one line."""
 
 
 class OrchestratorError(Exception):

@@ -147,7 +147,7 @@ def as_if_snapshot_predates_their_end(experiment: Path, trial_ids: list[str]) ->
 def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_address):
     """Tune adds a restored sweep's ended trials to HyperBand's brackets again, where
     Ray's scheduler waited for their results for good: the resumed sweep never ended
-    (orchestrator/engine/hyperband.py). The CLI's timeout bounds the test. And a snapshot
+    (engine/tune_compat/hyperband.py). The CLI's timeout bounds the test. And a snapshot
     older than some trials' ends made Tune restore them from deleted checkpoints: a Ray
     traceback each, the live line counting them errored (tune_compat.mark_ended)."""
     spec = slow_spec(tmp_path, "hb-killed")
@@ -209,7 +209,7 @@ def test_a_signal_to_the_whole_process_group_stops_an_embedded_sweep_gracefully(
         tmp_path, ray_address, sig, code):
     """`timeout`, Slurm's scancel and systemd signal the driver's whole process group, and
     Ctrl-C in a terminal signals its foreground group. The embedded Ray's processes live
-    in sessions of their own (engine/tune_compat.py), so the signal reaches the driver
+    in sessions of their own (engine/tune_compat/), so the signal reaches the driver
     alone: before, SIGTERM killed the GCS first and the driver hung 60 s, then exit 1
     with sweep.json `running`."""
     path = write_spec(tmp_path, slow_spec(tmp_path, "grouped"))

@@ -153,14 +153,12 @@ def _quiet_deleted_checkpoint_noise() -> None:
 def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     from ray import tune
 
-    from orchestrator.engine.asha_replay import replay_history
-    from orchestrator.engine.hyperband import settling
     from orchestrator.engine.stoppers import SearcherHearsOfEnds, StopEnded
-    from orchestrator.engine.tune_compat import mark_ended
+    from orchestrator.engine.tune_compat import mark_ended, replay_history, restored, settling
 
     _quiet_deleted_checkpoint_noise()
     # trials the tables record as ended are not restored at all: Tune's snapshot can
-    # predate their end and name a checkpoint it has deleted since (tune_compat.py)
+    # predate their end and name a checkpoint it has deleted since (tune_compat/)
     marked = mark_ended(plan.folder, plan.ended)
     path = str(plan.folder.local) if plan.folder.local else plan.folder.path
     tuner = tune.Tuner.restore(
@@ -172,15 +170,15 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     # driver's own (a sink that reloads the tables, a progress view on this console)
     # replace them, and trials the tables already record as ended are stopped at their
     # first report, should Tune's state not have been marked (a state of another shape).
-    run_config = tuner._local_tuner.get_run_config()
-    search_alg = tuner._local_tuner._tune_config.search_alg
+    parts = restored(tuner)
+    run_config, search_alg = parts.run_config, parts.search_alg
     run_config.callbacks = callbacks + (
         [SearcherHearsOfEnds(search_alg, _last_rows(plan, marked))]
         if marked and search_alg is not None else [])
     if plan.ended:
         run_config.stop = StopEnded(plan.ended)
     # (settling upgrades an older sweep's pickled HyperBand in place)
-    replay_history(settling(tuner._local_tuner._tune_config.scheduler), _metric_rows(plan),
+    replay_history(settling(parts.scheduler), _metric_rows(plan),
                    plan.spec.mode)
     return tuner
 

@@ -1,15 +1,28 @@
-"""The project's error classes and its warning category.
+"""The project's error classes, its exit codes and its warning category.
 
 Everything a user can get wrong (spec, options, data files, sweep folders) raises an
 `OrchestratorError`; the CLI prints its message as one line and exits with its
-`exit_code` (2 for bad input, 3 when Ray cannot be started or joined, 4 when the
-sweep's storage cannot be written).
+`exit_code` (`ExitCode`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The `sweep` command's exit codes, defined here only."""
+
+    OK = 0  # every trial ended without error
+    TRIALS_FAILED = 1  # the sweep ran but some trials errored (results are still written)
+    FAILED = 1  # (the same code) a job Ray reports failed without its driver's own code
+    BAD_INPUT = 2  # bad input, reported as one line
+    RAY_UNAVAILABLE = 3  # Ray could not be started or joined, or was lost (one line)
+    STORAGE_FAILED = 4  # the storage refused a write: stopped as on Ctrl-C (one line)
+    INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C before every trial ended (state kept)
+    TERMINATED = 143  # 128 + SIGTERM: the same after SIGTERM (ray job stop, Slurm, k8s)
 
 # what an error message quotes of a value the user gave: enough to find it, never a
 # screenful (a YAML alias bomb expands to gigabytes)
@@ -44,7 +57,7 @@ class SweepWarning(UserWarning):
 class OrchestratorError(Exception):
     """A user-facing error: the message alone says what is wrong and where."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class SpecError(OrchestratorError):
@@ -77,7 +90,7 @@ class SweepBusy(OrchestratorError):
 class RayUnavailable(OrchestratorError):
     """Ray could not be started or joined: the machine or the cluster, not the input."""
 
-    exit_code = 3
+    exit_code = ExitCode.RAY_UNAVAILABLE
 
 
 # What a storage that cannot take a write says: full (or over quota), read-only, not
@@ -107,4 +120,4 @@ class StorageFailed(OrchestratorError):
     """The sweep's storage could not be written (full, read-only, not a folder, no
     permission): the sweep stopped as on Ctrl-C, its state kept where it could be."""
 
-    exit_code = 4
+    exit_code = ExitCode.STORAGE_FAILED

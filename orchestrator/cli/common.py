@@ -1,13 +1,10 @@
 """What every `sweep` subcommand shares: the command group, consoles, one-line errors
 and exit codes, spec loading and the printed plan.
 
-Exit codes: 0 every trial ended without error; 1 the sweep ran but some trials
-errored (results are still written); 2 bad input, reported as one line; 3 Ray could
-not be started or joined (one line; --debug shows the traceback); 4 the storage
-refused a write (full, read-only, not a folder): the sweep stopped as on Ctrl-C, one
-line, `sweep resume` continues it once the storage takes writes again; 130 the sweep was
-interrupted (Ctrl-C) before every trial ended, 143 the same after SIGTERM (what
-`ray job stop`, Kubernetes and Slurm send): Tune's state is kept for `sweep resume`.
+Exit codes: `errors.ExitCode` (0 every trial ended without error; 1 some trials
+errored; 2 bad input; 3 Ray could not be started or joined; 4 the storage refused a
+write; 130 interrupted by Ctrl-C, 143 by SIGTERM: Tune's state is kept for `sweep
+resume`). A one-line error's traceback shows with --debug.
 """
 
 from __future__ import annotations
@@ -20,11 +17,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from orchestrator.errors import OrchestratorError
-
-EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_RAY_UNAVAILABLE = 0, 1, 2, 3
-EXIT_STORAGE_FAILED = 4  # errors.StorageFailed's exit_code
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
+from orchestrator.errors import ExitCode, OrchestratorError
 
 # output piped to a file or CI log keeps its lines and columns whole
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -43,7 +36,7 @@ def user_errors(fn: Callable) -> Callable:
             if debug:
                 raise
             click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(ExitCode.INTERRUPTED)
         except OrchestratorError as exc:
             if debug:
                 raise

@@ -8,9 +8,6 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    EXIT_TRIALS_FAILED,
     code_warnings,
     err_console,
     load_spec_with,
@@ -19,7 +16,7 @@ from orchestrator.cli.common import (
     plan_text,
     user_errors,
 )
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import ExitCode, OrchestratorError
 
 
 @main.command()
@@ -150,8 +147,8 @@ def _finish(outcome, spec) -> None:
                 if outcome.unfinished else "stopped before the sweep's end")
         click.echo(f"interrupted: {what}; continue with "
                    f"`{resume_command(outcome.location, spec)}`", err=True)
-        sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
+        sys.exit(ExitCode.TERMINATED if outcome.signal == "SIGTERM" else ExitCode.INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
                    f"see the error column of {outcome.results_dir}/trials.parquet", err=True)
-        sys.exit(EXIT_TRIALS_FAILED)
+        sys.exit(ExitCode.TRIALS_FAILED)

@@ -32,10 +32,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.errors import ExitCode
+
 LOST_AFTER_S = 3.0
 GRACE_S = 15.0
 EVERY_S = 1.0
-EXIT_RAY_LOST = 3  # errors.RayUnavailable's exit code: Ray failed, not the input
 
 
 def answers(address: str, timeout_s: float = 1.0) -> bool:
@@ -137,4 +138,4 @@ class GcsWatch:
                     for pid in descendants(os.getpid()):
                         with contextlib.suppress(OSError):
                             os.kill(pid, signal.SIGKILL)
-                os._exit(EXIT_RAY_LOST)
+                os._exit(ExitCode.RAY_UNAVAILABLE)  # Ray failed, not the input

@@ -1,8 +1,8 @@
 """The code is laid out by the pipeline's stages, and imports only point down:
 cli -> jobs -> engine -> tracking -> analysis -> results -> trainable -> spec -> the base
-modules (errors, diagnosis, ray_auth, environ). The trainable never imports the engine, the results
-or the CLI; the results never import analysis or the CLI; tracking reads the results and
-the analysis, and the engine drives it."""
+modules (errors, states, diagnosis, ray_auth, environ). The trainable never imports the
+engine, the results or the CLI; the results never import analysis or the CLI; tracking
+reads the results and the analysis, and the engine drives it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "orchestrator"
 # lower first; a module may import its own stage and the stages below it
 STAGES = ["base", "spec", "trainable", "results", "analysis", "tracking", "engine", "jobs",
           "cli"]
-BASE = {"errors", "diagnosis", "ray_auth", "environ"}
+BASE = {"errors", "states", "diagnosis", "ray_auth", "environ"}
 
 
 def stage_of(module: str) -> str | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LABELS = ("healthy", "diverged", "lr_too_high", "lr_too_low", "overfitting",
-          "underfitting", "too_short")
+from orchestrator.states import Label
+
+LABELS = tuple(Label)  # orchestrator/states.py names them
 
 
 @dataclass(frozen=True)

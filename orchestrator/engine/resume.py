@@ -32,7 +32,7 @@ from orchestrator.results.folder import (
 from orchestrator.results.lease import refuse_if_held
 from orchestrator.results.storage import Location, check_writable
 from orchestrator.spec import SweepSpec, spec_from_mapping
-from orchestrator.spec.settings import NOT_RETRIED_FILE
+from orchestrator.states import NOT_RETRIED_FILE, SweepStatus, TrialStatus
 
 Errored = Literal["resume", "restart"] | None
 
@@ -55,7 +55,7 @@ class ResumePlan:
         each stopped."""
         if self.trials is None or not len(self.trials):
             return {}
-        done = self.trials[(self.trials[schema.STATUS] == "terminated")
+        done = self.trials[(self.trials[schema.STATUS] == TrialStatus.TERMINATED)
                            & self.trials[schema.STOP_REASON].notna()]
         return dict(zip(done[schema.TRIAL_ID], done[schema.STOP_REASON]))
 
@@ -66,7 +66,7 @@ class ResumePlan:
 
     def finished(self, errored: Errored) -> bool:
         """Nothing to do: every trial ended, and errored ones are not to be run again."""
-        return self.status == "finished" and not (errored and self.errored)
+        return self.status == SweepStatus.FINISHED and not (errored and self.errored)
 
 
 def plan_resume(folder: Location) -> ResumePlan:
@@ -75,17 +75,17 @@ def plan_resume(folder: Location) -> ResumePlan:
     data = read_sweep_json(folder)
     spec = spec_from_mapping(data["spec"], str(sweep_json_path(folder)))
     trials, history = read_tables(folder)
-    if trials is None and data.get("status") == "finished":
+    if trials is None and data.get("status") == SweepStatus.FINISHED:
         # the trials table is gone (deleted, moved aside): its rows come back from the
         # history and Tune's trial folders, rather than "finished (0 trials)"
         from orchestrator.results.load import load_sweep
 
         rebuilt = load_sweep(folder)
         trials, history = rebuilt.trials, rebuilt.history
-    errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
+    errored = int((trials[schema.STATUS] == TrialStatus.ERROR).sum()) if trials is not None else 0
     plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored,
                       _code_warnings(data, spec))
-    if plan.status != "finished":
+    if plan.status != SweepStatus.FINISHED:
         _check_tune_state(folder)
     return plan
 

@@ -32,6 +32,7 @@ from orchestrator.results.lease import refuse_if_held, sweep_lease
 from orchestrator.results.provenance import SegmentEnd, begin_segment
 from orchestrator.results.storage import Location, check_writable, open_storage
 from orchestrator.spec import SweepSpec
+from orchestrator.states import SweepStatus, TrialStatus
 
 CHECKPOINTS_KEPT = 2
 # PBT restores other trials' checkpoints: keep more so they are not deleted under it
@@ -58,7 +59,9 @@ class SweepOutcome:
 
     @property
     def errored(self) -> int:
-        return int((self.trials[schema.STATUS] == "error").sum()) if len(self.trials) else 0
+        if not len(self.trials):
+            return 0
+        return int((self.trials[schema.STATUS] == TrialStatus.ERROR).sum())
 
     @property
     def unfinished(self) -> int:
@@ -219,7 +222,7 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
         started = time.monotonic()
 
         def record_lost(reason: str) -> None:  # from the watch's thread (gcs_watch.py)
-            end.write(status="interrupted", elapsed_s=time.monotonic() - started,
+            end.write(status=SweepStatus.INTERRUPTED, elapsed_s=time.monotonic() - started,
                       trials_ended=None, reason=f"ray: {reason}")
             if lease is not None:
                 lease.release()
@@ -261,7 +264,7 @@ def _record_end(end: SegmentEnd, sink, guard, folder: Location, spec: SweepSpec,
     interrupted = bool(received.at_once or lost or
                        (len(trials) and trials[schema.STOP_REASON].isna().any()))
     outcome = SweepOutcome(folder, trials, history, elapsed, received.name, interrupted)
-    write_end = dict(status="interrupted" if interrupted else "finished",
+    write_end = dict(status=SweepStatus.INTERRUPTED if interrupted else SweepStatus.FINISHED,
                      elapsed_s=elapsed, trials_ended=_ended_in_segment(before, trials),
                      trials=len(trials), errored=outcome.errored,
                      budget_stopped=sink.budget_stopped,
@@ -280,7 +283,7 @@ def _record_end(end: SegmentEnd, sink, guard, folder: Location, spec: SweepSpec,
         raise StorageFailed(f"lease: {guard.lease_lost}; this driver stopped as on Ctrl-C "
                             f"and wrote no more: see `sweep ls` for who writes it now")
     if guard.failure:  # stopped as on Ctrl-C; sweep.json says why where it can be written
-        write_end["status"] = "interrupted"
+        write_end["status"] = SweepStatus.INTERRUPTED
         write_end["reason"] = f"storage: {guard.failure}"
         with contextlib.suppress(OSError):
             end.write(**write_end)

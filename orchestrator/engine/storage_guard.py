@@ -34,7 +34,7 @@ from ray.tune import Callback
 from orchestrator.engine.tune_compat import CONTROLLER_LOGGER, WRITER_LOGGERS, local_uploads
 from orchestrator.errors import STORAGE_ERRNOS, StorageFailed, storage_problem, strerror
 from orchestrator.results.atomic import write_atomic
-from orchestrator.spec.settings import STORAGE_ERROR
+from orchestrator.states import STORAGE_ERROR
 
 # what Tune logs itself when the guard has stopped it: Ctrl-C's words, and the result
 # files it could not write, which the tables and `sweep resume` account for

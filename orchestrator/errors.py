@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from enum import IntEnum
 
 
@@ -52,6 +53,11 @@ class SweepWarning(UserWarning):
     """The category of this project's warnings (`warnings.warn(message, SweepWarning)`):
     a library user filters them with `warnings.filterwarnings(..., category=SweepWarning)`;
     the CLI prints each as one line."""
+
+
+def warn(message: str) -> None:
+    """Tell the user `message` (one line) as a `SweepWarning` of the caller."""
+    warnings.warn(message, SweepWarning, stacklevel=3)
 
 
 class OrchestratorError(Exception):

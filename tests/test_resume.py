@@ -35,6 +35,7 @@ from tests.helpers import (
     SLOW_EPOCHS,
     SLOW_TRIALS,
     SWEEP,
+    heard,
     invoke,
     slow_spec,
     sweep_cli,
@@ -434,11 +435,11 @@ def _shown(logger_name: str, message: str, context) -> list[str]:
 def test_tunes_stop_lines_become_ours_naming_sweep_resume():
     from orchestrator.engine.interrupts import stop_lines
 
-    said: list[str] = []
-    lines = lambda: stop_lines(said.append, "sweep resume /s/x")  # noqa: E731
-    assert _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C), ending "
-                  "Ray Tune run. ... Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) to skip. ",
-                  lines()) == []
+    lines = lambda: stop_lines("sweep resume /s/x")  # noqa: E731
+    with heard() as said:
+        assert _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C), "
+                      "ending Ray Tune run. ... Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) "
+                      "to skip. ", lines()) == []
     assert said == ["stopping: saving the sweep's state for `sweep resume /s/x` (Ctrl-C "
                     "again stops at once)"]
     assert _shown("ray.tune.tune", "Experiment has been interrupted, but the most recent "

@@ -10,6 +10,7 @@ resume`). A one-line error's traceback shows with --debug.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -17,11 +18,37 @@ from typing import Any
 import click
 from rich.console import Console
 
-from orchestrator.errors import ExitCode, OrchestratorError
+from orchestrator.errors import ExitCode, OrchestratorError, SweepWarning
 
 # output piped to a file or CI log keeps its lines and columns whole
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 out_console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def warning_line(line: str) -> None:
+    """A line for the user on stderr: one line stays one line, however long the paths in
+    it (a log is grepped by line)."""
+    err_console.print(line, markup=False, soft_wrap=True)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, SweepWarning):
+        warning_line(str(message))
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+def show_warnings_as_lines() -> None:
+    """The library's `SweepWarning`s, every one of them, as one plain line each (the
+    library leaves how they look to its caller); other warnings as Python shows them."""
+    global _python_showwarning
+    if warnings.showwarning is not _show_warning:
+        _python_showwarning = warnings.showwarning
+        warnings.showwarning = _show_warning
+    warnings.simplefilter("always", SweepWarning)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -145,3 +172,4 @@ def code_warnings(spec) -> list[str]:
 @click.version_option(package_name="ray-sweep-orchestrator")
 def main() -> None:
     """Declarative hyperparameter sweeps of PyTorch models on Ray Tune."""
+    show_warnings_as_lines()

@@ -15,6 +15,7 @@ from orchestrator.cli.common import (
     out_console,
     plan_text,
     user_errors,
+    warning_line,
 )
 from orchestrator.errors import ExitCode, OrchestratorError
 
@@ -29,7 +30,7 @@ def validate(spec_path: str, sets: tuple[str, ...]) -> None:
     spec = load_spec_with(spec_path, sets)
     click.echo(plan_text(spec))
     for line in code_warnings(spec):
-        _warn(line)
+        warning_line(line)
 
 
 @main.command()
@@ -66,12 +67,12 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
     elif not quiet:
         err_console.print(plan_text(spec, address), markup=False)
     for line in code_warnings(spec):
-        _warn(line)
+        warning_line(line)
     if dry_run:
         return
     from orchestrator.engine.run import run_sweep
 
-    outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
+    outcome = run_sweep(spec, address=address, overwrite=overwrite,
                         callbacks=_progress(spec, quiet))
     _finish(outcome, spec)
 
@@ -108,17 +109,12 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
                    f"errored): nothing to resume in {plan.folder}", err=True)
         return
     for warning in plan.warnings:
-        _warn(warning)
+        warning_line(warning)
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
-    outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
+    outcome = resume_sweep(plan, address=address, errored=errored,
                            callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
     _finish(outcome, plan.spec)
-
-
-def _warn(line: str) -> None:
-    # one line stays one line, however long the paths in it (a log is grepped by line)
-    err_console.print(line, markup=False, soft_wrap=True)
 
 
 def _progress(spec, quiet: bool, ended: dict[str, str] | None = None) -> list:

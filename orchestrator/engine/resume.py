@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +18,6 @@ from orchestrator.engine.run import (
     drive,
     track_command,
     trainable,
-    warn_on_stderr,
 )
 from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
@@ -212,7 +210,6 @@ def resume_sweep(
     address: str | None = None,
     errored: Errored = None,
     callbacks: list | None = None,
-    warn: Callable[[str], None] = warn_on_stderr,
 ) -> SweepOutcome:
     """Continue an interrupted sweep from Tune's experiment state: finished trials are
     not run again, unfinished ones continue from their last checkpoint; errored ones
@@ -225,5 +222,5 @@ def resume_sweep(
         _forget_data_errors(plan.folder)
     check_reachable(plan.spec.tracking, track_command(plan.folder, plan.spec))
     return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
-                 command="resume", address=address, callbacks=callbacks, warn=warn,
+                 command="resume", address=address, callbacks=callbacks,
                  ended=plan.ended, drop_errored=errored == "restart", before=plan.trials)

@@ -10,7 +10,6 @@ spec, or restored from Tune's own experiment state. What the user sees while it 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,13 @@ from orchestrator.engine.gcs_watch import GcsWatch
 from orchestrator.engine.interrupts import Received, sigterm_as_sigint, stop_lines, uninterrupted
 from orchestrator.engine.ray_session import gcs_address, ray_session
 from orchestrator.engine.tune_compat import autoscaler
-from orchestrator.errors import OrchestratorError, StorageFailed, storage_problem, strerror
+from orchestrator.errors import (
+    OrchestratorError,
+    StorageFailed,
+    storage_problem,
+    strerror,
+    warn,
+)
 from orchestrator.results import schema
 from orchestrator.results.lease import refuse_if_held, sweep_lease
 from orchestrator.results.provenance import SegmentEnd, begin_segment
@@ -154,30 +159,25 @@ def tune_environment() -> contextlib.AbstractContextManager[None]:
     return environ.defaults(TUNE_ENVIRONMENT)
 
 
-def warn_on_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
 def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], *,
-          command: str, address: str | None, callbacks: list | None,
-          warn: Callable[[str], None] = warn_on_stderr, fresh: bool = False,
+          command: str, address: str | None, callbacks: list | None, fresh: bool = False,
           ended: frozenset[str] = frozenset(), drop_errored: bool = False,
           before: pd.DataFrame | None = None,
           may_write: Callable[[], None] = lambda: None) -> SweepOutcome:
     """Start or join Ray, take the sweep's lease (one writer; `may_write` then checks,
     under it, that this driver may write the folder), drive the Tuner
     `make_tuner(callbacks)` makes to its end (or to an interrupt) and record the segment
-    in sweep.json. `callbacks` are extra Tune callbacks (a progress view); `warn` takes
-    one-line warnings for the user. SIGTERM is a Ctrl-C until the end is recorded."""
+    in sweep.json. `callbacks` are extra Tune callbacks (a progress view); one-line warnings
+    for the user are `SweepWarning`s. SIGTERM is a Ctrl-C until the end is recorded."""
     with sigterm_as_sigint() as received:  # and again once Ray is up (it sets its own)
         return _drive(spec, folder, make_tuner, received, command=command, address=address,
-                      callbacks=callbacks, warn=warn, fresh=fresh, ended=ended,
+                      callbacks=callbacks, fresh=fresh, ended=ended,
                       drop_errored=drop_errored, before=before, may_write=may_write)
 
 
 def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
            received: Received, *, command: str, address: str | None,
-           callbacks: list | None, warn: Callable[[str], None], fresh: bool,
+           callbacks: list | None, fresh: bool,
            ended: frozenset[str], drop_errored: bool, before: pd.DataFrame | None,
            may_write: Callable[[], None]) -> SweepOutcome:
     from ray.tune.logger import JsonLoggerCallback
@@ -201,13 +201,13 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
     # the storage refuses from here on is one line (storage_guard), exit 4.
     with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env) as ours, \
             sigterm_as_sigint(received), storage_errors(folder, resume), \
-            sweep_lease(folder, command, warn) as lease, tune_environment():
+            sweep_lease(folder, command) as lease, tune_environment():
         # a trial no node can hold would wait for good: one line before anything is
         # written (a warning where an autoscaler may add such a node)
-        check_capacity(spec, warn, autoscaler() if address else None)
+        check_capacity(spec, autoscaler() if address else None)
         may_write()
         if address:
-            _warn_if_storage_is_not_shared(spec, warn)
+            _warn_if_storage_is_not_shared(spec)
         if line := scheduler_warning(spec.scheduler, spec.trial_count, build_context(spec)):
             warn(line)
         if fresh:
@@ -218,7 +218,7 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
                            ended=ended, drop_errored=drop_errored)
         # a write the storage refuses, or a lease taken over, stops it as Ctrl-C does
         guard = StorageGuard(sink, lease_lost=lambda: lease.lost if lease else None)
-        tracking = _tracking(spec, folder, sink, warn)
+        tracking = _tracking(spec, folder, sink)
         started = time.monotonic()
 
         def record_lost(reason: str) -> None:  # from the watch's thread (gcs_watch.py)
@@ -227,11 +227,11 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
             if lease is not None:
                 lease.release()
 
-        watch = GcsWatch(gcs_address(), record_lost, warn, resume,
+        watch = GcsWatch(gcs_address(), record_lost, resume,
                          own_processes=ours and not address)
         try:
             with watch, tune_refusals_to(guard), whole_tune_files(), tune_noise.quiet(), \
-                    stop_lines(lambda line: None if watch.lost else warn(line), resume):
+                    stop_lines(resume, unless=lambda: watch.lost is not None):
                 make_tuner([JsonLoggerCallback(), sink, guard, NoRetryOfDataErrors(),
                             *tracking, *(callbacks or [])]).fit()
         except KeyboardInterrupt:  # a second Ctrl-C: Tune stopped at once, unsaved
@@ -302,17 +302,17 @@ def _record_end(end: SegmentEnd, sink, guard, folder: Location, spec: SweepSpec,
     return outcome
 
 
-def _tracking(spec: SweepSpec, folder: Location, sink, warn: Callable[[str], None]) -> list:
+def _tracking(spec: SweepSpec, folder: Location, sink) -> list:
     """The tracking callback (after the sink: it sends the rows the sink holds), if the
     spec asks for MLflow or TensorBoard."""
     if not spec.tracking.enabled:
         return []
     from orchestrator.tracking.live import TrackingCallback
 
-    return [TrackingCallback(spec.tracking, folder, sink, track_command(folder, spec), warn)]
+    return [TrackingCallback(spec.tracking, folder, sink, track_command(folder, spec))]
 
 
-def _warn_if_storage_is_not_shared(spec: SweepSpec, warn: Callable[[str], None]) -> None:
+def _warn_if_storage_is_not_shared(spec: SweepSpec) -> None:
     import ray
 
     from orchestrator.results.storage import storage_warning
@@ -358,7 +358,6 @@ def run_sweep(
     address: str | None = None,
     overwrite: bool = False,
     callbacks: list | None = None,
-    warn: Callable[[str], None] = warn_on_stderr,
 ) -> SweepOutcome:
     """Run `spec` to the end and return its result tables. `callbacks` are extra
     Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
@@ -381,5 +380,5 @@ def run_sweep(
     refuse_if_held(folder)  # fast, before Ray starts; the lease is taken once it runs
     new_name()  # before Ray starts; again under the lease (another run may have begun)
     return drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",
-                 address=address, callbacks=callbacks, warn=warn, fresh=True,
+                 address=address, callbacks=callbacks, fresh=True,
                  may_write=new_name)

@@ -9,9 +9,10 @@ resume`). A one-line error's traceback shows with --debug.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
@@ -70,6 +71,27 @@ def user_errors(fn: Callable) -> Callable:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
     return wrapper
+
+
+@contextlib.contextmanager
+def writing(option: str, where) -> Iterator[None]:
+    """A file or folder the user named that cannot be written (a path under a file, a
+    read-only or full disk) is one line naming the option, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        from pathlib import Path
+
+        blocker = next((p for p in Path(where).absolute().parents if p.is_file()), None)
+        why = (f"{blocker} is a file, not a folder" if blocker else
+               f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
+        raise OrchestratorError(f"{option}: cannot write {where} ({why})") from None
+
+
+def sweep_folder(name_or_path: str, storage: str | None):
+    from orchestrator.results.folder import locate
+
+    return locate(name_or_path, storage)
 
 
 # --name/--storage/... are shorthands for --set KEY=VALUE

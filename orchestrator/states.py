@@ -60,6 +60,8 @@ class Label(StrEnum):
     OVERFITTING = "overfitting"
     UNDERFITTING = "underfitting"
     TOO_SHORT = "too_short"
+    VANISHING_GRADIENTS = "vanishing_gradients"  # read from the training's own signals
+    EXPLODING_GRADIENTS = "exploding_gradients"  # read from the training's own signals
 
 
 # -- the run-time protocol between the trainable and the driver ------------------------

@@ -6,14 +6,14 @@ classification and regression; lr 1e-6 to 200, every schedule family, one-unit t
 built by tests/data/diagnosis/build.py; labels.yaml says what a person read in each curve
 (`[label, reason]`, or `[label, reason, second accepted label]` where a curve honestly
 reads two ways). trials.parquet's `split` puts each curve in a part: `dev`, which the
-rules were tuned on; `heldout` to `heldout7`, each labelled blind and committed before
-the rules were run on it, measured once, and tuned on since (development data now); and
-`heldout8`, to be labelled blind and committed before the rules are run on it, and never
-tuned on: the held-out part (docs/diagnosis.md). Until its labels are committed the
-held-out checks are skipped, and the diagnosis is not run on its curves at all. Two
-batches with the training's own signals (issue #33) wait for their blind labels:
-`dev_signals` (development data once labelled) and `heldout9` (the next held-out part);
-the diagnosis is not run on them either until a part below names them.
+rules were tuned on; `heldout` to `heldout8`, each labelled blind and committed before
+the rules were run on it, measured once, and tuned on since (development data now);
+`dev_signals`, the first batch with the training's own signals (issue #33: grad_norm,
+update_ratio, grad_norm_ratio), labelled blind and tuned on; and `heldout9`, signals
+too, labelled blind by two people (labels_h9_first.yaml, labels_h9_second.yaml, sealed
+apart from labels.yaml until the rules were final) and never tuned on: the held-out part
+(docs/diagnosis.md). Until its labels are in labels.yaml the held-out checks are
+skipped, and the diagnosis is not run on its curves at all.
 """
 
 from __future__ import annotations
@@ -63,25 +63,47 @@ ALARMS = {"lr_too_high", "diverged", "lr_too_low"}
 #             of FAR_TO_GAIN of it)
 #   heldout8  labelled in ee46b7e (a second labeller's in 91f00a2), measured once after
 #             0d47660's rules (2026-11-30): 62/68 (91.2%; against the second labeller
-#             60/68), no curve labelled healthy read as an alarm: THE held-out part
+#             60/68), no curve labelled healthy read as an alarm; tuned on since (as
+#             development data beside dev_signals; no rule on the curves alone changed)
+#   dev_signals  the s- sweeps, the first curves with the training's signals, labelled
+#             blind in 49622f6 (one labeller) before the diagnosis ran on them: the
+#             rules that read the signals were set on them (issue #33)
+#   heldout9  the h9- sweeps, with signals, labelled blind by two labellers in 49622f6
+#             (sealed in labels_h9_first.yaml and labels_h9_second.yaml until the rules
+#             were final; the first moved into labels.yaml in 3d889f0), measured once
+#             after 52061d7's rules (2026-12-07): 50/65 (76.9% < 93%; 43 on the primary
+#             label; against the second labeller 48/65, 73.8%; the curves alone, the
+#             signals taken out, 41/65 and 39/65), and two curves labelled healthy read
+#             as alarms: THE held-out part
 DEVELOPMENT = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6",
-               "heldout7")
-HELD_OUT = "heldout8"
-# the agreement each part must reach (issue #21), counting a diagnosis that equals the
-# person's label or their second accepted one
-REQUIRED = {"development": 0.95, "held-out": 0.90}
+               "heldout7", "heldout8", "dev_signals")
+HELD_OUT = "heldout9"
+# the batches built with the training's signals (every other curve has none)
+WITH_SIGNALS = ("dev_signals", "heldout9")
+# the agreement each part must reach (issues #21 and #33), counting a diagnosis that
+# equals the person's label or their second accepted one. Issue #33 asks 96% of the
+# development data while the curves without signals read exactly as before: 38 of their
+# 814 disagree, so 843/881 (95.7%) is the most the signals can reach; 95% stays the bar.
+REQUIRED = {"development": 0.95, "held-out": 0.93}
 # What a held-out measurement fell short of, recorded as strict expected failures (so
 # CI stays green, and the mark must go once a change makes them pass), by part: e.g.
 # {"held-out": "<curve>, labelled healthy, read lr_too_low: issue #21 open"}. Empty while
 # the held-out part is not yet measured; tuning on a measured batch makes it development
 # data, and the next fresh batch is then the held-out part.
-HEALTHY_ALARMED: dict[str, str] = {}
-HELD_OUT_SHORT: dict[str, str] = {}
-# Batches built and waiting for their blind labels (issue #33: curves with the training's
-# signals, grad_norm, update_ratio, ...): not diagnosed at all until labelled and named
-# by DEVELOPMENT or HELD_OUT above. `dev_signals`: the `s-` sweeps, development data;
-# `heldout9`: the `h9-` sweeps, the next held-out part (other setups than the `s-` ones).
-AWAITING_LABELS = ("dev_signals", "heldout9")
+HEALTHY_ALARMED: dict[str, str] = {"held-out": (
+    "heldout9, measured once after 52061d7: h9-multiclass-tanh-depth-adam/03 read lr_too_low "
+    "and h9-resnet-norm-adam/02 read lr_too_high, both labelled healthy (the first labeller "
+    "accepting the alarm as a second reading, the second labeller not): issue #33 open")}
+HELD_OUT_SHORT: dict[str, str] = {"held-out": (
+    "heldout9, measured once after 52061d7: 50/65 (76.9%) agree, 93% required (against the "
+    "second labeller 48/65, 73.8%): six corr5-capacity-sgd runs labelled healthy or "
+    "lr_too_high read underfitting (5) or overfitting; vanishing_gradients read on two "
+    "sigmoid regressions labelled lr_too_low and missed on three nets that learned (two "
+    "deep GELU nets with batch norm); four runs labelled lr_too_high read healthy (2), "
+    "overfitting or diverged: issue #33 open")}
+# Batches built and waiting for their blind labels: not diagnosed at all until labelled
+# and named by DEVELOPMENT or HELD_OUT above (none now).
+AWAITING_LABELS: tuple[str, ...] = ()
 
 
 def part_of(split: str) -> str:
@@ -157,9 +179,15 @@ def confusion_table(judged: list[Judged]) -> str:
 def test_corpus_is_big_enough_and_covers_every_label(judged, labels, trials):
     development = [j for j in judged if part_of(j.split) == "development"]
     assert len(development) >= 200
-    assert {j.person for j in development} == set(LABELS), "every label used"
+    # every label used, as the first reading or an accepted second one: no development
+    # curve's first label is exploding_gradients (two that overflowed in their first
+    # epoch read diverged, exploding accepted: a gradient gone in one epoch shows no
+    # growth across epochs)
+    assert {label for j in development for label in j.accepted} == set(LABELS), \
+        "every label used"
     assert set(DEVELOPMENT) <= set(trials["split"]) <= {*DEVELOPMENT, HELD_OUT,
                                                           *AWAITING_LABELS}
+    assert set(WITH_SIGNALS) <= {*DEVELOPMENT, HELD_OUT, *AWAITING_LABELS}
     assert set(labels) <= set(trials["curve_id"]), "every label a curve"
     for cid, entry in labels.items():
         assert entry[0] in LABELS and len(entry) in (2, 3), (cid, entry)
@@ -190,7 +218,7 @@ def test_the_signals_are_in_the_batches_built_with_them_and_null_before(trials):
     assert set(signals) <= set(curves.columns)
     split = trials.set_index("curve_id")["split"]
     recorded = curves.groupby("curve_id")["grad_norm"].apply(lambda v: v.notna().any())
-    with_signals = split.isin(AWAITING_LABELS)
+    with_signals = split.isin(WITH_SIGNALS)
     assert recorded[with_signals[with_signals].index].all()
     assert not recorded[with_signals[~with_signals].index].any()
     before = curves[curves["curve_id"].isin(with_signals[~with_signals].index)]

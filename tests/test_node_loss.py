@@ -183,10 +183,14 @@ def test_a_cluster_started_by_hand_cannot_grow_so_a_trial_it_cannot_hold_is_refu
              "from orchestrator.engine.tune_compat import autoscaler\n"
              "ray.init(address=sys.argv[1], logging_level='ERROR')\n"
              "deadline = time.monotonic() + 90\n"
-             "while not _internal_kv_get('__autoscaling_status') and time.monotonic() < "
-             "deadline:\n"
+             # its first status may list no node yet (read as 'cannot tell'): wait for one
+             # that does, as a sweep started a little later would see
+             "answer = autoscaler()\n"
+             "while (answer is not None and answer.startswith('an autoscaler')\n"
+             "       and time.monotonic() < deadline):\n"
              "    time.sleep(1)\n"
-             "print(bool(_internal_kv_get('__autoscaling_status')), autoscaler())\n")
+             "    answer = autoscaler()\n"
+             "print(bool(_internal_kv_get('__autoscaling_status')), answer)\n")
     seen = subprocess.run([sys.executable, "-c", probe, address], env=env, capture_output=True,
                           text=True, timeout=180)
     assert seen.stdout.split() == ["True", "None"], seen.stderr[-3000:]

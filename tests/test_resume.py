@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -42,6 +43,7 @@ from tests.helpers import (
     tiny_spec,
     write_spec,
 )
+from tests.user_project import write_loop_project
 
 TRIALS, EPOCHS = SLOW_TRIALS, SLOW_EPOCHS  # of slow_spec
 TIMINGS = ["epoch_s", "time_total_s"]
@@ -241,13 +243,21 @@ def test_a_signal_to_the_whole_process_group_stops_an_embedded_sweep_gracefully(
 def test_a_second_ctrl_c_stops_at_once_and_still_marks_the_sweep_interrupted(
         tmp_path, ray_address):
     """Tune stops at once on a second Ctrl-C (a KeyboardInterrupt wherever the driver
-    is, without its last snapshot); sweep.json said `running` after it."""
-    path = write_spec(tmp_path, slow_spec(tmp_path, "twice"))
+    is, without its last snapshot); sweep.json said `running` after it. The trials'
+    third epoch lasts a minute, so Tune's graceful stop waits for them (5 s, then it
+    kills them) and the second Ctrl-C surely lands while Tune is still stopping."""
+    stall = tmp_path / "stall"
+    stall.write_text("")
+    path = write_loop_project(
+        tmp_path / "p", name="twice", num_samples=2, max_concurrent_trials=2,
+        storage=str(tmp_path / "sweeps"), search_space={"lr": {"loguniform": [0.01, 0.2]}},
+        train={"function": "my_loop:train", "epochs": 4, "lr": 0.05, "hidden": 16,
+               "rows": 400, "stall_while": str(stall)})
     results = tmp_path / "sweeps" / "twice" / schema.RESULTS_DIR
     with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
-                                   "--quiet")) as proc:
-        wait_for(lambda: reported_epochs(results) >= 2 or proc.poll() is not None, 120,
-                 "two epochs reported")
+                                   "--quiet", cwd=path.parent)) as proc:
+        wait_for(lambda: reported_epochs(results) >= 4 or proc.poll() is not None, 120,
+                 "two epochs of each trial reported")
         assert proc.poll() is None, "the sweep ended before the first Ctrl-C"
         proc.send_signal(signal.SIGINT)
         seen = []
@@ -265,9 +275,14 @@ def test_a_second_ctrl_c_stops_at_once_and_still_marks_the_sweep_interrupted(
     assert sweep["status"] == "interrupted"
     assert sweep["segments"][0]["reason"] == "stopped at once by a second Ctrl-C"
 
+    stall.unlink()
     resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert_complete(*tables(results))
+    trials, history = tables(results)
+    assert len(trials) == 2 and (trials[schema.STOP_REASON] == "completed").all(), trials
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+    for _, epochs in history.groupby(schema.TRIAL_ID)["epoch"]:
+        assert sorted(epochs) == [1, 2, 3, 4]
 
 
 @pytest.mark.slow
@@ -452,6 +467,37 @@ def test_tunes_stop_lines_become_ours_naming_sweep_resume():
                contextlib.nullcontext())
         assert _shown("ray.tune.tune", "Trials did not complete: [t]",
                       contextlib.nullcontext()) == []
+
+
+def test_a_second_ctrl_c_is_a_keyboard_interrupt_once_the_stop_line_is_said():
+    """Tune logs its stop line from its SIGINT handler and restores the previous handler
+    after: the line is said with that handler back, so a Ctrl-C while it is written (a
+    slow stderr) is the second one, not Tune's first again (CI caught that race)."""
+    import signal
+    import warnings
+
+    from orchestrator.engine.interrupts import stop_lines
+    from orchestrator.errors import SweepWarning
+
+    def tunes(signum, frame):  # Tune's handler, as far as the stop line goes
+        logging.getLogger("ray.tune.tune").warning("Stop signal received (e.g. via SIGINT)")
+
+    def said(message, category, *rest, **kwargs):  # the line, shown as the CLI shows it
+        if issubclass(category, SweepWarning):
+            handler_when_said.append(signal.getsignal(signal.SIGINT))
+
+    handler_when_said = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SweepWarning)
+            warnings.showwarning = said
+            with stop_lines("sweep resume /s/x"):
+                signal.signal(signal.SIGINT, tunes)
+                tunes(signal.SIGINT, None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert handler_when_said == [signal.default_int_handler]
 
 
 def test_tunes_harmless_warnings_are_dropped_and_no_other():

@@ -18,7 +18,8 @@ def test_values_are_the_tables_words():
     assert [s.value for s in StopReason] == ["completed", "scheduler", "early_stopping",
                                             "diverged", "error", "budget"]
     assert [s.value for s in Label] == ["healthy", "diverged", "lr_too_high", "lr_too_low",
-                                       "overfitting", "underfitting", "too_short"]
+                                       "overfitting", "underfitting", "too_short",
+                                       "vanishing_gradients", "exploding_gradients"]
 
 
 def test_a_state_reads_as_its_bare_value_everywhere(tmp_path):

@@ -100,6 +100,9 @@ def write_project(folder: Path, *, kind: str = "tensors", task: str = "classific
 
 LOOP = '''
 """The user's own training loop (no Ray in sight)."""
+import os
+import time
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -124,6 +127,8 @@ def train(config, trial):
         torch.set_rng_state(state["rng"])
         start = state["epoch"]
     for epoch in range(start + 1, config["epochs"] + 1):
+        if epoch > 2 and os.path.exists(config.get("stall_while", "")):
+            time.sleep(60)  # a test's long epoch: the file is there while it must last
         total = 0.0
         for idx in torch.randperm(len(x)).split(32):
             loss = F.cross_entropy(model(x[idx]), y[idx])

@@ -12,7 +12,16 @@ loss of earlier epochs. A train loss is a mean over an epoch of moving weights, 
 dropout and batch statistics on; it may sit well above the validation loss of the same
 model, so it is never read against a validation baseline.
 
+Where the trial measured the training's own signals (`grad_norm`, `grad_norm_max`,
+`update_ratio`, `grad_norm_ratio`: the shared trainable always, a user's loop with
+`trial.watch`), some rules read them too (marked [signals] below); without them those
+rules stand aside and the curves decide alone, exactly as before the signals.
+
 Labels, the first rule that fits wins:
+  exploding_gradients  [signals] the gradient norm grew two orders or more from one
+                epoch to the last measured while the training went backwards (the loss
+                overflowed, or the train loss rose, or it never learned): clip the
+                gradients and lower the rate
   diverged      a loss is not finite to the end (one finite again later is a missing
                 value: those epochs are left out, and the reason says so); or the steps
                 threw the loss above where the run started (the first epoch's train loss
@@ -30,12 +39,23 @@ Labels, the first rule that fits wins:
                 high); or a fall then a lasting rise of the train loss; or a validation
                 loss that swings at the end, with the train loss swinging too or by a
                 good share of the chance loss, while the rate was not rising
+                [signals] also a validation loss that swings beyond a share of the
+                unsure loss under a smooth train loss, at steps half an order above the
+                1e-3 yardstick or more; steps at the yardstick or below throw nothing:
+                the swings are noise
   overfitting   the objective or the validation loss worse than its best beyond its noise
                 for good (the loss by a share of ln 2, what an example adds going from
                 sure to unsure), while the train loss keeps falling (also for a model that
                 never beat chance on validation but fitted its training set below the
                 chance loss)
+  vanishing_gradients  [signals] the first weight layer's gradient two orders or more
+                below the last's from the first epoch on, in a net that did not learn
+                (or sat at chance for half its epochs): too much depth for the net as it
+                is; normalisation, residual connections, a shallower net or a better
+                initialisation, no learning rate
   too_short     stopped by the scheduler or the budget before a curve can be judged
+  lr_too_low    [signals] steps an order below the yardstick at full rate with the loss
+                still far above what the data allows, whatever the curve's shape
   lr_too_low    it stalled once the schedule had cut the rate tenfold or more, and only
                 then: it was still falling while the rate was within 2x of its peak
   lr_too_low /  never beat chance, the loss at the chance level or above: a curve that
@@ -43,6 +63,8 @@ Labels, the first rule that fits wins:
                 fast move of either loss, or a validation loss that goes back and forth
                 more than it goes anywhere (unless the train loss descends one way
                 faster: batch-norm noise under a tiny rate), a rate too large to learn
+  lr_too_low    [signals] what reads `underfitting` below, at steps half an order
+                below the yardstick or less: the rate held it back, not its size
   underfitting  the validation loss fell well below chance, then train and validation
                 levelled off together (over 3 epochs at least), both far above zero, at
                 the same level, at a rate that still moves weights: the levelled stretch
@@ -57,7 +79,8 @@ Labels, the first rule that fits wins:
                 up for as many epochs again, would take 39% off the validation loss; a
                 validation loss still at the chance level need not fall along), unless
                 its schedule had cut the rate tenfold and its loss is low: that last gain
-                is the annealing
+                is the annealing; [signals] or its steps an order above the yardstick,
+                or at it with the loss already low: not a rate too small
   healthy       none of the above
 
 Every threshold is a named constant with the reason for its value. Train-loss rises are

@@ -25,6 +25,12 @@ from .thresholds import (
     WELL_BELOW,
 )
 
+# the training's own signals, as the history rows name them (trainable/signals.py records
+# them; spec.settings.SIGNALS is this): the global gradient norm before clipping (mean,
+# max), the update against the weights (median), the first weight layer's gradient norm
+# against the last's (median)
+SIGNALS = ("grad_norm", "grad_norm_max", "update_ratio", "grad_norm_ratio")
+
 
 def _column(history: Sequence[Mapping], key: str) -> list[float]:
     """One column as floats: a missing value is NaN, NaN and inf stay what they are."""
@@ -96,6 +102,14 @@ class Curves:
     # losses that were not finite at an epoch and finite again later, read as missing
     # (their epochs are left out of every curve): `(name, epoch, value)`
     missing: tuple[tuple[str, int, float], ...] = ()
+    # the training's own signals per epoch (trainable/signals.py), NaN where not measured
+    # (every epoch of a sweep from before them, or of a loop without `trial.watch`): the
+    # global gradient norm before clipping (mean, max), the update against the weights
+    # ||dw||/||w|| (median), the first weight layer's gradient norm against the last's
+    grad_norm: list[float] = field(default_factory=list)
+    grad_norm_max: list[float] = field(default_factory=list)
+    update_ratio: list[float] = field(default_factory=list)
+    grad_norm_ratio: list[float] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -147,7 +161,10 @@ class Curves:
         cut = slice(0, i + 1)
         return replace(self, epochs=self.epochs[cut], train=self.train[cut],
                        val=self.val[cut], acc=self.acc[cut], lr=self.lr[cut],
-                       r2=self.r2[cut], mae=self.mae[cut])
+                       r2=self.r2[cut], mae=self.mae[cut], grad_norm=self.grad_norm[cut],
+                       grad_norm_max=self.grad_norm_max[cut],
+                       update_ratio=self.update_ratio[cut],
+                       grad_norm_ratio=self.grad_norm_ratio[cut])
 
     def lr_text(self, a: int, b: int) -> str:
         lrs = [v for v in self.lr[a:b + 1] if math.isfinite(v)]
@@ -155,6 +172,25 @@ class Curves:
             return "an unknown lr"
         return f"lr {num(lrs[0])}" if max(lrs) <= min(lrs) * 1.01 else \
             f"lr {num(lrs[0])}->{num(lrs[-1])}"
+
+    # -- the training's own signals ---------------------------------------------------
+
+    def signal(self, values: Sequence[float], a: int = 0, b: int | None = None,
+               full_rate: bool = False) -> float | None:
+        """The median of a signal's measured (finite, positive) values over the epochs
+        [a:b] (slice indices), only those at a rate within RATE_CUT of its peak when
+        `full_rate` (a decayed rate takes small steps whatever the rate was); None where
+        none was measured: a sweep from before the signals, a loop without
+        `trial.watch`, a net too shallow for a gradient ratio. Every rule that reads a
+        signal then stands aside, and the curves decide as they did before the signals."""
+        peak = max((v for v in self.lr if math.isfinite(v)), default=math.nan)
+        picked = [values[i] for i in range(len(values))[a:b]
+                  if math.isfinite(values[i]) and values[i] > 0 and not (
+                      full_rate and math.isfinite(self.lr[i]) and self.lr[i] * RATE_CUT < peak)]
+        return median(picked) if picked else None
+
+    def steps_text(self, update: float) -> str:
+        return f"update ratio ||dw||/||w|| {num(update)} a step (about 1e-3 is a healthy rate)"
 
     # -- chance ---------------------------------------------------------------------
 
@@ -387,4 +423,5 @@ def read_curves(history: Sequence[Mapping], trial: Mapping, metric: str = "val_a
                    _known(trial.get("initial_val_acc")), int(planned) if planned else None,
                    _column(history, "val_r2"), _column(history, "val_mae"),
                    trial.get("config.loss") if isinstance(trial.get("config.loss"), str) else None,
-                   trial.get("stop_reason"), metric, missing)
+                   trial.get("stop_reason"), metric, missing,
+                   *(_column(history, name) for name in SIGNALS))

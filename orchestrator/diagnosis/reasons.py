@@ -8,6 +8,16 @@ from orchestrator.states import Label
 
 LABELS = tuple(Label)  # orchestrator/states.py names them
 
+# What the practice does about the two read from the training's own signals
+# (../shared/TUNING.md, "Reading the training itself"): too much depth for the net as it
+# is; the fixes are structural, not a rate
+ADVICE = {
+    Label.VANISHING_GRADIENTS: ("no learning rate fixes that: normalisation (batch or "
+                                "layer norm), residual connections, a shallower net or a "
+                                "better initialisation"),
+    Label.EXPLODING_GRADIENTS: "clip the gradients and lower the rate",
+}
+
 
 @dataclass(frozen=True)
 class Diagnosis:

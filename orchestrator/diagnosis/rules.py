@@ -8,6 +8,7 @@ from statistics import median
 
 from .curves import Curves, back_and_forth, noise_scale, read_curves, running_median
 from .reasons import Diagnosis, num, pct, ratio
+from .signal_rules import exploding, small_steps, steps_not_too_small, vanishing
 from .thresholds import (
     ABOVE_START,
     BARELY_MOVED,
@@ -35,11 +36,14 @@ from .thresholds import (
     RATE_BOUND,
     RATE_CUT,
     RISE_OF_FALL,
+    SLOW_STEPS,
     SMOOTH_RISE,
     STILL_FALLING,
     SWING_FLOOR,
+    SWINGING_STEPS,
     UNDERFIT_GAP,
     UNSTABLE,
+    UPDATE_YARDSTICK,
     WANDER,
     WELL_BELOW,
 )
@@ -215,17 +219,26 @@ def _lasting_rise(c: Curves) -> Diagnosis | None:
 def _unstable(c: Curves) -> Diagnosis | None:
     """The validation loss swings from epoch to epoch over the last third of the run
     while the rate is not rising, by SWING_FLOOR of the unsure loss at least (large for
-    the task, not only for a loss near zero): steps too large to settle."""
+    the task, not only for a loss near zero): steps too large to settle. Where the
+    training's own signals were measured, the steps' size decides what the curves can
+    only infer: steps at or below the healthy yardstick (UPDATE_YARDSTICK) throw nothing,
+    so the swings are noise; steps an order above it (LARGE_STEPS) are what throws the
+    weights, even under a train loss that falls smoothly."""
     window = c.val[-c.late - 1:]  # three changes at least
     if c.n < MIN_JUDGE or c.lr_rose(c.n - len(window), c.n - 1) or min(window) <= 0:
         return None
     swing = back_and_forth(window)
     if swing <= UNSTABLE:
         return None
+    # the training's own signal, where measured: the size of the steps over these epochs
+    update = c.signal(c.update_ratio, c.n - len(window))
+    if update is not None and update <= UPDATE_YARDSTICK:
+        return None  # steps of a healthy size or less do not throw the weights: noise
     train_swing = back_and_forth(c.train[-len(window):])
     changes = [b - a for a, b in zip(window, window[1:])]
     bounce = (sum(map(abs, changes)) - abs(sum(changes))) / len(changes) / c.chance_loss
-    if train_swing <= UNSTABLE and bounce <= BOUNCE:
+    large = update is not None and update >= SWINGING_STEPS
+    if train_swing <= UNSTABLE and bounce <= BOUNCE and not large:
         return None  # the train loss falls smoothly and the bounce is small for the task
     # in units of the loss's own scale, not `in_unsure`'s squared one for an l1 loss: a
     # swing around a level, not a level
@@ -239,7 +252,8 @@ def _unstable(c: Curves) -> Diagnosis | None:
         f"the last {len(window) - 1} epochs ({pct(math.exp(swing) - 1)} per epoch "
         f"beyond its trend, {ratio(bounce)} of the chance loss {num(c.chance_loss)}"
         f"{f', {ratio(swing_unsure)} of ln 2' if c.unsure_text() == 'ln 2' else ''}; the "
-        f"train loss {pct(math.exp(train_swing) - 1)}) at "
+        f"train loss {pct(math.exp(train_swing) - 1)}"
+        f"{f'; {c.steps_text(update)}' if update is not None else ''}) at "
         f"{c.lr_text(c.n - len(window), c.n - 1)}"))
 
 
@@ -291,6 +305,24 @@ def _overfitting(c: Curves) -> Diagnosis | None:
             if found:
                 return found
     return None
+
+
+def _levelled_at_small_steps(c: Curves) -> Diagnosis | None:
+    """The training's own signal against a capacity limit the curves alone would claim:
+    a run that levelled off far above what the data allows (the evidence `_underfitting`
+    needs) while its update ratio over the last epochs, at full rate, was below
+    SLOW_STEPS (half an order below the yardstick). Curves level as the steps shrink
+    with the gradient, whatever the capacity: steps that small say the rate held the
+    net back, not its size (1024 units at SGD 1e-3 level at 51% of the chance loss,
+    steps 2-4e-4; at 1e-2 they step 1e-3 and reach 35%)."""
+    update = c.signal(c.update_ratio, -c.late, None, full_rate=True)
+    if update is None or update >= SLOW_STEPS or _underfitting(c) is None:
+        return None
+    return Diagnosis("lr_too_low", (
+        f"levelled off at {num(c.train[-1])} (val loss {num(c.val[-1])}, "
+        f"{pct(c.level(c.val, -1) / c.chance_loss)} of the chance loss) with steps too "
+        f"small to claim a capacity limit: {c.steps_text(update)} over its last epochs, "
+        f"below it by half an order or more, at {c.lr_text(0, c.n - 1)}"))
 
 
 def _too_short(c: Curves) -> Diagnosis | None:
@@ -507,6 +539,8 @@ def _lr_too_low(c: Curves) -> Diagnosis | None:
             f"{num(min(c.val))}) in {c.n} epochs at {c.lr_text(0, c.n - 1)}"))
     if c.stop_reason not in ("completed", "early_stopping") or _annealed(c):
         return None
+    if steps_not_too_small(c):
+        return None
     if c.n < MIN_JUDGE:
         return _short_still_improving(c)
     if c.share(c.train[-1]) <= FAR_FROM_ZERO:
@@ -599,6 +633,7 @@ def _healthy(c: Curves, mode: str) -> Diagnosis:
 
 # The rules, in the order they are tried: the first that fits names the label.
 RULES = (
+    exploding,
     _not_finite,
     _blown_up,
     _thrown_above_start,
@@ -608,9 +643,12 @@ RULES = (
     _lasting_rise,
     _unstable,
     _overfitting,
+    vanishing,
     _too_short,
+    small_steps,
     _decayed_stall,
     _not_learning,
+    _levelled_at_small_steps,
     _underfitting,
     _lr_too_low,
 )

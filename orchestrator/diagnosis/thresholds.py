@@ -254,3 +254,60 @@ FAR_FROM_DONE = 0.6
 # than its rate did: the healthy h6-exponential-corr5/02 and /03 at 0.19 and 0.64, which
 # the rule read lr_too_low before (as it did heldout4's three healthy alarms).
 RATE_BOUND = 0.75
+
+# -- the training's own signals (trainable/signals.py; ../shared/TUNING.md, "Reading the
+# training itself"). Read only where a trial measured them; without them every rule
+# above decides alone, as it did before. Here "here" is the dev_signals batch (67 curves
+# of the s- sweeps), the only labelled curves with signals the rules were set on.
+#
+# The size of a step against the weights, ||dw||/||w||, median over an epoch's measured
+# steps: about UPDATE_YARDSTICK for a healthy rate (the practice's yardstick), orders
+# below it for a rate too small, orders above for one too large.
+UPDATE_YARDSTICK = 1e-3
+# Steps too small: at the rate's full strength (within RATE_CUT of its peak: a schedule's
+# decay shrinks the steps of any run) an update ratio an order below the yardstick or
+# less, with the loss still far from what the data allows (FAR_ABOVE): the rate holds the
+# run back, whatever the curve's shape; a plateau there is no capacity limit (here the
+# runs at SGD 1e-5..1e-4 and 512 units at SGD 1e-3 that never got far, 1e-6..5e-5, all
+# labelled lr_too_low; every run labelled healthy, underfitting or overfitting steps
+# 1.9e-4 and more at its full rate, the AdamW 1e-4 run with layer norm the least).
+SMALL_STEPS = 1e-4
+# Large steps: an update ratio an order above the yardstick or more over the last third
+# is no rate too small, whatever the curve still gains at its end: steps that size are
+# not what holds a run back (here a CNN at SGD 0.3 still improving at its end, 1.3-1.6e-2,
+# labelled healthy, read lr_too_low from its curve alone; the runs labelled lr_too_low
+# step 6e-3 at most).
+LARGE_STEPS = 1e-2
+# Vanishing gradients: the first weight layer's gradient norm against the last's (median
+# over the measured steps of an epoch) two orders below 1 or less, from the first epoch
+# on, in a net that does not learn. Here nets that learn, with or without norm, ReLU,
+# tanh or sigmoid, are at 0.1-10 once learning; deep nets without normalisation that sit
+# at chance at 1e-2 (8-layer ReLU) down to 1e-13 (14-layer sigmoid). From the first
+# epoch: a ratio that collapses only after large first steps (layer-norm nets thrown at
+# Adam 0.01, 1.1 and 0.09 at epoch 1, then 1e-3..1e-7) is the rate's doing, dead units,
+# labelled lr_too_high.
+VANISHED = 1e-2
+# Exploding gradients: the global gradient norm grew by this factor or more from one
+# epoch to a later one (two orders), while the training made no progress (the train loss
+# no lower at the end than when the growth began). A learning net's gradient norm grows
+# too, by up to 70x here (a 12-layer ReLU net as its loss fell 1.1 -> 0.3): the practice's
+# "growing by orders before a divergence" is the growth with the loss going nowhere.
+EXPLODING = 100.0
+# Steps large enough to throw the weights: a validation loss that swings beyond
+# SWING_FLOOR of the unsure loss under a train loss that falls smoothly reads as a rate
+# too high when the update ratio over those epochs is half an order above the yardstick
+# or more (10^-2.5); below it `_unstable` keeps asking the curves for a swinging train
+# loss or a bounce of BOUNCE of the chance loss. Here a CNN with batch norm at SGD 0.3
+# (labelled lr_too_high), its val loss 0.13 <-> 0.65 under a smooth train loss with a
+# bounce of 9% of the chance loss, steps 9e-3; any value from 2e-3 to 8e-3 reads the
+# same on the dev_signals batch, and no curve labelled healthy swings that much.
+SWINGING_STEPS = 10 ** -2.5
+# Steps too small to claim a capacity limit: a run the curves read as levelled off far
+# above what the data allows (`_underfitting`'s evidence) whose update ratio over its
+# last epochs at full rate is half an order below the yardstick or less (10^-3.5) is
+# held back by its rate, not by its size: 1024 units at SGD 1e-3 on a 3-class synthetic
+# set level at 51% of the chance loss stepping 2-4e-4, and at 1e-2 the same net steps
+# 1e-3 and reaches 35% (tests/test_diagnosis_signals.py). No labelled curve of the
+# dev_signals batch falls here: the runs labelled underfitting step 3.7e-3 and more, the
+# 8-unit run read underfitting (labelled lr_too_low, healthy accepted) 1.2e-3.
+SLOW_STEPS = 10 ** -3.5

@@ -83,11 +83,19 @@ class _TuneStopLines(logging.Filter):
         super().__init__()
         self.say = say
         self.stopping = False
+        # the handler Tune restores for a second Ctrl-C (Python's KeyboardInterrupt)
+        self.sigint = signal.getsignal(signal.SIGINT) if _main_thread() else None
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         if message.startswith("Stop signal received"):
             self.stopping = True
+            # Tune logs this from its SIGINT handler and only then restores the handler
+            # a second Ctrl-C needs: restored first, so that "Ctrl-C again stops at once"
+            # holds from the moment it is printed (a Ctrl-C during a slow write of that
+            # line, wandb's console capture for one, would otherwise be Tune's again)
+            if self.sigint is not None and _main_thread():
+                signal.signal(signal.SIGINT, self.sigint)
             self.say()
             return False
         if self.stopping and message.startswith("Trials did not complete"):

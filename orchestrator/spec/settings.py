@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from orchestrator.diagnosis.curves import SIGNALS as DIAGNOSIS_SIGNALS
 from orchestrator.spec.strict import Strict
 from orchestrator.spec.user_code import REF_PATTERN
 
@@ -250,8 +251,9 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 # what the training itself shows each epoch (trainable/signals.py; a user's loop records
 # them with `trial.watch`): the global gradient norm before clipping (mean and max over
 # the measured steps), the update's size against the weights (median), the first weight
-# layer's gradient norm against the last's (median; nets of 3+ weight layers)
-SIGNALS = ("grad_norm", "grad_norm_max", "update_ratio", "grad_norm_ratio")
+# layer's gradient norm against the last's (median; nets of 3+ weight layers). Named in
+# the diagnosis, the lowest stage that reads them
+SIGNALS = DIAGNOSIS_SIGNALS
 # where sweeps are kept when neither the spec nor an option says
 DEFAULT_STORAGE = "./sweeps"
 

@@ -23,7 +23,13 @@ import numpy as np
 import torch
 
 from orchestrator.diagnosis import diagnose
-from orchestrator.spec.settings import TASK_METRICS, TrialConfig, UserFactory, best_column
+from orchestrator.spec.settings import (
+    SIGNALS,
+    TASK_METRICS,
+    TrialConfig,
+    UserFactory,
+    best_column,
+)
 from orchestrator.states import StopReason
 from orchestrator.trainable.data import load_dataset
 from orchestrator.trainable.early_stopping import EarlyStopping
@@ -113,7 +119,10 @@ class Trainer:
         self.epoch = self.step = 0
         self.time_total_s = 0.0
         self.metric_names = TASK_METRICS[cfg.task]
-        self.curves: dict[str, list[float]] = {name: [] for name in (*self.metric_names, "lr")}
+        # per epoch: the metrics, the rate and the training's own signals (None where not
+        # measured), what the diagnosis reads
+        self.curves: dict[str, list[float | None]] = {
+            name: [] for name in (*self.metric_names, "lr", *SIGNALS)}
         # the untrained model's validation loss and accuracy (one evaluation before the
         # first step) and the chance level: what the diagnosis measures training against.
         # The chance level predicts from the training targets: known up front for
@@ -289,6 +298,8 @@ class Trainer:
         for name in self.metric_names:
             self.curves[name].append(measured[name])
         self.curves["lr"].append(lr)
+        for name in SIGNALS:
+            self.curves[name].append(signals[name])
         train_loss, val_loss = measured["train_loss"], measured["val_loss"]
         if math.isfinite(train_loss) and not math.isfinite(val_loss):
             self.data.check_non_finite("val", None, self.train_cfg.eval_batch_size)
@@ -330,7 +341,7 @@ class Trainer:
     def diagnosis(self) -> dict[str, str]:
         """The diagnosis of the curves so far, as the trial knows them (the results
         tables diagnose again once they know why the trial ended)."""
-        names = [*self.metric_names, "lr"]
+        names = [*self.metric_names, "lr", *SIGNALS]
         history = [{"epoch": i + 1, **dict(zip(names, values))}
                    for i, values in enumerate(zip(*(self.curves[n] for n in names)))]
         trial = {"stop_reason": self.stop_reason, "config.epochs": self.train_cfg.epochs,
@@ -402,6 +413,8 @@ class Trainer:
         self.time_total_s = meta["time_total_s"]
         self.curves = meta["curves"]
         self.curves.setdefault("lr", [])
+        for name in SIGNALS:  # a checkpoint from before the signals: not measured then
+            self.curves.setdefault(name, [None] * len(self.curves[self.metric_names[0]]))
         self.initial = meta.get("initial") or {}
         self.chance = meta.get("chance") or self.chance
         if meta.get("prior") is not None:

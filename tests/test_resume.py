@@ -462,7 +462,7 @@ def test_tunes_stop_lines_become_ours_naming_sweep_resume():
                   "trainable=...)", lines()) == []
     assert _shown("ray.tune.tune", "Trials did not complete: [t]", lines()) == [
         "Trials did not complete: [t]"]  # anything else still shows, this one until a stop
-    with lines():  # after a stop, Tune's list of the trials the stop cut is dropped
+    with heard(), lines():  # after a stop, Tune's list of the trials the stop cut is dropped
         _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C)",
                contextlib.nullcontext())
         assert _shown("ray.tune.tune", "Trials did not complete: [t]",

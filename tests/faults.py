@@ -74,7 +74,7 @@ def kill_run_when(ready: Callable[[], object], what: str, *args: str,
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     """`sig` to the process group of `proc`; with SIGKILL, to every process below it
     too: an embedded Ray's processes live in sessions of their own
-    (orchestrator/engine/tune_compat.py), and its agents would outlive the driver."""
+    (orchestrator/engine/tune_compat/), and its agents would outlive the driver."""
     below = descendants(proc.pid) if sig == signal.SIGKILL else set()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)

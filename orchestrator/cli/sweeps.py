@@ -8,9 +8,6 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    EXIT_TRIALS_FAILED,
     code_warnings,
     err_console,
     load_spec_with,
@@ -18,8 +15,9 @@ from orchestrator.cli.common import (
     out_console,
     plan_text,
     user_errors,
+    warning_line,
 )
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import ExitCode, OrchestratorError
 
 
 @main.command()
@@ -32,7 +30,7 @@ def validate(spec_path: str, sets: tuple[str, ...]) -> None:
     spec = load_spec_with(spec_path, sets)
     click.echo(plan_text(spec))
     for line in code_warnings(spec):
-        _warn(line)
+        warning_line(line)
 
 
 @main.command()
@@ -75,12 +73,12 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
     elif not quiet:
         err_console.print(plan_text(spec, address, warm), markup=False)
     for line in code_warnings(spec):
-        _warn(line)
+        warning_line(line)
     if dry_run:
         return
     from orchestrator.engine.run import run_sweep
 
-    outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
+    outcome = run_sweep(spec, address=address, overwrite=overwrite,
                         callbacks=_progress(spec, quiet, extra=warm.extra_trials if warm else 0),
                         warm=warm)
     _finish(outcome, spec)
@@ -118,17 +116,12 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
                    f"errored): nothing to resume in {plan.folder}", err=True)
         return
     for warning in plan.warnings:
-        _warn(warning)
+        warning_line(warning)
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
-    outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
+    outcome = resume_sweep(plan, address=address, errored=errored,
                            callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
     _finish(outcome, plan.spec)
-
-
-def _warn(line: str) -> None:
-    # one line stays one line, however long the paths in it (a log is grepped by line)
-    err_console.print(line, markup=False, soft_wrap=True)
 
 
 def _progress(spec, quiet: bool, ended: dict[str, str] | None = None, extra: int = 0) -> list:
@@ -158,8 +151,8 @@ def _finish(outcome, spec) -> None:
                 if outcome.unfinished else "stopped before the sweep's end")
         click.echo(f"interrupted: {what}; continue with "
                    f"`{resume_command(outcome.location, spec)}`", err=True)
-        sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
+        sys.exit(ExitCode.TERMINATED if outcome.signal == "SIGTERM" else ExitCode.INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
                    f"see the error column of {outcome.results_dir}/trials.parquet", err=True)
-        sys.exit(EXIT_TRIALS_FAILED)
+        sys.exit(ExitCode.TRIALS_FAILED)

@@ -33,6 +33,7 @@ from orchestrator.results.storage import Location, is_uri
 from orchestrator.spec import SweepSpec
 from orchestrator.spec.distributions import Distribution
 from orchestrator.spec.dotted import set_dotted
+from orchestrator.states import TrialStatus
 
 # the key of a trial's config that marks a re-run (TrialConfig; trials.parquet's column)
 RERUN_KEY = "warm_start_rerun"
@@ -145,7 +146,8 @@ def select(trials: pd.DataFrame, space: Mapping[str, Distribution], fixed: Mappi
     outside it, the best `rerun_best` of those inside by best_<metric>; ties: the
     earlier trial id)."""
     searched_before = list(searched_before)
-    ended = trials[(trials[schema.STATUS] == "terminated") & trials[schema.STOP_REASON].notna()]
+    ended = trials[(trials[schema.STATUS] == TrialStatus.TERMINATED)
+                   & trials[schema.STOP_REASON].notna()]
     known: list[Known] = []
     outside = 0
     best = schema.best_column(metric)
@@ -217,7 +219,7 @@ def plan_warm_start(spec: SweepSpec) -> WarmStartPlan | None:
                 f"warm_start.from: sweep {name} has {key} {theirs!r}, this sweep {ours!r}: "
                 f"its trials' scores do not say how good they are here (a warm start needs "
                 f"the same metric and mode)")
-    ended = tables.trials[(tables.trials[schema.STATUS] == "terminated")
+    ended = tables.trials[(tables.trials[schema.STATUS] == TrialStatus.TERMINATED)
                           & tables.trials[schema.STOP_REASON].notna()] \
         if len(tables.trials) else tables.trials
     if not len(ended):

@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.results import schema
 from orchestrator.results.storage import as_location
+from orchestrator.states import SweepStatus
 
 
 def _version(package: str) -> str | None:
@@ -95,7 +96,7 @@ def begin_segment(results_dir, spec: dict, command: str, code_hash: str | None =
     code = {"code_hash": code_hash} if code_hash else {}
     segments.append({**segment, **code})
     write_sweep_json(results_dir, spec, started_at=earlier.get("started_at") or started,
-                     status="running", segments=segments, **code, **fields)
+                     status=SweepStatus.RUNNING, segments=segments, **code, **fields)
 
 
 def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,

@@ -43,6 +43,7 @@ from orchestrator.results.parted import MAX_PARTS, PartedTable
 from orchestrator.results.rebuild import history_rows
 from orchestrator.results.storage import Location, as_location
 from orchestrator.results.tables import frames, write_history_rows, write_trial_rows
+from orchestrator.states import TrialStatus
 
 
 def _status(trial: Any) -> str:
@@ -122,7 +123,7 @@ class ResultsSink(Callback):
             self.history_table.drop([k for k in self.history if k[0] in self.lost])
         if self.drop_errored:
             self.dropped = sorted(t for t, row in self.trials.items()
-                                  if row[schema.STATUS] == "error")
+                                  if row[schema.STATUS] == TrialStatus.ERROR)
             self.trials_table.drop(self.dropped)
             self.history_table.drop(k for k in self.history if k[0] in self.dropped)
         for (trial_id, epoch), row in self.history.items():
@@ -137,7 +138,7 @@ class ResultsSink(Callback):
         status = status or _status(trial)
         # Tune updates last_result before it calls the callbacks
         last = trial.last_result if "epoch" in (trial.last_result or {}) else None
-        error = _error_text(trial) if status == "error" else None
+        error = _error_text(trial) if status == TrialStatus.ERROR else None
         epochs = self.by_trial.get(trial.trial_id, {})
         self.trials_table.put(trial.trial_id, rows.trial_row(
             trial.trial_id, trial.config, status, last, self.metric, error, budget_hit,
@@ -183,24 +184,24 @@ class ResultsSink(Callback):
     # -- Tune callback hooks ------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id not in self.ended:
-            self._update_trial(trial, "running")
+            self._update_trial(trial, TrialStatus.RUNNING)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         if "epoch" not in result or trial.trial_id in self.ended:
             return
         self._add_history(rows.history_row(trial.trial_id, result))
-        self._update_trial(trial, "running")
+        self._update_trial(trial, TrialStatus.RUNNING)
         self.flush()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id not in self.ended:
-            self._update_trial(trial, "terminated")
+            self._update_trial(trial, TrialStatus.TERMINATED)
         self.flush(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id not in self.ended:
-            self._update_trial(trial, "error")
+            self._update_trial(trial, TrialStatus.ERROR)
         self.flush(force=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -211,14 +212,15 @@ class ResultsSink(Callback):
             self.time_budget_s and time.monotonic() - self._started >= self.time_budget_s
         )
         for trial in trials:
-            if self.trials.get(trial.trial_id, {}).get(schema.STATUS) in ("terminated", "error"):
+            if self.trials.get(trial.trial_id, {}).get(schema.STATUS) in (
+                    TrialStatus.TERMINATED, TrialStatus.ERROR):
                 continue
             started = "epoch" in (trial.last_result or {})
             if budget_hit:
                 self.budget_stopped.append(trial.trial_id)
-                status = "terminated" if started else "pending"
+                status = TrialStatus.TERMINATED if started else TrialStatus.PENDING
             else:
-                status = "paused" if started else "pending"
+                status = TrialStatus.PAUSED if started else TrialStatus.PENDING
             self._update_trial(trial, status, budget_hit=budget_hit)
         self.flush(force=True)
         self.write_whole()

@@ -258,16 +258,6 @@ SIGNALS = DIAGNOSIS_SIGNALS
 DEFAULT_STORAGE = "./sweeps"
 
 
-# a user's own loop names its metrics in every report under this key (not a column)
-LOOP_METRICS = "loop_metrics"
-# a trial whose checkpoint the storage refused (full, read-only) says why under this
-# key in its report (not a column): the driver then stops the sweep as on Ctrl-C
-STORAGE_ERROR = "storage_error"
-# a trial that failed with an error of its data or code before its first epoch leaves
-# this file in its trial folder: a retry fails at once with the same text, and runs
-# none of the user's code again (trainable/not_retried.py)
-NOT_RETRIED_FILE = ".not_retried"
-
 
 def best_column(metric: str) -> str:
     """The name of a metric's best value over a trial's epochs (a trials column)."""

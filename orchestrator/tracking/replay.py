@@ -66,7 +66,7 @@ def replay(folder: Location, tracking: Tracking) -> Replayed:
     check_reachable(tracking, None)  # this is `sweep track`
     trackers = trackers_for(tracking, folder)
     where = [t.where for t in trackers]
-    mirror = Mirror(trackers, lambda line: None, resend_hint="sweep track")
+    mirror = Mirror(trackers, resend_hint="sweep track", quiet=True)
     trials = {r[schema.TRIAL_ID]: r for r in tables.trials.to_dict("records")}
     by_trial: dict[str, dict[int, dict]] = {}
     for row in tables.history.to_dict("records"):

@@ -25,6 +25,7 @@ from typing import Any
 from orchestrator import environ
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
+from orchestrator.states import TrialStatus
 from orchestrator.tracking.mirror import (
     END_FIELDS,
     SweepIdentity,
@@ -178,7 +179,7 @@ class WandbTracker:
             if present(trial.get("best_epoch")):
                 summary["best_epoch"] = int(trial["best_epoch"])
         run.summary.update(summary)
-        run.finish(exit_code=1 if trial.get(schema.STATUS) == "error" else 0)
+        run.finish(exit_code=1 if trial.get(schema.STATUS) == TrialStatus.ERROR else 0)
         del self.runs[trial_id]
         self.ends[trial_id] = end
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator.spec.settings import LOOP_METRICS, SIGNALS, STORAGE_ERROR, LoopTrialConfig
+from orchestrator.spec.settings import SIGNALS, LoopTrialConfig
+from orchestrator.states import LOOP_METRICS, STORAGE_ERROR, StopReason
 from orchestrator.trainable.not_retried import DataOrCodeError
 from orchestrator.trainable.tune_entry import (
     checkpoint_policy,
@@ -215,8 +216,8 @@ class Trial:
 
 def _end(row: dict, names) -> str:
     """completed, or diverged when a metric of the last row is not finite."""
-    return "completed" if all(math.isfinite(row[n]) for n in names if n in row) \
-        else "diverged"
+    return StopReason.COMPLETED if all(math.isfinite(row[n]) for n in names if n in row) \
+        else StopReason.DIVERGED
 
 
 def _node_id() -> str | None:

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
 
         for name, make in (("tensorboard", lambda: TensorBoardTracker(Path(tmp) / "tb")),
                            ("mlflow", lambda: MlflowTracker(uri, "bench-live"))):
-            mirror = Mirror([make()], print, "sweep track")
+            mirror = Mirror([make()], "sweep track")
             mirror.open(identity(f"bench-{name}"))
             seconds = _live(mirror, *_rows(args.trials, args.epochs), args.epochs)
             mirror.finish([], [], interrupted=False)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         rows["mlflow live (loop)"], rows["mlflow live (sender)"] = _callback(
             uri, tmp, args.trials, args.epochs)
         # the replay: every row of a finished sweep at once, into a fresh experiment
-        mirror = Mirror([MlflowTracker(uri, "bench-replay")], print, "sweep track")
+        mirror = Mirror([MlflowTracker(uri, "bench-replay")], "sweep track")
         mirror.open(identity("bench-replay"))
         trial_rows, history = _rows(args.trials, args.epochs)
         for row in trial_rows.values():

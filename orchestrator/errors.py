@@ -1,15 +1,29 @@
-"""The project's error classes.
+"""The project's error classes, its exit codes and its warning category.
 
 Everything a user can get wrong (spec, options, data files, sweep folders) raises an
 `OrchestratorError`; the CLI prints its message as one line and exits with its
-`exit_code` (2 for bad input, 3 when Ray cannot be started or joined, 4 when the
-sweep's storage cannot be written).
+`exit_code` (`ExitCode`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import warnings
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The `sweep` command's exit codes, defined here only."""
+
+    OK = 0  # every trial ended without error
+    TRIALS_FAILED = 1  # the sweep ran but some trials errored (results are still written)
+    FAILED = 1  # (the same code) a job Ray reports failed without its driver's own code
+    BAD_INPUT = 2  # bad input, reported as one line
+    RAY_UNAVAILABLE = 3  # Ray could not be started or joined, or was lost (one line)
+    STORAGE_FAILED = 4  # the storage refused a write: stopped as on Ctrl-C (one line)
+    INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C before every trial ended (state kept)
+    TERMINATED = 143  # 128 + SIGTERM: the same after SIGTERM (ray job stop, Slurm, k8s)
 
 # what an error message quotes of a value the user gave: enough to find it, never a
 # screenful (a YAML alias bomb expands to gigabytes)
@@ -35,10 +49,21 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class SweepWarning(UserWarning):
+    """The category of this project's warnings (`warnings.warn(message, SweepWarning)`):
+    a library user filters them with `warnings.filterwarnings(..., category=SweepWarning)`;
+    the CLI prints each as one line."""
+
+
+def warn(message: str) -> None:
+    """Tell the user `message` (one line) as a `SweepWarning` of the caller."""
+    warnings.warn(message, SweepWarning, stacklevel=3)
+
+
 class OrchestratorError(Exception):
     """A user-facing error: the message alone says what is wrong and where."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class SpecError(OrchestratorError):
@@ -71,7 +96,7 @@ class SweepBusy(OrchestratorError):
 class RayUnavailable(OrchestratorError):
     """Ray could not be started or joined: the machine or the cluster, not the input."""
 
-    exit_code = 3
+    exit_code = ExitCode.RAY_UNAVAILABLE
 
 
 # What a storage that cannot take a write says: full (or over quota), read-only, not
@@ -101,4 +126,4 @@ class StorageFailed(OrchestratorError):
     """The sweep's storage could not be written (full, read-only, not a folder, no
     permission): the sweep stopped as on Ctrl-C, its state kept where it could be."""
 
-    exit_code = 4
+    exit_code = ExitCode.STORAGE_FAILED

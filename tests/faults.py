@@ -47,11 +47,25 @@ def start_sweep(*args: str, env: dict | None = None, cwd: Path = REPO) -> subpro
 
 
 def kill_run_when(ready: Callable[[], object], what: str, *args: str,
-                  cwd: Path = REPO) -> None:
+                  cwd: Path = REPO, frozen: bool = False) -> None:
     """Start `sweep ARGS` in `cwd`, wait for `ready()`, then SIGKILL its process group
-    and whatever it started (the driver dies without a word, as on a lost machine)."""
+    and whatever it started (the driver dies without a word, as on a lost machine).
+    `frozen`: when `ready()` holds, the group is stopped (SIGSTOP) and killed only if
+    `ready()` still holds of what it left (else it goes on): the kill lands in the very
+    state `ready()` saw, however late a loaded machine runs the kill."""
+    def stopped_ready(proc: subprocess.Popen) -> bool:
+        if not ready():
+            return False
+        if not frozen:
+            return True
+        kill_group(proc, signal.SIGSTOP)
+        if ready():
+            return True
+        kill_group(proc, signal.SIGCONT)
+        return False
+
     with ended_at_exit(start_sweep(*args, cwd=cwd)) as proc:
-        wait_for(lambda: ready() or proc.poll() is not None, 180, what)
+        wait_for(lambda: stopped_ready(proc) or proc.poll() is not None, 180, what)
         assert proc.poll() is None, "the sweep ended before the kill"
         kill_group(proc)
         proc.wait(timeout=30)
@@ -60,7 +74,7 @@ def kill_run_when(ready: Callable[[], object], what: str, *args: str,
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     """`sig` to the process group of `proc`; with SIGKILL, to every process below it
     too: an embedded Ray's processes live in sessions of their own
-    (orchestrator/engine/tune_compat.py), and its agents would outlive the driver."""
+    (orchestrator/engine/tune_compat/), and its agents would outlive the driver."""
     below = descendants(proc.pid) if sig == signal.SIGKILL else set()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)

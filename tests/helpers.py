@@ -5,9 +5,12 @@ from conftest.py or from one another; tests/faults.py holds the helpers of fault
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -96,3 +99,24 @@ def newcomer_env(home: Path) -> dict[str, str]:
     # the venv's scripts first, as after `. .venv/bin/activate`
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+@contextlib.contextmanager
+def heard() -> Iterator[list[str]]:
+    """The lines of the SweepWarnings warned within the block (from any thread), every one
+    of them, as they come; other warnings go where they went."""
+    from orchestrator.errors import SweepWarning
+
+    lines: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SweepWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, *rest, **kwargs):
+            if issubclass(category, SweepWarning):
+                lines.append(str(message))
+            else:
+                shown(message, category, *rest, **kwargs)
+
+        warnings.showwarning = show
+        yield lines

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import invoke
+from tests.helpers import heard, invoke
 
 
 def one_line_error(*args: str, code: int = 2) -> str:
@@ -387,8 +387,8 @@ def test_where_an_autoscaler_may_add_the_node_it_is_a_warning(ray_address):
     from orchestrator.spec.model import spec_from_mapping
 
     spec = spec_from_mapping({"name": "huge", "resources": {"cpu": 4096}})
-    said = []
-    check_capacity(spec, said.append, "Ray's autoscaler")
+    with heard() as said:
+        check_capacity(spec, "Ray's autoscaler")
     (line,) = said
     assert line.startswith("warning: resources.cpu: a trial asks for 4096 CPU")
     assert line.endswith("unless Ray's autoscaler adds a node that can hold one, no trial "

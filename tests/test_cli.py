@@ -233,7 +233,7 @@ def _answers_http(port: int) -> bool:
 def test_the_embedded_ray_serves_nothing_without_a_token_on_all_interfaces(tmp_path):
     """Ray's dashboard agent served Prometheus metrics with no token on 0.0.0.0 even for
     the embedded Ray, which has no dashboard and nobody to scrape it: it is turned off
-    (engine/tune_compat.py). What still listens on all interfaces is Ray's gRPC (GCS,
+    (engine/tune_compat/). What still listens on all interfaces is Ray's gRPC (GCS,
     raylet, object manager, the agent's metrics gRPC, each process's core worker), and
     every one asks for the token (docs/cluster.md, Security)."""
     import psutil

@@ -197,3 +197,15 @@ def test_any_curve_gets_a_label_and_a_reason_never_an_error(n, data, metric, bas
     mode = "max" if metric in ("val_acc", "val_r2") else "min"
     found = diagnose(history, baselines, metric, mode)
     assert found.label in LABELS and found.reason
+
+
+def test_a_steeply_rising_curve_gains_nothing_ahead_and_raises_no_overflow():
+    """What a rising loss would gain ahead: nothing (hypothesis found `math.exp`
+    overflowing on a pace of a few hundred per epoch)."""
+    from orchestrator.diagnosis.curves import read_curves
+
+    history = [{"epoch": e, "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5}
+               for e in range(1, 9)]
+    curves = read_curves(history, {"chance_val_loss": 2.0, "chance_val_acc": 0.5})
+    assert curves.gain_ahead(curves.val, -400.0) == 0.0
+    assert curves.gain_ahead(curves.val, 0.1) > 0

@@ -1,8 +1,9 @@
 """The code is laid out by the pipeline's stages, and imports only point down:
-cli -> jobs -> engine -> tracking -> analysis -> results -> trainable -> spec -> the base
-modules (errors, diagnosis, ray_auth, environ). The trainable never imports the engine, the results
-or the CLI; the results never import analysis or the CLI; tracking reads the results and
-the analysis, and the engine drives it."""
+cli -> jobs -> engine -> tracking -> analysis -> results -> integrations -> trainable ->
+spec -> the base modules (errors, states, diagnosis, ray_auth, environ). The trainable never
+imports the engine, the results or the CLI; the results never import analysis or the CLI;
+tracking reads the results and the analysis, and the engine drives it. The integrations
+(a framework's callbacks over a trial) run in users' code inside the trial, beside it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "orchestrator"
 # lower first; a module may import its own stage and the stages below it
-STAGES = ["base", "spec", "trainable", "results", "analysis", "tracking", "engine", "jobs",
-          "cli"]
-BASE = {"errors", "diagnosis", "ray_auth", "environ"}
+STAGES = ["base", "spec", "trainable", "integrations", "results", "analysis", "tracking",
+          "engine", "jobs", "cli"]
+BASE = {"errors", "states", "diagnosis", "ray_auth", "environ"}
 
 
 def stage_of(module: str) -> str | None:
@@ -75,7 +76,7 @@ def test_stages_import_what_they_must_not_import_never():
     for name, path in modules():
         stage = None if name in ("orchestrator", "orchestrator.__main__") else stage_of(name)
         used = {stage_of(m) for m in imports_of(path)}
-        if stage == "trainable":
+        if stage in ("trainable", "integrations"):
             assert not used & {"engine", "results", "analysis", "cli", "jobs"}, name
         if stage == "results":
             assert not used & {"analysis", "cli", "engine", "jobs"}, name
@@ -166,3 +167,23 @@ def test_every_exception_an_except_names_exists(tmp_path):
                    "except (pafs.ArrowInvalid, metadata.PackageNotFoundError, OSError):\n"
                    "    pass\n")
     assert missing_exceptions([bad]) == ["storage.py:5: except pafs.ArrowInvalid"]
+
+
+def test_exit_codes_are_defined_once():
+    """Every exit code is a member of `errors.ExitCode`: no number passed to an exit and
+    no error class with a number of its own."""
+    from orchestrator.errors import ExitCode
+
+    literal = []
+    for name, path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in (
+                    "sys.exit", "os._exit", "ctx.exit") and node.args and isinstance(
+                    node.args[0], ast.Constant) and isinstance(node.args[0].value, int):
+                literal.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+            elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                  and isinstance(node.value.value, int) and any(
+                      "exit" in ast.unparse(t).lower() for t in node.targets)):
+                literal.append(f"{name}:{node.lineno}: {ast.unparse(node)}")
+    assert not literal, "use errors.ExitCode:\n" + "\n".join(literal)
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130, 143]

@@ -21,7 +21,7 @@ from orchestrator.results import schema
 from orchestrator.results.folder import read_trials
 from orchestrator.results.storage import open_storage
 from tests.faults import answers, ended_at_exit, free_port, wait_for
-from tests.helpers import REPO, SWEEP, tiny_spec, write_spec
+from tests.helpers import REPO, SWEEP, heard, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -189,11 +189,10 @@ def test_one_writer_per_sweep_on_s3(s3, tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
-    warnings = []
-    with credentials(env):
+    with credentials(env), heard() as warnings:
         folder = open_storage(uri) / "shared-s3"
         assert is_held(folder) is False  # its lease is there, its holder is not
-        with sweep_lease(folder, "resume", warnings.append):
+        with sweep_lease(folder, "resume"):
             assert is_held(folder) is True
         assert is_held(folder) is False
         assert not (open_storage(uri) / ".shared-s3.lease").exists()  # released: deleted
@@ -211,26 +210,27 @@ def test_an_s3_lease_not_renewed_is_taken_over_and_its_old_holder_hears_of_it(
 
     uri, env = s3
     monkeypatch.setattr(object_lease, "RENEW_S", 3600.0)
-    first_heard, second_heard = [], []
-    with credentials(env):
+    with credentials(env), heard() as said:
         folder = open_storage(uri) / "stale"
         first, second = ObjectLease(folder), ObjectLease(folder)
-        first.take("run", first_heard.append)
+        first.take("run")
         with pytest.raises(OrchestratorError, match="is being written by `sweep run`"):
-            ObjectLease(folder).take("run", second_heard.append)  # fresh: refused
+            ObjectLease(folder).take("run")  # fresh: refused
+        assert said == []
         monkeypatch.setattr(object_lease, "STALE_S", 1.0)
         time.sleep(2.5)  # over STALE_S without a renewal (the store counts in seconds)
-        second.take("resume", second_heard.append)
-        assert "not renewed for" in second_heard[0] and "taken over" in second_heard[0]
+        second.take("resume")
+        (taken,) = said
+        assert "not renewed for" in taken and "taken over" in taken
         assert first.renew() is False  # its next renewal finds the lease taken
-        assert len(first_heard) == 1 and "was taken over by another driver" in first_heard[0]
+        assert len(said) == 2 and "was taken over by another driver" in said[1]
         assert first.lost and "taken over" in first.lost  # the driver's guard stops on it
         first.release()  # no longer its lease: left alone
         assert ObjectLease(folder).read().holder["command"] == "resume"
         # a write of the holder's own whose answer was lost, retried by the client, meets
         # its own lease (412): it is the holder's, not someone else's
         assert second._put(IfNoneMatch="*") is True
-        assert second.renew() is True and not second_heard[1:]
+        assert second.renew() is True and len(said) == 2
         second.release()
         assert ObjectLease(folder).read() is None
 

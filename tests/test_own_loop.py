@@ -250,3 +250,33 @@ def test_a_loop_under_pbt_completes_when_exploited_at_its_last_epoch(tmp_path, r
     assert len(trials) == 4 and (trials[schema.STOP_REASON] == "completed").all()
     assert (trials["epochs"] == 4).all() and trials["error"].isna().all()
     assert_each_epoch_once(trials, history)
+
+
+@pytest.mark.parametrize("restored_epoch, ends", [(4, True), (3, False)])
+def test_a_trial_restored_at_its_last_epoch_has_nothing_left_to_run(
+        tmp_path, monkeypatch, restored_epoch, ends):
+    """A trial restored at its last epoch (PBT's exploit at the end; a driver killed
+    after its last report but before Tune recorded its end) has nothing left to run: a
+    loop that then reports nothing (Lightning's fit, the Trainer's train: max epochs
+    reached) ends the trial, as the shared trainable's does; earlier, it is the loop's
+    fault. The PBT sweep above proves the first case on real Ray."""
+    import torch
+    from ray import tune
+
+    from orchestrator.spec.settings import LoopTrialConfig
+    from orchestrator.trainable import loop
+
+    torch.save(b"lightning file", tmp_path / loop.CHECKPOINT_FILE)
+    (tmp_path / loop.META_FILE).write_text(json.dumps({"epoch": restored_epoch}))
+    monkeypatch.setattr(tune, "get_checkpoint",
+                        lambda: tune.Checkpoint.from_directory(str(tmp_path)))
+    monkeypatch.setattr(loop, "_node_id", lambda: None)
+    config = LoopTrialConfig.model_validate({
+        "train": {"function": "m:f", "epochs": 4}, "objective": {"metric": "val_acc"}})
+    trial = loop.Trial(config, "abc_00001", "cpu", 1)
+    assert trial.restore() == b"lightning file"
+    if ends:
+        trial.finish()  # nothing to record, and no error
+    else:
+        with pytest.raises(ValueError, match="returned without a trial.report"):
+            trial.finish()

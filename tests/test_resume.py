@@ -36,6 +36,7 @@ from tests.helpers import (
     SLOW_EPOCHS,
     SLOW_TRIALS,
     SWEEP,
+    heard,
     invoke,
     slow_spec,
     sweep_cli,
@@ -146,10 +147,33 @@ def as_if_snapshot_predates_their_end(experiment: Path, trial_ids: list[str]) ->
 
 
 @pytest.mark.slow
+def test_an_optuna_sweep_killed_then_resumed_runs_every_trial_once(tmp_path, ray_address):
+    """A Searcher's trials are made one at a time, and Tune snapshots every ~10 s: a
+    driver killed once two trials ended leaves a state in which they still run (Tune's
+    ConcurrencyLimiter, told nothing of their end, then waited for them for good: the
+    resumed sweep never ended) and none of the trials started since (their rows stayed
+    unfinished beside the trials drawn in their place). The CLI's timeout bounds it."""
+    spec = slow_spec(tmp_path, "optuna-killed")
+    spec["searcher"] = {"name": "optuna", "n_startup_trials": 2}
+    path = write_spec(tmp_path, spec)
+    results = tmp_path / "sweeps" / "optuna-killed" / schema.RESULTS_DIR
+    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
+                                   "--quiet")) as proc:
+        wait_for(lambda: ended_trials(results) >= 2 or proc.poll() is not None, 120,
+                 "two trials to end")
+        assert proc.poll() is None, "the sweep ended before the kill"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_complete(*tables(results))
+
+
+@pytest.mark.slow
 def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_address):
     """Tune adds a restored sweep's ended trials to HyperBand's brackets again, where
     Ray's scheduler waited for their results for good: the resumed sweep never ended
-    (orchestrator/engine/hyperband.py). The CLI's timeout bounds the test. And a snapshot
+    (engine/tune_compat/hyperband.py). The CLI's timeout bounds the test. And a snapshot
     older than some trials' ends made Tune restore them from deleted checkpoints: a Ray
     traceback each, the live line counting them errored (tune_compat.mark_ended)."""
     spec = slow_spec(tmp_path, "hb-killed")
@@ -211,7 +235,7 @@ def test_a_signal_to_the_whole_process_group_stops_an_embedded_sweep_gracefully(
         tmp_path, ray_address, sig, code):
     """`timeout`, Slurm's scancel and systemd signal the driver's whole process group, and
     Ctrl-C in a terminal signals its foreground group. The embedded Ray's processes live
-    in sessions of their own (engine/tune_compat.py), so the signal reaches the driver
+    in sessions of their own (engine/tune_compat/), so the signal reaches the driver
     alone: before, SIGTERM killed the GCS first and the driver hung 60 s, then exit 1
     with sweep.json `running`."""
     path = write_spec(tmp_path, slow_spec(tmp_path, "grouped"))
@@ -449,11 +473,11 @@ def _shown(logger_name: str, message: str, context) -> list[str]:
 def test_tunes_stop_lines_become_ours_naming_sweep_resume():
     from orchestrator.engine.interrupts import stop_lines
 
-    said: list[str] = []
-    lines = lambda: stop_lines(said.append, "sweep resume /s/x")  # noqa: E731
-    assert _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C), ending "
-                  "Ray Tune run. ... Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) to skip. ",
-                  lines()) == []
+    lines = lambda: stop_lines("sweep resume /s/x")  # noqa: E731
+    with heard() as said:
+        assert _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C), "
+                      "ending Ray Tune run. ... Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) "
+                      "to skip. ", lines()) == []
     assert said == ["stopping: saving the sweep's state for `sweep resume /s/x` (Ctrl-C "
                     "again stops at once)"]
     assert _shown("ray.tune.tune", "Experiment has been interrupted, but the most recent "
@@ -461,7 +485,7 @@ def test_tunes_stop_lines_become_ours_naming_sweep_resume():
                   "trainable=...)", lines()) == []
     assert _shown("ray.tune.tune", "Trials did not complete: [t]", lines()) == [
         "Trials did not complete: [t]"]  # anything else still shows, this one until a stop
-    with lines():  # after a stop, Tune's list of the trials the stop cut is dropped
+    with heard(), lines():  # after a stop, Tune's list of the trials the stop cut is dropped
         _shown("ray.tune.tune", "Stop signal received (e.g. via SIGINT/Ctrl+C)",
                contextlib.nullcontext())
         assert _shown("ray.tune.tune", "Trials did not complete: [t]",
@@ -473,19 +497,27 @@ def test_a_second_ctrl_c_is_a_keyboard_interrupt_once_the_stop_line_is_said():
     after: the line is said with that handler back, so a Ctrl-C while it is written (a
     slow stderr) is the second one, not Tune's first again (CI caught that race)."""
     import signal
+    import warnings
 
     from orchestrator.engine.interrupts import stop_lines
+    from orchestrator.errors import SweepWarning
 
     def tunes(signum, frame):  # Tune's handler, as far as the stop line goes
         logging.getLogger("ray.tune.tune").warning("Stop signal received (e.g. via SIGINT)")
 
+    def said(message, category, *rest, **kwargs):  # the line, shown as the CLI shows it
+        if issubclass(category, SweepWarning):
+            handler_when_said.append(signal.getsignal(signal.SIGINT))
+
     handler_when_said = []
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with stop_lines(lambda line: handler_when_said.append(signal.getsignal(signal.SIGINT)),
-                        "sweep resume /s/x"):
-            signal.signal(signal.SIGINT, tunes)
-            tunes(signal.SIGINT, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SweepWarning)
+            warnings.showwarning = said
+            with stop_lines("sweep resume /s/x"):
+                signal.signal(signal.SIGINT, tunes)
+                tunes(signal.SIGINT, None)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert handler_when_said == [signal.default_int_handler]

@@ -139,7 +139,7 @@ def test_random_searcher_is_seeded_from_the_spec():
 
 def test_asha_rungs_are_rebuilt_from_history_on_resume():
     """Tune does not save the scheduler: replay_history gives ASHA back its rungs."""
-    from orchestrator.engine.asha_replay import replay_history
+    from orchestrator.engine.tune_compat import replay_history
 
     s = spec(scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
     scheduler = create_scheduler(s)

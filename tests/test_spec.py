@@ -223,8 +223,9 @@ def test_warm_start_is_validated_recorded_and_shown_in_the_plan():
     assert spec.resolved()["warm_start"] == {"from": "earlier", "storage": "s3://b/sweeps",
                                              "rerun_best": 1}
     assert spec_from_mapping(spec.resolved()) == spec
-    assert ("warm start  from earlier in s3://b/sweeps (recorded in sweep.json; the warm "
-            "start itself is not built yet: the sweep starts fresh)") in plan_text(spec)
+    # (read when `sweep run` starts: tests/test_warm_start.py; a plan without it, as a
+    # resumed sweep's, names the source)
+    assert "warm start  from earlier in s3://b/sweeps\n" in plan_text(spec) + "\n"
     # the same name in another storage is another sweep
     assert spec_from_mapping(with_(warm_start={"from": "t", "storage": "/elsewhere"}))
     # a spec without one records none: sweep.json as before

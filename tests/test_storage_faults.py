@@ -261,7 +261,7 @@ def usr1() -> Iterator[list]:
 
 def test_the_guard_stops_tune_once_at_the_first_refusal(usr1):
     from orchestrator.engine.storage_guard import StorageGuard
-    from orchestrator.spec.settings import STORAGE_ERROR
+    from orchestrator.states import STORAGE_ERROR
 
     class Sink:
         storage_error = None

@@ -67,7 +67,7 @@ def test_hyperband_ends_when_a_rung_s_last_trial_ends_instead_of_arriving(tmp_pa
                                                                        ray_address):
     """One trial at a time: the first runs to max_t and waits there for the rest of its
     bracket; the second diverges at its first epoch. Ray's HyperBand then kept the first
-    PAUSED for good and the sweep never ended (orchestrator/engine/hyperband.py); the time
+    PAUSED for good and the sweep never ended (engine/tune_compat/hyperband.py); the time
     budget only bounds this test should that come back."""
     train = {**tiny_spec(tmp_path)["train"], "epochs": 4, "schedule": {"name": "constant"}}
     outcome = sweep(tmp_path, name="hb-settle", train=train, resources={"cpu": 2}, num_samples=1,

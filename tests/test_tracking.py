@@ -22,7 +22,7 @@ from tests.faults import (
     start_sweep,
     wait_for,
 )
-from tests.helpers import invoke, slow_spec, sweep_cli, tiny_spec, write_spec
+from tests.helpers import heard, invoke, slow_spec, sweep_cli, tiny_spec, write_spec
 
 CURVES = ("train_loss", "val_loss", "val_acc", "lr")
 
@@ -80,23 +80,25 @@ def _rows(epochs: int, ended: bool):
 
 
 def test_the_mirror_sends_each_epoch_and_each_end_once():
-    recorder, warnings = Recorder(), []
-    mirror = Mirror([recorder], warnings.append, "sweep track x")
-    mirror.sync(*_rows(2, ended=False))
-    mirror.sync(*_rows(2, ended=False))  # nothing new
-    mirror.sync(*_rows(4, ended=True))
-    mirror.sync(*_rows(4, ended=True))
+    recorder = Recorder()
+    mirror = Mirror([recorder], "sweep track x")
+    with heard() as warnings:
+        mirror.sync(*_rows(2, ended=False))
+        mirror.sync(*_rows(2, ended=False))  # nothing new
+        mirror.sync(*_rows(4, ended=True))
+        mirror.sync(*_rows(4, ended=True))
     assert recorder.points == [("t1", 1), ("t1", 2), ("t1", 3), ("t1", 4)]
     assert recorder.ended == [("t1", ("terminated", "completed", "", ""))]
     assert warnings == []
 
 
 def test_a_failing_tracker_is_reported_once_and_dropped_the_others_go_on():
-    broken, working, warnings = Recorder(fail_on="epochs"), Recorder(), []
-    mirror = Mirror([broken, working], warnings.append, "sweep track x")
-    mirror.sync(*_rows(2, ended=False))
-    mirror.sync(*_rows(3, ended=False))
-    mirror.finish([], [], interrupted=False)
+    broken, working = Recorder(fail_on="epochs"), Recorder()
+    mirror = Mirror([broken, working], "sweep track x")
+    with heard() as warnings:
+        mirror.sync(*_rows(2, ended=False))
+        mirror.sync(*_rows(3, ended=False))
+        mirror.finish([], [], interrupted=False)
     assert len(warnings) == 1 and "tracking.test" in warnings[0]
     assert "Connection refused" in warnings[0] and "`sweep track x`" in warnings[0]
     assert mirror.lost == ["tracking.test"] and broken.finished is None
@@ -127,7 +129,7 @@ def test_the_live_callback_sends_from_its_own_thread_everything_once(tmp_path, m
     sink = SimpleNamespace(trials=trials, by_trial={"t1": {}},
                            frames=lambda: (pd.DataFrame(), None))
     callback = TrackingCallback(Tracking(tensorboard=True), as_location(tmp_path), sink,
-                                "sweep track x", print, min_interval_s=0)
+                                "sweep track x", min_interval_s=0)
     callback.setup()
     for epoch in (1, 2, 3):
         sink.by_trial["t1"][epoch] = _rows(epoch, ended=False)[1]["t1"][epoch]

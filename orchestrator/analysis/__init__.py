@@ -1,2 +1,2 @@
-"""What a sweep's tables say: leaderboard, advice, compute account, plots, the report
-and the LR range test's output. Reads results; never imports Ray at import time."""
+"""What a sweep's tables say: leaderboard, advice, compute account, plots (the LR range
+test's too), the report. Reads results; never imports Ray at import time."""

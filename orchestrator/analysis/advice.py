@@ -16,6 +16,7 @@ import pandas as pd
 from orchestrator.analysis.evidence import Evidence, evidence
 from orchestrator.analysis.evidence.thresholds import MIN_TRIALS
 from orchestrator.results import schema
+from orchestrator.states import StopReason
 
 LATE = 4  # the best trial peaked at least this many grace periods in
 EPOCHS_FACTOR = 2  # more epochs, when most full-budget trials were still improving
@@ -42,7 +43,7 @@ def _grace(trials: pd.DataFrame, spec: dict) -> Suggestion | None:
     if scheduler.get("name") != "asha":
         return None
     grace = scheduler.get("grace_period", 1)
-    cut = trials[(trials[schema.STOP_REASON] == "scheduler") & (trials["epochs"] == grace)]
+    cut = trials[(trials[schema.STOP_REASON] == StopReason.SCHEDULER) & (trials["epochs"] == grace)]
     best = _best(trials, spec)
     if best is None or len(cut) < len(trials) / 2:
         return None
@@ -55,7 +56,7 @@ def _grace(trials: pd.DataFrame, spec: dict) -> Suggestion | None:
 
 
 def _still_improving(trials: pd.DataFrame, spec: dict) -> Suggestion | None:
-    completed = trials[trials[schema.STOP_REASON] == "completed"]
+    completed = trials[trials[schema.STOP_REASON] == StopReason.COMPLETED]
     if len(completed) < 3:
         return None
     rising = completed[completed["best_epoch"] == completed["epochs"]]

@@ -9,8 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-STOP_COLOURS = {"completed": "#2b8a3e", "early_stopping": "#1971c2", "scheduler": "#e8590c",
-                "diverged": "#c92a2a", "error": "#862e9c", "budget": "#868e96"}
+from orchestrator.states import StopReason
+
+STOP_COLOURS = {StopReason.COMPLETED: "#2b8a3e", StopReason.EARLY_STOPPING: "#1971c2",
+                StopReason.SCHEDULER: "#e8590c", StopReason.DIVERGED: "#c92a2a",
+                StopReason.ERROR: "#862e9c", StopReason.BUDGET: "#868e96"}
 UNFINISHED_COLOUR = "#adb5bd"
 
 

@@ -182,9 +182,9 @@ def _comments(spec: dict, data: dict, moves: dict, source: str,
     comments: dict[tuple[str, ...], list[str]] = {
         ("name",): [f"was {spec['name']}: the next round of it"],
         ("warm_start",): [
-            f"the sweep this one refines: {source}. The warm start itself (its trials "
-            "given to the searcher, its best configuration run first) is being built; "
-            "today `sweep run` records this key in sweep.json and starts fresh"],
+            f"the sweep this one refines: {source}. Its ended trials inside this search "
+            "space are given to the searcher as evaluated and its best configuration is "
+            "run first (docs/iterate.md#warm-start)"],
         ("seed",): [f"was {spec.get('seed', 0)}: a new seed, so that the samples are not "
                     "the last sweep's draws again"],
     }

@@ -1,10 +1,7 @@
-"""`sweep export`, `sweep report`, `sweep ls` and `sweep lr-find`: they read files or
-train in-process, and start no Ray."""
+"""`sweep report` and `sweep lr-find`: they read files or train in-process, and start
+no Ray."""
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import click
 
@@ -12,61 +9,13 @@ from orchestrator.cli.common import (
     load_spec_with,
     main,
     out_console,
+    sweep_folder,
     user_errors,
+    writing,
 )
-from orchestrator.errors import OrchestratorError
-from orchestrator.results.schema import EXPORT_FORMATS, TABLES
-from orchestrator.spec.settings import DEFAULT_STORAGE
 
 # here, not in analysis.report: `sweep --help` should not import pandas
 REPORT_FORMATS = ("html", "png")
-
-
-@contextlib.contextmanager
-def _writing(option: str, where) -> Iterator[None]:
-    """A file or folder the user named that cannot be written (a path under a file, a
-    read-only or full disk) is one line naming the option, not a traceback."""
-    try:
-        yield
-    except OSError as exc:
-        from pathlib import Path
-
-        blocker = next((p for p in Path(where).absolute().parents if p.is_file()), None)
-        why = (f"{blocker} is a file, not a folder" if blocker else
-               f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
-        raise OrchestratorError(f"{option}: cannot write {where} ({why})") from None
-
-
-def _sweep_folder(name_or_path: str, storage: str | None):
-    from orchestrator.results.folder import locate
-
-    return locate(name_or_path, storage)
-
-
-@main.command()
-@click.argument("name_or_path", metavar="NAME_OR_PATH")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="File to write (its suffix gives the format unless --format does).")
-@click.option("--table", type=click.Choice(TABLES), default="trials", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS))
-@click.option("--storage", help="Folder that holds sweeps (NAME is looked up there).")
-@user_errors
-def export(name_or_path: str, output: str, table: str, fmt: str | None,
-           storage: str | None) -> None:
-    """Write a sweep's trials or history table to a file (atomically)."""
-    from pathlib import Path
-
-    from orchestrator.results.export import export_sweep
-
-    folder = _sweep_folder(name_or_path, storage)
-    with _writing("-o", output):
-        written = export_sweep(folder, Path(output), table, fmt)
-    if written.warning:  # sweep.json is missing
-        click.echo(written.warning, err=True)
-    if written.rebuilt:
-        click.echo(f"rebuilt from Tune's trial folders: {', '.join(written.rebuilt)} "
-                   "(the sweep did not finish writing its tables)", err=True)
-    click.echo(f"wrote {written.rows} {table} rows to {output} ({written.fmt})", err=True)
 
 
 @main.command()
@@ -90,7 +39,7 @@ def report(name_or_path: str, out_dir: str | None, top: int, fmt: str, open_page
     from orchestrator.analysis.report import build_report, print_report, rediagnosed
     from orchestrator.results.load import load_sweep
 
-    tables = rediagnosed(load_sweep(_sweep_folder(name_or_path, storage)))
+    tables = rediagnosed(load_sweep(sweep_folder(name_or_path, storage)))
     if tables.warning:  # sweep.json is missing
         click.echo(tables.warning, err=True)
     if out_dir:
@@ -99,7 +48,7 @@ def report(name_or_path: str, out_dir: str | None, top: int, fmt: str, open_page
         out = tables.folder.local / "results" / "report"
     else:  # an object store: the figures and the page are written here
         out = Path(f"{tables.spec['name']}-report")
-    with _writing("--out", out):
+    with writing("--out", out):
         built = build_report(tables, out, top, fmt)
     print_report(out_console, tables, built, top)
     if tables.rebuilt:
@@ -108,26 +57,6 @@ def report(name_or_path: str, out_dir: str | None, top: int, fmt: str, open_page
         import webbrowser
 
         webbrowser.open(built.html_path.resolve().as_uri())
-
-
-@main.command(name="ls")
-@click.option("--storage", default=DEFAULT_STORAGE, show_default=True,
-              help="Folder that holds sweeps.")
-@user_errors
-def list_command(storage: str) -> None:
-    """The sweeps in a storage folder, one line each."""
-
-    from rich.table import Table
-
-    from orchestrator.results.catalog import list_sweeps
-
-    frame = list_sweeps(storage)
-    table = Table(title=f"{len(frame)} sweeps in {storage}", title_justify="left")
-    for column in frame.columns:
-        table.add_column(column)
-    for row in frame.astype(object).fillna("-").itertuples(index=False):
-        table.add_row(*map(str, row))
-    out_console.print(table)
 
 
 @main.command(name="lr-find")
@@ -148,10 +77,10 @@ def lr_find(spec_path: str, sets: tuple[str, ...], min_lr: float, max_lr: float,
     and a search range for optimizer.lr. Runs here, without Ray."""
     from pathlib import Path
 
-    from orchestrator.analysis.lr_find import find_learning_rate
+    from orchestrator.engine.lr_find import find_learning_rate
 
     spec = load_spec_with(spec_path, sets)
-    with _writing("--out", out_dir):  # before training: a folder that cannot be made
+    with writing("--out", out_dir):  # before training: a folder that cannot be made
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     found = find_learning_rate(spec, min_lr, max_lr, steps, out_dir)
     if as_json:

@@ -1,34 +1,55 @@
 """What every `sweep` subcommand shares: the command group, consoles, one-line errors
 and exit codes, spec loading and the printed plan.
 
-Exit codes: 0 every trial ended without error; 1 the sweep ran but some trials
-errored (results are still written); 2 bad input, reported as one line; 3 Ray could
-not be started or joined (one line; --debug shows the traceback); 4 the storage
-refused a write (full, read-only, not a folder): the sweep stopped as on Ctrl-C, one
-line, `sweep resume` continues it once the storage takes writes again; 130 the sweep was
-interrupted (Ctrl-C) before every trial ended, 143 the same after SIGTERM (what
-`ray job stop`, Kubernetes and Slurm send): Tune's state is kept for `sweep resume`.
+Exit codes: `errors.ExitCode` (0 every trial ended without error; 1 some trials
+errored; 2 bad input; 3 Ray could not be started or joined; 4 the storage refused a
+write; 130 interrupted by Ctrl-C, 143 by SIGTERM: Tune's state is kept for `sweep
+resume`). A one-line error's traceback shows with --debug.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
 import click
 from rich.console import Console
 
-from orchestrator.errors import OrchestratorError
-
-EXIT_OK, EXIT_TRIALS_FAILED, EXIT_BAD_INPUT, EXIT_RAY_UNAVAILABLE = 0, 1, 2, 3
-EXIT_STORAGE_FAILED = 4  # errors.StorageFailed's exit_code
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM
+from orchestrator.errors import ExitCode, OrchestratorError, SweepWarning
 
 # output piped to a file or CI log keeps its lines and columns whole
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 out_console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def warning_line(line: str) -> None:
+    """A line for the user on stderr: one line stays one line, however long the paths in
+    it (a log is grepped by line)."""
+    err_console.print(line, markup=False, soft_wrap=True)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, SweepWarning):
+        warning_line(str(message))
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+def show_warnings_as_lines() -> None:
+    """The library's `SweepWarning`s, every one of them, as one plain line each (the
+    library leaves how they look to its caller); other warnings as Python shows them."""
+    global _python_showwarning
+    if warnings.showwarning is not _show_warning:
+        _python_showwarning = warnings.showwarning
+        warnings.showwarning = _show_warning
+    warnings.simplefilter("always", SweepWarning)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -43,7 +64,7 @@ def user_errors(fn: Callable) -> Callable:
             if debug:
                 raise
             click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(ExitCode.INTERRUPTED)
         except OrchestratorError as exc:
             if debug:
                 raise
@@ -52,9 +73,31 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+@contextlib.contextmanager
+def writing(option: str, where) -> Iterator[None]:
+    """A file or folder the user named that cannot be written (a path under a file, a
+    read-only or full disk) is one line naming the option, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        from pathlib import Path
+
+        blocker = next((p for p in Path(where).absolute().parents if p.is_file()), None)
+        why = (f"{blocker} is a file, not a folder" if blocker else
+               f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
+        raise OrchestratorError(f"{option}: cannot write {where} ({why})") from None
+
+
+def sweep_folder(name_or_path: str, storage: str | None):
+    from orchestrator.results.folder import locate
+
+    return locate(name_or_path, storage)
+
+
 # --name/--storage/... are shorthands for --set KEY=VALUE
 SHORTHANDS = {"name": "name", "storage": "storage", "num_samples": "num_samples",
-              "max_concurrent": "max_concurrent_trials", "seed": "seed"}
+              "max_concurrent": "max_concurrent_trials", "seed": "seed",
+              "warm_start": "warm_start.from"}
 
 
 def _overrides(spec_opts: dict) -> list[str]:
@@ -83,9 +126,10 @@ def load_spec_with(spec_path: str, sets: tuple[str, ...], **shorthands: Any):
         raise
 
 
-def plan_text(spec, address: str | None = None) -> str:
+def plan_text(spec, address: str | None = None, warm=None) -> str:
     """The plan of a sweep: what runs, how, and how many trials at once on this
-    machine's embedded Ray (or on the cluster at `address`, counted once joined)."""
+    machine's embedded Ray (or on the cluster at `address`, counted once joined); with
+    `warm`, what its warm start read (engine/warm_start.py)."""
     from orchestrator.cli.capacity import concurrency_line, per_trial_text, this_machine
     from orchestrator.spec.schedulers import SCHEDULERS
 
@@ -121,11 +165,11 @@ def plan_text(spec, address: str | None = None) -> str:
     if spec.code:
         lines.append("  code        " + ", ".join(spec.code) + " (shipped to every trial)")
         lines += [f"              {line}" for line in _shipping(spec)[0]]
-    if spec.warm_start:
-        warm = spec.warm_start
-        where = f" in {warm.storage}" if warm.storage else ""
-        lines.append(f"  warm start  from {warm.source}{where} (recorded in sweep.json; the "
-                     "warm start itself is not built yet: the sweep starts fresh)")
+    if warm is not None:
+        lines.append(f"  warm start  {warm.summary()}")
+    elif spec.warm_start:  # a resumed sweep: its searcher holds what it was given
+        where = f" in {spec.warm_start.storage}" if spec.warm_start.storage else ""
+        lines.append(f"  warm start  from {spec.warm_start.source}{where}")
     return "\n".join(lines)
 
 
@@ -151,3 +195,4 @@ def code_warnings(spec) -> list[str]:
 @click.version_option(package_name="ray-sweep-orchestrator")
 def main() -> None:
     """Declarative hyperparameter sweeps of PyTorch models on Ray Tune."""
+    show_warnings_as_lines()

@@ -11,6 +11,7 @@ import click
 
 from orchestrator.cli.common import main, out_console, user_errors
 from orchestrator.errors import OrchestratorError
+from orchestrator.states import SweepStatus
 
 
 def _write_new(path: Path, text: str, overwrite: bool) -> None:
@@ -59,7 +60,7 @@ def refine(name_or_path: str, output: str | None, num_samples: int | None,
     tables = rediagnosed(load_sweep(locate(name_or_path, storage)))
     if tables.warning:
         click.echo(tables.warning, err=True)
-    if tables.sweep.get("status") == "running":
+    if tables.sweep.get("status") == SweepStatus.RUNNING:
         click.echo(f"sweep {tables.spec['name']} is running (or its driver died): refining "
                    f"from the {len(tables.trials)} trials it has so far", err=True)
     out = Path(output) if output else Path(f"{next_name(tables.spec['name'])}.yaml")

@@ -86,6 +86,7 @@ def submit(spec_path: str | None, address: str, storage: str | None, sets: tuple
     else:
         spec = load_spec_with(spec_path, sets)
         where = staging.cluster_storage(spec, storage)
+        staging.check_warm_start(spec, where)
     _refuse_if_being_written(storage if resume_name else where, resume_name or spec.name)
     client = _connect(address, insecure)
     with tempfile.TemporaryDirectory(prefix="sweep-job-") as package:

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from orchestrator.analysis.leaderboard import fmt as _fmt
 from orchestrator.results import schema
+from orchestrator.states import StopReason
 
 # the cluster's nodes are counted again this often (an autoscaler adds and removes them)
 RECOUNT_S = 30.0
@@ -89,14 +90,14 @@ class ProgressView(Callback):
             status = str(trial.status)
             last = trial.last_result or {}
             if trial.trial_id in self._earlier:
-                completed = self._earlier[trial.trial_id] == "completed"
+                completed = self._earlier[trial.trial_id] == StopReason.COMPLETED
                 counts["finished" if completed else "stopped early"] += 1
             elif status == "RUNNING":
                 counts["running"] += 1
             elif status == "ERROR":
                 counts["errored"] += 1
             elif status == "TERMINATED" and trial.trial_id in self._ended:
-                completed = last.get("stop_reason") == "completed"
+                completed = last.get("stop_reason") == StopReason.COMPLETED
                 counts["finished" if completed else "stopped early"] += 1
             # the shared trainable reports its best so far (a trial restored on resume
             # brings it); a user's loop only the metric, seen epoch by epoch below

@@ -8,9 +8,6 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    EXIT_TRIALS_FAILED,
     code_warnings,
     err_console,
     load_spec_with,
@@ -18,8 +15,9 @@ from orchestrator.cli.common import (
     out_console,
     plan_text,
     user_errors,
+    warning_line,
 )
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import ExitCode, OrchestratorError
 
 
 @main.command()
@@ -32,7 +30,7 @@ def validate(spec_path: str, sets: tuple[str, ...]) -> None:
     spec = load_spec_with(spec_path, sets)
     click.echo(plan_text(spec))
     for line in code_warnings(spec):
-        _warn(line)
+        warning_line(line)
 
 
 @main.command()
@@ -42,6 +40,9 @@ def validate(spec_path: str, sets: tuple[str, ...]) -> None:
 @click.option("--num-samples", type=int, help="Samples to draw (grid: repeats of the grid).")
 @click.option("--max-concurrent", type=int, help="Most trials running at once.")
 @click.option("--seed", type=int, help="Seed of sampling and of every trial.")
+@click.option("--warm-start", metavar="NAME_OR_PATH",
+              help="Start from an earlier sweep (warm_start.from): its trials given to the "
+              "searcher, its best configuration run first.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override any spec key (dotted; VALUE is YAML). Repeatable.")
 @click.option("--address", help="Join this Ray cluster instead of starting an embedded one.")
@@ -64,18 +65,22 @@ def run(spec_path: str, sets: tuple[str, ...], address: str | None, dry_run: boo
         from orchestrator.jobs.staging import stage_data as stage
 
         spec = stage(spec)
+    from orchestrator.engine.warm_start import plan_warm_start
+
+    warm = plan_warm_start(spec)  # the earlier sweep read once, before Ray starts
     if dry_run:
-        click.echo(plan_text(spec, address))
+        click.echo(plan_text(spec, address, warm))
     elif not quiet:
-        err_console.print(plan_text(spec, address), markup=False)
+        err_console.print(plan_text(spec, address, warm), markup=False)
     for line in code_warnings(spec):
-        _warn(line)
+        warning_line(line)
     if dry_run:
         return
     from orchestrator.engine.run import run_sweep
 
-    outcome = run_sweep(spec, address=address, overwrite=overwrite, warn=_warn,
-                        callbacks=_progress(spec, quiet))
+    outcome = run_sweep(spec, address=address, overwrite=overwrite,
+                        callbacks=_progress(spec, quiet, extra=warm.extra_trials if warm else 0),
+                        warm=warm)
     _finish(outcome, spec)
 
 
@@ -111,26 +116,22 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
                    f"errored): nothing to resume in {plan.folder}", err=True)
         return
     for warning in plan.warnings:
-        _warn(warning)
+        warning_line(warning)
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
-    outcome = resume_sweep(plan, address=address, errored=errored, warn=_warn,
+    outcome = resume_sweep(plan, address=address, errored=errored,
                            callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
     _finish(outcome, plan.spec)
 
 
-def _warn(line: str) -> None:
-    # one line stays one line, however long the paths in it (a log is grepped by line)
-    err_console.print(line, markup=False, soft_wrap=True)
-
-
-def _progress(spec, quiet: bool, ended: dict[str, str] | None = None) -> list:
-    """The live progress view (a Tune callback), unless --quiet."""
+def _progress(spec, quiet: bool, ended: dict[str, str] | None = None, extra: int = 0) -> list:
+    """The live progress view (a Tune callback), unless --quiet; `extra` trials beyond
+    the spec's count (a warm start's re-runs under a grid)."""
     if quiet:
         return []
     from orchestrator.cli.progress import ProgressView
 
-    return [ProgressView(err_console, spec.trial_count, spec.metric, spec.mode,
+    return [ProgressView(err_console, spec.trial_count + extra, spec.metric, spec.mode,
                          ended=ended or {}, resources=spec.resources,
                          max_concurrent=spec.max_concurrent_trials)]
 
@@ -150,8 +151,8 @@ def _finish(outcome, spec) -> None:
                 if outcome.unfinished else "stopped before the sweep's end")
         click.echo(f"interrupted: {what}; continue with "
                    f"`{resume_command(outcome.location, spec)}`", err=True)
-        sys.exit(EXIT_TERMINATED if outcome.signal == "SIGTERM" else EXIT_INTERRUPTED)
+        sys.exit(ExitCode.TERMINATED if outcome.signal == "SIGTERM" else ExitCode.INTERRUPTED)
     if outcome.errored:
         click.echo(f"{outcome.errored} of {len(outcome.trials)} trials errored; "
                    f"see the error column of {outcome.results_dir}/trials.parquet", err=True)
-        sys.exit(EXIT_TRIALS_FAILED)
+        sys.exit(ExitCode.TRIALS_FAILED)

@@ -283,9 +283,10 @@ class Curves:
         """What as many epochs again as the run had would take off a positive curve's
         level at its end at `pace` (per epoch, in log terms), in units of `unsure_loss`
         (`in_unsure`). Never more than the level itself: a loss already near zero has
-        little left to gain however fast it still falls."""
+        little left to gain however fast it still falls; a rising curve gains nothing
+        (and a steep rise no overflow)."""
         end = self.level(values, -1)
-        return self.in_unsure(end, end * math.exp(-pace * self.n))
+        return self.in_unsure(end, end * math.exp(min(-pace * self.n, 0.0)))
 
     def unsure_text(self) -> str:
         if self.classification and math.log(2) < self.chance_loss:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LABELS = ("healthy", "diverged", "lr_too_high", "lr_too_low", "overfitting",
-          "underfitting", "too_short", "vanishing_gradients", "exploding_gradients")
+from orchestrator.states import Label
+
+LABELS = tuple(Label)  # orchestrator/states.py names them
 
 # What the practice does about the two read from the training's own signals
 # (../shared/TUNING.md, "Reading the training itself"): too much depth for the net as it
 # is; the fixes are structural, not a rate
 ADVICE = {
-    "vanishing_gradients": ("no learning rate fixes that: normalisation (batch or layer "
-                            "norm), residual connections, a shallower net or a better "
-                            "initialisation"),
-    "exploding_gradients": "clip the gradients and lower the rate",
+    Label.VANISHING_GRADIENTS: ("no learning rate fixes that: normalisation (batch or "
+                                "layer norm), residual connections, a shallower net or a "
+                                "better initialisation"),
+    Label.EXPLODING_GRADIENTS: "clip the gradients and lower the rate",
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from orchestrator.states import Label
+
 from .curves import Curves
 from .reasons import ADVICE, Diagnosis, num, pct
 from .thresholds import (
@@ -48,10 +50,10 @@ def exploding(c: Curves) -> Diagnosis | None:
         return None  # the loss fell as the norm grew, or barely moved near zero
     where = (f"the loss not finite from epoch {c.epochs[overflowed]}" if overflowed is not None
              else f"the train loss {num(c.train[i])} -> {num(c.train[-1])}")
-    return Diagnosis("exploding_gradients", (
+    return Diagnosis(Label.EXPLODING_GRADIENTS, (
         f"the gradient norm grew {top / low:.3g}x, from {num(low)} (epoch {c.epochs[i]}) to "
         f"{num(top)} (epoch {c.epochs[j]}), while the training went backwards ({where}) at "
-        f"{c.lr_text(i, j)}: exploding gradients; {ADVICE['exploding_gradients']}"))
+        f"{c.lr_text(i, j)}: exploding gradients; {ADVICE[Label.EXPLODING_GRADIENTS]}"))
 
 
 def vanishing(c: Curves) -> Diagnosis | None:
@@ -76,12 +78,12 @@ def vanishing(c: Curves) -> Diagnosis | None:
         return None
     how = c.never_beat_chance_text() if not learned else (
         f"at the chance level for its first {stuck} of {c.n} epochs")
-    return Diagnosis("vanishing_gradients", (
+    return Diagnosis(Label.VANISHING_GRADIENTS, (
         f"the first layer's gradient {num(ratio_there)} of the last layer's (median; "
         f"{num(first)} in its first measured epoch), orders below 1, and {how} (val loss "
         f"{num(c.val[-1])}, chance {num(c.chance_loss)}) at {c.lr_text(0, c.n - 1)}: "
         f"vanishing gradients, the first layers barely learn; "
-        f"{ADVICE['vanishing_gradients']}"))
+        f"{ADVICE[Label.VANISHING_GRADIENTS]}"))
 
 
 def small_steps(c: Curves) -> Diagnosis | None:
@@ -95,7 +97,7 @@ def small_steps(c: Curves) -> Diagnosis | None:
         return None
     if c.share(c.level(c.val, -1)) <= FAR_ABOVE:
         return None  # near what the data allows: the steps had little left to do
-    return Diagnosis("lr_too_low", (
+    return Diagnosis(Label.LR_TOO_LOW, (
         f"steps too small: {c.steps_text(update)} over its last epochs at full rate, an "
         f"order or more below it, with the val loss still at "
         f"{pct(c.level(c.val, -1) / c.chance_loss)} of the chance loss ({c.score_text()}), "

@@ -7,9 +7,7 @@ know the cluster; once Ray is up the driver can, from Ray's own view of its node
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, warn
 from orchestrator.spec import SweepSpec
 
 # spec key -> Ray's resource name
@@ -70,8 +68,7 @@ def group_limit(spec: SweepSpec) -> int | None:
     return min(fit, spec.max_concurrent_trials or fit)
 
 
-def check_capacity(spec: SweepSpec, warn: Callable[[str], None],
-                   autoscaler: str | None) -> None:
+def check_capacity(spec: SweepSpec, autoscaler: str | None) -> None:
     """One line, exit 2, when no live node of the connected Ray can hold one trial of
     `spec`; a warning instead when an autoscaler (`autoscaler` says which) may add a
     node that can."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestrator.engine.warm_start import WarmStartPlan
 from orchestrator.spec import SweepSpec
 
 
@@ -14,9 +15,13 @@ class BuildContext:
     max_concurrent_trials: int | None = None
     # PBT: the continuous searched keys as Tune domains, nested as in the trial config
     mutations: dict = field(default_factory=dict)
+    # a warm start (engine/warm_start.py): (config, metric) of the earlier trials a
+    # searcher that learns is given as evaluated, and the configs it runs first
+    history: tuple = ()
+    reruns: tuple = ()
 
 
-def build_context(spec: SweepSpec) -> BuildContext:
+def build_context(spec: SweepSpec, warm: WarmStartPlan | None = None) -> BuildContext:
     """What the scheduler and searcher factories need to know of the sweep."""
     from orchestrator.engine.space import pbt_mutations
 
@@ -24,4 +29,6 @@ def build_context(spec: SweepSpec) -> BuildContext:
         seed=spec.seed, max_epochs=spec.max_epochs,
         max_concurrent_trials=spec.max_concurrent_trials,
         mutations=pbt_mutations(spec) if spec.scheduler.name == "pbt" else {},
+        history=tuple(warm.history()) if warm else (),
+        reruns=tuple(warm.points()) if warm else (),
     )

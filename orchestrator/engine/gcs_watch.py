@@ -32,10 +32,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.errors import ExitCode, warn
+
 LOST_AFTER_S = 3.0
 GRACE_S = 15.0
 EVERY_S = 1.0
-EXIT_RAY_LOST = 3  # errors.RayUnavailable's exit code: Ray failed, not the input
 
 
 def answers(address: str, timeout_s: float = 1.0) -> bool:
@@ -74,14 +75,13 @@ class GcsWatch:
         address: the GCS, HOST:PORT.
         record: records the sweep's end as interrupted for `reason` unless the driver
             already did (it must be safe to call from this thread, and more than once).
-        say: prints one line for the user.
         resume: the command that continues the sweep.
         own_processes: this driver started the Ray it uses (its descendants are Ray's).
     """
 
-    def __init__(self, address: str, record: Callable[[str], None],
-                 say: Callable[[str], None], resume: str, own_processes: bool = False):
-        self.address, self.record, self.say, self.resume = address, record, say, resume
+    def __init__(self, address: str, record: Callable[[str], None], resume: str,
+                 own_processes: bool = False):
+        self.address, self.record, self.resume = address, record, resume
         self.own_processes = own_processes
         self.lost: str | None = None
         self._done = threading.Event()  # the sweep ended (or the block was left)
@@ -128,7 +128,8 @@ class GcsWatch:
             try:
                 self.record(self.lost or "Ray was lost")
             finally:
-                self.say(f"error: {self.lost}; the sweep stopped as on Ctrl-C: continue it "
+                with contextlib.suppress(Exception):  # a warnings filter "error": exit all the same
+                    warn(f"error: {self.lost}; the sweep stopped as on Ctrl-C: continue it "
                          f"with `{self.resume}` once Ray runs again")
                 for stream in (sys.stdout, sys.stderr):
                     with contextlib.suppress(Exception):
@@ -137,4 +138,4 @@ class GcsWatch:
                     for pid in descendants(os.getpid()):
                         with contextlib.suppress(OSError):
                             os.kill(pid, signal.SIGKILL)
-                os._exit(EXIT_RAY_LOST)
+                os._exit(ExitCode.RAY_UNAVAILABLE)  # Ray failed, not the input

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from orchestrator.errors import warn
+
 
 @dataclass
 class Received:
@@ -103,11 +105,12 @@ class _TuneStopLines(logging.Filter):
 
 
 @contextlib.contextmanager
-def stop_lines(warn: Callable[[str], None], resume: str) -> Iterator[None]:
-    """Within the block, Tune's lines about a stop are ours: one line when the stop
-    begins, naming `resume` (the command that continues the sweep)."""
+def stop_lines(resume: str, unless: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Within the block, Tune's lines about a stop are ours: one line (a SweepWarning)
+    when the stop begins, naming `resume` (the command that continues the sweep), unless
+    `unless()` says another line tells of the stop."""
     logger = logging.getLogger("ray.tune.tune")
-    lines = _TuneStopLines(lambda: warn(
+    lines = _TuneStopLines(lambda: None if unless() else warn(
         f"stopping: saving the sweep's state for `{resume}` (Ctrl-C again stops at once)"))
     logger.addFilter(lines)
     try:

@@ -13,7 +13,12 @@ import os
 import socket
 from collections.abc import Iterator
 
-from orchestrator.engine.tune_compat import embedded_processes, refuses_without_token
+from orchestrator.engine.tune_compat import (
+    default_temp_dir,
+    embedded_processes,
+    quiet_token_announcement,
+    refuses_without_token,
+)
 from orchestrator.errors import OrchestratorError, RayUnavailable, first_line
 from orchestrator.ray_auth import auth_token, protect_token_file
 
@@ -53,9 +58,7 @@ def _logs_folder() -> str | None:
     after the process that starts it (node.py), so ours is the newest of those."""
     from pathlib import Path
 
-    from ray._common.utils import get_default_ray_temp_dir
-
-    ours = [p for p in Path(get_default_ray_temp_dir()).glob(f"session_*_{os.getpid()}")
+    ours = [p for p in Path(default_temp_dir()).glob(f"session_*_{os.getpid()}")
             if p.is_dir() and not p.is_symlink()]
     if not ours:
         return None
@@ -111,15 +114,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
                      runtime_env=runtime_env)
         else:
-            # Ray announces that it turned token auth on (its default, which README
-            # documents) on every start: keep the newcomer's first screen clean
-            logging.getLogger("ray._private.authentication.authentication_token_setup"
-                              ).setLevel(logging.ERROR)
+            quiet_token_announcement()  # Ray's line that it turned token auth on
             # address="local": never attach silently to another cluster recorded on this
             # machine; no dashboard, so no Jobs API on an embedded instance. Its
             # processes outside the driver's process group (a signal to the group from
             # timeout, scancel or systemd reaches the driver alone, which stops
-            # gracefully) and without an unauthenticated metrics port (tune_compat.py)
+            # gracefully) and without an unauthenticated metrics port (tune_compat/)
             with embedded_processes() as options:
                 ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                          logging_level=logging.WARNING, log_to_driver=False,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +18,6 @@ from orchestrator.engine.run import (
     drive,
     track_command,
     trainable,
-    warn_on_stderr,
 )
 from orchestrator.errors import OrchestratorError, first_line
 from orchestrator.results import schema
@@ -32,7 +30,7 @@ from orchestrator.results.folder import (
 from orchestrator.results.lease import refuse_if_held
 from orchestrator.results.storage import Location, check_writable
 from orchestrator.spec import SweepSpec, spec_from_mapping
-from orchestrator.spec.settings import NOT_RETRIED_FILE
+from orchestrator.states import NOT_RETRIED_FILE, SweepStatus, TrialStatus
 
 Errored = Literal["resume", "restart"] | None
 
@@ -55,7 +53,7 @@ class ResumePlan:
         each stopped."""
         if self.trials is None or not len(self.trials):
             return {}
-        done = self.trials[(self.trials[schema.STATUS] == "terminated")
+        done = self.trials[(self.trials[schema.STATUS] == TrialStatus.TERMINATED)
                            & self.trials[schema.STOP_REASON].notna()]
         return dict(zip(done[schema.TRIAL_ID], done[schema.STOP_REASON]))
 
@@ -66,7 +64,7 @@ class ResumePlan:
 
     def finished(self, errored: Errored) -> bool:
         """Nothing to do: every trial ended, and errored ones are not to be run again."""
-        return self.status == "finished" and not (errored and self.errored)
+        return self.status == SweepStatus.FINISHED and not (errored and self.errored)
 
 
 def plan_resume(folder: Location) -> ResumePlan:
@@ -75,17 +73,17 @@ def plan_resume(folder: Location) -> ResumePlan:
     data = read_sweep_json(folder)
     spec = spec_from_mapping(data["spec"], str(sweep_json_path(folder)))
     trials, history = read_tables(folder)
-    if trials is None and data.get("status") == "finished":
+    if trials is None and data.get("status") == SweepStatus.FINISHED:
         # the trials table is gone (deleted, moved aside): its rows come back from the
         # history and Tune's trial folders, rather than "finished (0 trials)"
         from orchestrator.results.load import load_sweep
 
         rebuilt = load_sweep(folder)
         trials, history = rebuilt.trials, rebuilt.history
-    errored = int((trials[schema.STATUS] == "error").sum()) if trials is not None else 0
+    errored = int((trials[schema.STATUS] == TrialStatus.ERROR).sum()) if trials is not None else 0
     plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored,
                       _code_warnings(data, spec))
-    if plan.status != "finished":
+    if plan.status != SweepStatus.FINISHED:
         _check_tune_state(folder)
     return plan
 
@@ -153,14 +151,12 @@ def _quiet_deleted_checkpoint_noise() -> None:
 def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     from ray import tune
 
-    from orchestrator.engine.asha_replay import replay_history
-    from orchestrator.engine.hyperband import settling
     from orchestrator.engine.stoppers import SearcherHearsOfEnds, StopEnded
-    from orchestrator.engine.tune_compat import mark_ended
+    from orchestrator.engine.tune_compat import mark_ended, replay_history, restored, settling
 
     _quiet_deleted_checkpoint_noise()
     # trials the tables record as ended are not restored at all: Tune's snapshot can
-    # predate their end and name a checkpoint it has deleted since (tune_compat.py)
+    # predate their end and name a checkpoint it has deleted since (tune_compat/)
     marked = mark_ended(plan.folder, plan.ended)
     path = str(plan.folder.local) if plan.folder.local else plan.folder.path
     tuner = tune.Tuner.restore(
@@ -172,15 +168,15 @@ def _restore_tuner(plan: ResumePlan, callbacks: list, errored: Errored):
     # driver's own (a sink that reloads the tables, a progress view on this console)
     # replace them, and trials the tables already record as ended are stopped at their
     # first report, should Tune's state not have been marked (a state of another shape).
-    run_config = tuner._local_tuner.get_run_config()
-    search_alg = tuner._local_tuner._tune_config.search_alg
+    parts = restored(tuner)
+    run_config, search_alg = parts.run_config, parts.search_alg
     run_config.callbacks = callbacks + (
         [SearcherHearsOfEnds(search_alg, _last_rows(plan, marked))]
         if marked and search_alg is not None else [])
     if plan.ended:
         run_config.stop = StopEnded(plan.ended)
     # (settling upgrades an older sweep's pickled HyperBand in place)
-    replay_history(settling(tuner._local_tuner._tune_config.scheduler), _metric_rows(plan),
+    replay_history(settling(parts.scheduler), _metric_rows(plan),
                    plan.spec.mode)
     return tuner
 
@@ -214,7 +210,6 @@ def resume_sweep(
     address: str | None = None,
     errored: Errored = None,
     callbacks: list | None = None,
-    warn: Callable[[str], None] = warn_on_stderr,
 ) -> SweepOutcome:
     """Continue an interrupted sweep from Tune's experiment state: finished trials are
     not run again, unfinished ones continue from their last checkpoint; errored ones
@@ -227,5 +222,23 @@ def resume_sweep(
         _forget_data_errors(plan.folder)
     check_reachable(plan.spec.tracking, track_command(plan.folder, plan.spec))
     return drive(plan.spec, plan.folder, lambda cbs: _restore_tuner(plan, cbs, errored),
-                 command="resume", address=address, callbacks=callbacks, warn=warn,
-                 ended=plan.ended, drop_errored=errored == "restart", before=plan.trials)
+                 command="resume", address=address, callbacks=callbacks,
+                 ended=plan.ended, drop_errored=errored == "restart", before=plan.trials,
+                 lost=_lost(plan))
+
+
+def _lost(plan: ResumePlan) -> frozenset[str]:
+    """Trials the tables hold, unended, that Tune's newest state does not: they started
+    after its last snapshot (a Searcher makes its trials one at a time), so Tune will
+    not continue them and its restored searcher draws their places again under new
+    random ids. Their rows go (ResultsSink's `lost`). Tune's basic generator (random,
+    grid) makes such a trial again under the same id (its counter): its rows stay."""
+    from orchestrator.engine.tune_compat import trials_in_state
+
+    if plan.spec.searcher.name in ("random", "grid"):
+        return frozenset()
+    known = trials_in_state(plan.folder)
+    if known is None or plan.trials is None or not len(plan.trials):
+        return frozenset()
+    unended = set(plan.trials[schema.TRIAL_ID]) - plan.ended
+    return frozenset(unended - known)

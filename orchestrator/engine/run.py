@@ -10,7 +10,6 @@ spec, or restored from Tune's own experiment state. What the user sees while it 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,12 +25,20 @@ from orchestrator.engine.gcs_watch import GcsWatch
 from orchestrator.engine.interrupts import Received, sigterm_as_sigint, stop_lines, uninterrupted
 from orchestrator.engine.ray_session import gcs_address, ray_session
 from orchestrator.engine.tune_compat import autoscaler
-from orchestrator.errors import OrchestratorError, StorageFailed, storage_problem, strerror
+from orchestrator.engine.warm_start import RERUN_KEY, WarmStartPlan, plan_warm_start
+from orchestrator.errors import (
+    OrchestratorError,
+    StorageFailed,
+    storage_problem,
+    strerror,
+    warn,
+)
 from orchestrator.results import schema
 from orchestrator.results.lease import refuse_if_held, sweep_lease
 from orchestrator.results.provenance import SegmentEnd, begin_segment
 from orchestrator.results.storage import Location, check_writable, open_storage
 from orchestrator.spec import SweepSpec
+from orchestrator.states import SweepStatus, TrialStatus
 
 CHECKPOINTS_KEPT = 2
 # PBT restores other trials' checkpoints: keep more so they are not deleted under it
@@ -58,7 +65,9 @@ class SweepOutcome:
 
     @property
     def errored(self) -> int:
-        return int((self.trials[schema.STATUS] == "error").sum()) if len(self.trials) else 0
+        if not len(self.trials):
+            return 0
+        return int((self.trials[schema.STATUS] == TrialStatus.ERROR).sum())
 
     @property
     def unfinished(self) -> int:
@@ -94,7 +103,9 @@ def trainable(spec: SweepSpec):
                                           "gpu": spec.resources.gpu})
 
 
-def build_tuner(spec: SweepSpec, callbacks: list):
+def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = None):
+    """The Tuner of a new sweep; with a warm start, its searcher is given the earlier
+    trials and the re-runs (engine/warm_start.py)."""
     from ray import tune
     from ray.tune.search import Searcher
 
@@ -105,16 +116,19 @@ def build_tuner(spec: SweepSpec, callbacks: list):
 
     if spec.resources.workers > 1:  # Tune counts trials, not their worker groups
         spec = spec.model_copy(update={"max_concurrent_trials": group_limit(spec)})
-    context = build_context(spec)
+    context = build_context(spec, warm)
     search_alg = create_searcher(spec.searcher, context)
     storage_path, storage_filesystem = open_storage(spec.storage).tune_storage()
+    space = param_space(spec)
+    if warm and warm.reruns:  # every trial says whether it is a re-run (trials.parquet)
+        space[RERUN_KEY] = False
     return tune.Tuner(
         trainable(spec),
-        param_space=param_space(spec),
+        param_space=space,
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
-            num_samples=spec.num_samples,
+            num_samples=spec.num_samples + (warm.extra_trials if warm else 0),
             scheduler=create_scheduler(spec.scheduler, context),
             search_alg=search_alg,
             # a Searcher is limited here; the basic generator limits itself (searchers.py)
@@ -163,32 +177,32 @@ def tune_environment() -> contextlib.AbstractContextManager[None]:
     return environ.defaults(TUNE_ENVIRONMENT)
 
 
-def warn_on_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
 def drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any], *,
-          command: str, address: str | None, callbacks: list | None,
-          warn: Callable[[str], None] = warn_on_stderr, fresh: bool = False,
+          command: str, address: str | None, callbacks: list | None, fresh: bool = False,
           ended: frozenset[str] = frozenset(), drop_errored: bool = False,
           before: pd.DataFrame | None = None,
-          may_write: Callable[[], None] = lambda: None) -> SweepOutcome:
+          may_write: Callable[[], None] = lambda: None,
+          record: dict | None = None, lost: frozenset[str] = frozenset()) -> SweepOutcome:
     """Start or join Ray, take the sweep's lease (one writer; `may_write` then checks,
     under it, that this driver may write the folder), drive the Tuner
     `make_tuner(callbacks)` makes to its end (or to an interrupt) and record the segment
-    in sweep.json. `callbacks` are extra Tune callbacks (a progress view); `warn` takes
-    one-line warnings for the user. SIGTERM is a Ctrl-C until the end is recorded."""
+    in sweep.json. `callbacks` are extra Tune callbacks (a progress view); one-line warnings
+    for the user are `SweepWarning`s; `record` holds fields for sweep.json (a warm start's
+    source); `lost` trials' rows go (ResultsSink). SIGTERM is a Ctrl-C until the end is
+    recorded."""
     with sigterm_as_sigint() as received:  # and again once Ray is up (it sets its own)
         return _drive(spec, folder, make_tuner, received, command=command, address=address,
-                      callbacks=callbacks, warn=warn, fresh=fresh, ended=ended,
-                      drop_errored=drop_errored, before=before, may_write=may_write)
+                      callbacks=callbacks, fresh=fresh, ended=ended,
+                      drop_errored=drop_errored, before=before, may_write=may_write,
+                      record=record or {}, lost=lost)
 
 
 def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
            received: Received, *, command: str, address: str | None,
-           callbacks: list | None, warn: Callable[[str], None], fresh: bool,
+           callbacks: list | None, fresh: bool,
            ended: frozenset[str], drop_errored: bool, before: pd.DataFrame | None,
-           may_write: Callable[[], None]) -> SweepOutcome:
+           may_write: Callable[[], None], record: dict,
+           lost: frozenset[str]) -> SweepOutcome:
     from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.engine.context import build_context
@@ -210,37 +224,38 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
     # the storage refuses from here on is one line (storage_guard), exit 4.
     with shipping.runtime_env(spec) as env, ray_session(address, runtime_env=env) as ours, \
             sigterm_as_sigint(received), storage_errors(folder, resume), \
-            sweep_lease(folder, command, warn) as lease, tune_environment():
+            sweep_lease(folder, command) as lease, tune_environment():
         # a trial no node can hold would wait for good: one line before anything is
         # written (a warning where an autoscaler may add such a node)
-        check_capacity(spec, warn, autoscaler() if address else None)
+        check_capacity(spec, autoscaler() if address else None)
         may_write()
         if address:
-            _warn_if_storage_is_not_shared(spec, warn)
+            _warn_if_storage_is_not_shared(spec)
         if line := scheduler_warning(spec.scheduler, spec.trial_count, build_context(spec)):
             warn(line)
         if fresh:
             folder.delete()
-        begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec))
+        begin_segment(results_dir, resolved, command, code_hash=shipping.code_hash(spec),
+                      **record)
         end = SegmentEnd(results_dir, resolved)
         sink = ResultsSink(results_dir, spec.metric, spec.mode, spec.time_budget_s,
-                           ended=ended, drop_errored=drop_errored)
+                           ended=ended, drop_errored=drop_errored, lost=lost)
         # a write the storage refuses, or a lease taken over, stops it as Ctrl-C does
         guard = StorageGuard(sink, lease_lost=lambda: lease.lost if lease else None)
-        tracking = _tracking(spec, folder, sink, warn)
+        tracking = _tracking(spec, folder, sink)
         started = time.monotonic()
 
         def record_lost(reason: str) -> None:  # from the watch's thread (gcs_watch.py)
-            end.write(status="interrupted", elapsed_s=time.monotonic() - started,
+            end.write(status=SweepStatus.INTERRUPTED, elapsed_s=time.monotonic() - started,
                       trials_ended=None, reason=f"ray: {reason}")
             if lease is not None:
                 lease.release()
 
-        watch = GcsWatch(gcs_address(), record_lost, warn, resume,
+        watch = GcsWatch(gcs_address(), record_lost, resume,
                          own_processes=ours and not address)
         try:
             with watch, tune_refusals_to(guard), whole_tune_files(), tune_noise.quiet(), \
-                    stop_lines(lambda line: None if watch.lost else warn(line), resume):
+                    stop_lines(resume, unless=lambda: watch.lost is not None):
                 make_tuner([JsonLoggerCallback(), sink, guard, NoRetryOfDataErrors(),
                             *tracking, *(callbacks or [])]).fit()
         except KeyboardInterrupt:  # a second Ctrl-C: Tune stopped at once, unsaved
@@ -273,7 +288,7 @@ def _record_end(end: SegmentEnd, sink, guard, folder: Location, spec: SweepSpec,
     interrupted = bool(received.at_once or lost or
                        (len(trials) and trials[schema.STOP_REASON].isna().any()))
     outcome = SweepOutcome(folder, trials, history, elapsed, received.name, interrupted)
-    write_end = dict(status="interrupted" if interrupted else "finished",
+    write_end = dict(status=SweepStatus.INTERRUPTED if interrupted else SweepStatus.FINISHED,
                      elapsed_s=elapsed, trials_ended=_ended_in_segment(before, trials),
                      trials=len(trials), errored=outcome.errored,
                      budget_stopped=sink.budget_stopped,
@@ -292,7 +307,7 @@ def _record_end(end: SegmentEnd, sink, guard, folder: Location, spec: SweepSpec,
         raise StorageFailed(f"lease: {guard.lease_lost}; this driver stopped as on Ctrl-C "
                             f"and wrote no more: see `sweep ls` for who writes it now")
     if guard.failure:  # stopped as on Ctrl-C; sweep.json says why where it can be written
-        write_end["status"] = "interrupted"
+        write_end["status"] = SweepStatus.INTERRUPTED
         write_end["reason"] = f"storage: {guard.failure}"
         with contextlib.suppress(OSError):
             end.write(**write_end)
@@ -311,17 +326,17 @@ def _record_end(end: SegmentEnd, sink, guard, folder: Location, spec: SweepSpec,
     return outcome
 
 
-def _tracking(spec: SweepSpec, folder: Location, sink, warn: Callable[[str], None]) -> list:
+def _tracking(spec: SweepSpec, folder: Location, sink) -> list:
     """The tracking callback (after the sink: it sends the rows the sink holds), if the
     spec asks for MLflow or TensorBoard."""
     if not spec.tracking.enabled:
         return []
     from orchestrator.tracking.live import TrackingCallback
 
-    return [TrackingCallback(spec.tracking, folder, sink, track_command(folder, spec), warn)]
+    return [TrackingCallback(spec.tracking, folder, sink, track_command(folder, spec))]
 
 
-def _warn_if_storage_is_not_shared(spec: SweepSpec, warn: Callable[[str], None]) -> None:
+def _warn_if_storage_is_not_shared(spec: SweepSpec) -> None:
     import ray
 
     from orchestrator.results.storage import storage_warning
@@ -367,10 +382,11 @@ def run_sweep(
     address: str | None = None,
     overwrite: bool = False,
     callbacks: list | None = None,
-    warn: Callable[[str], None] = warn_on_stderr,
+    warm: WarmStartPlan | None = None,
 ) -> SweepOutcome:
     """Run `spec` to the end and return its result tables. `callbacks` are extra
-    Ray Tune callbacks (they must pickle: Tune saves them with the experiment)."""
+    Ray Tune callbacks (they must pickle: Tune saves them with the experiment). A spec's
+    `warm_start` is read here, before Ray starts, unless its plan `warm` is given."""
     from orchestrator.tracking.setup import check_reachable
     from orchestrator.trainable.table_data import check_tables
 
@@ -386,9 +402,11 @@ def run_sweep(
                 "to start over"
             )
 
+    if spec.warm_start and warm is None:
+        warm = plan_warm_start(spec)  # bad input: one line, before Ray starts
     check_writable(folder.parent)  # a full, read-only or missing storage: before Ray
     refuse_if_held(folder)  # fast, before Ray starts; the lease is taken once it runs
     new_name()  # before Ray starts; again under the lease (another run may have begun)
-    return drive(spec, folder, lambda cbs: build_tuner(spec, cbs), command="run",
-                 address=address, callbacks=callbacks, warn=warn, fresh=True,
-                 may_write=new_name)
+    return drive(spec, folder, lambda cbs: build_tuner(spec, cbs, warm), command="run",
+                 address=address, callbacks=callbacks, fresh=True,
+                 may_write=new_name, record={"warm_start": warm.record()} if warm else None)

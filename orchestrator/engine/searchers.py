@@ -12,9 +12,11 @@ from orchestrator.spec.searchers import OptunaOptions
 def _basic(options: Options, context: BuildContext):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    # Tune ignores TuneConfig.max_concurrent_trials for this generator: it takes its own
+    # Tune ignores TuneConfig.max_concurrent_trials for this generator: it takes its own.
+    # It cannot learn from a warm start's history: it gets the re-runs, drawn first
     return BasicVariantGenerator(random_state=context.seed,
-                                 max_concurrent=context.max_concurrent_trials or 0)
+                                 max_concurrent=context.max_concurrent_trials or 0,
+                                 points_to_evaluate=[dict(p) for p in context.reruns] or None)
 
 
 def _optuna(options: OptunaOptions, context: BuildContext):
@@ -25,7 +27,13 @@ def _optuna(options: OptunaOptions, context: BuildContext):
         raise OrchestratorError(
             "searcher.name: 'optuna' needs the optuna package: pip install -e '.[optuna]'"
         ) from exc
+    # TPE counts the known trials of a warm start among its startup trials
     sampler = TPESampler(seed=context.seed, n_startup_trials=options.n_startup_trials)
+    if context.history or context.reruns:
+        from orchestrator.engine.warm_searcher import WarmOptunaSearch
+
+        return WarmOptunaSearch(sampler=sampler, history=list(context.history),
+                                reruns=list(context.reruns))
     return OptunaSearch(sampler=sampler)
 
 

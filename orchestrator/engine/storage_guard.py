@@ -29,17 +29,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow.fs as pafs
 from ray.tune import Callback
 
+from orchestrator.engine.tune_compat import CONTROLLER_LOGGER, WRITER_LOGGERS, local_uploads
 from orchestrator.errors import STORAGE_ERRNOS, StorageFailed, storage_problem, strerror
 from orchestrator.results.atomic import write_atomic
-from orchestrator.spec.settings import STORAGE_ERROR
+from orchestrator.states import STORAGE_ERROR
 
-# Tune's loggers that report a write of the storage it failed, and then go on
-_TUNE_WRITERS = ("ray.tune.execution.experiment_state", "ray.train._internal.syncer",
-                 "ray.tune.tune", "ray.tune.execution.tune_controller",
-                 "ray.tune.analysis.experiment_analysis")
 # what Tune logs itself when the guard has stopped it: Ctrl-C's words, and the result
 # files it could not write, which the tables and `sweep resume` account for
 _STOP_NOISE = ("Stop signal received", "Trials did not complete",
@@ -126,7 +122,7 @@ class _TuneRefusals(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         # the controller also logs trials' own failures: a user's code that cannot write
         # its own files is the trial's error, not the storage's; its checkpoints are
-        about_storage = (record.name != "ray.tune.execution.tune_controller"
+        about_storage = (record.name != CONTROLLER_LOGGER
                          or "checkpoint" in record.getMessage())
         problem = (_refusal_in(record) if record.levelno >= logging.WARNING and about_storage
                    else None)
@@ -143,7 +139,7 @@ def tune_refusals_to(guard: StorageGuard) -> Iterator[None]:
     to `guard` (not to the screen), and so does Tune's own talk of the stop that
     follows."""
     refusals = _TuneRefusals(guard)
-    loggers = [logging.getLogger(name) for name in _TUNE_WRITERS]
+    loggers = [logging.getLogger(name) for name in WRITER_LOGGERS]
     for logger in loggers:
         logger.addFilter(refusals)
     try:
@@ -200,22 +196,7 @@ def whole_tune_files() -> Iterator[None]:
     (its experiment state, the searcher's, trial folders' result files) are copied file
     by file, whole or not at all. Tune copies them in place (pyarrow's copy_files): a
     full disk cuts the experiment state short, and Tune's restore of a cut state logs
-    an error and starts the experiment afresh, every trial lost to `sweep resume`.
-    This replaces Ray 2.60's `ray.train._internal.storage._upload_to_fs_path` (what its
-    syncer calls) for local folders; tests/test_storage_faults.py checks that Tune still
-    calls it."""
-    from ray.train._internal import storage as tune_storage
-
-    original = tune_storage._upload_to_fs_path
-
-    def upload(local_path: str, fs: pafs.FileSystem, fs_path: str,
-               exclude: list | None = None) -> None:
-        if exclude or not isinstance(fs, pafs.LocalFileSystem) or not os.path.isdir(local_path):
-            return original(local_path, fs, fs_path, exclude)
-        _copy_tree_whole(Path(local_path), Path(fs_path))
-
-    tune_storage._upload_to_fs_path = upload
-    try:
+    an error and starts the experiment afresh, every trial lost to `sweep resume`. Tune's
+    copy is replaced through the seam (`tune_compat.local_uploads`)."""
+    with local_uploads(_copy_tree_whole):
         yield
-    finally:
-        tune_storage._upload_to_fs_path = original

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from orchestrator.errors import OrchestratorError, RayUnavailable, first_line
+from orchestrator.errors import ExitCode, OrchestratorError, RayUnavailable, first_line
 from orchestrator.jobs.staging import SPEC_FILE
 from orchestrator.ray_auth import auth_token
 
@@ -153,7 +153,7 @@ def exit_code(info) -> int:
     code = getattr(info, "driver_exit_code", None)
     if code is not None:
         return int(code)
-    return 0 if str(info.status) == "SUCCEEDED" else 1
+    return ExitCode.OK if str(info.status) == "SUCCEEDED" else ExitCode.FAILED
 
 
 def job_rows(client) -> list[dict[str, Any]]:

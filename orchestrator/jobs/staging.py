@@ -38,6 +38,31 @@ def cluster_storage(spec: SweepSpec, storage: str | None) -> str:
     return chosen
 
 
+def check_warm_start(spec: SweepSpec, storage: str) -> None:
+    """A submitted sweep reads its warm start on the cluster: from a URI, or by name (or
+    path) in the sweep's own storage there (`storage`); a folder of this machine is
+    refused, before anything reaches the cluster."""
+    warm = spec.warm_start
+    if warm is None:
+        return
+    there = "a submitted sweep reads its warm start on the cluster"
+    if warm.storage is not None:
+        if is_uri(warm.storage) or warm.storage.rstrip("/") == storage.rstrip("/"):
+            return
+        raise OrchestratorError(
+            f"warm_start.storage: is {warm.storage!r}, a folder on this machine; {there}: "
+            f"give a URI, or leave it out to look the name up in the sweep's storage there "
+            f"({storage})")
+    source = warm.source
+    if is_uri(source) or not ("/" in source or Path(source).expanduser().is_dir()):
+        return  # a URI, or a name looked up in the sweep's storage on the cluster
+    if Path(source).is_absolute() and str(Path(source).parent) == storage.rstrip("/"):
+        return
+    raise OrchestratorError(
+        f"warm_start.from: is {source!r}, a path on this machine; {there}: give the "
+        f"sweep's name (looked up in the sweep's storage there, {storage}) or its URI")
+
+
 def _package_data(value: str, package: Path, placed: dict[str, str]) -> str:
     """Copy a local data file into the job package; the spec then names it relative to
     the job's folder (`sweep run --stage-data` copies it onto the shared storage)."""

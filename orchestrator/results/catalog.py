@@ -15,6 +15,7 @@ from orchestrator.results.folder import (
 from orchestrator.results.lease import is_held
 from orchestrator.results.load import load_sweep
 from orchestrator.results.storage import is_dir_at, open_storage
+from orchestrator.states import SweepStatus
 
 
 def _is_sweep(folder) -> bool:
@@ -33,7 +34,7 @@ def _state(sweep: dict, folder) -> str:
     if status == "unknown":
         return "unknown (sweep.json is missing)"
     resumable = bool(tune_states(folder))
-    if status == "running":
+    if status == SweepStatus.RUNNING:
         try:
             held = is_held(folder)  # the driver's lease tells a live one from a dead one
         except OrchestratorError:  # a lease the store will not show (no read permission)
@@ -46,7 +47,7 @@ def _state(sweep: dict, folder) -> str:
                     f"{START_AGAIN})")
         return ("killed (its driver died): sweep resume" if resumable else
                 f"killed (its driver died): {START_AGAIN}")
-    if status == "interrupted" and not resumable:
+    if status == SweepStatus.INTERRUPTED and not resumable:
         return f"interrupted: {START_AGAIN}"
     return status
 

@@ -15,6 +15,7 @@ from orchestrator.results.atomic import write_atomic
 from orchestrator.results.folder import parts_of, read_sweep_json, sweep_json_path
 from orchestrator.results.storage import Location
 from orchestrator.results.tables import write_parquet_atomic
+from orchestrator.states import SweepStatus
 
 FORMATS = schema.EXPORT_FORMATS
 
@@ -121,7 +122,7 @@ def export_sweep(folder: Location, path: Path, table: str, fmt: str | None) -> E
     file, parts_dir = ((schema.TRIALS_FILE, schema.TRIALS_PARTS_DIR) if table == "trials"
                        else (schema.HISTORY_FILE, schema.HISTORY_PARTS_DIR))
     stored = results / file
-    if (fmt == "parquet" and sweep.get("status") != "running" and stored.is_file()
+    if (fmt == "parquet" and sweep.get("status") != SweepStatus.RUNNING and stored.is_file()
             and not parts_of(results / parts_dir)):
         rows = copy_parquet(stored, path, declared_schema(table, sweep["spec"]["metric"]))
         if rows is not None:

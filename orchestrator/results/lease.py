@@ -19,9 +19,8 @@ import fcntl
 import json
 import os
 import platform
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from orchestrator.errors import SweepBusy
 from orchestrator.results.object_lease import ObjectLease, is_s3, object_lease
@@ -35,17 +34,15 @@ def lease_path(folder: Location):
 
 
 @contextlib.contextmanager
-def sweep_lease(folder: Location, command: str,
-                warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-                ) -> Iterator[ObjectLease | None]:
+def sweep_lease(folder: Location, command: str) -> Iterator[ObjectLease | None]:
     """Hold the lease of the sweep in `folder` for the body of the `with`; a lease held
-    by another driver is one line (exit 2) naming who holds it and since when. `warn`
-    takes the line that says a lease of a gone holder was taken over (object stores).
+    by another driver is one line (exit 2) naming who holds it and since when. A lease
+    of a gone holder taken over is a SweepWarning (object stores).
     Yields the object store's lease, whose `lost` says when another driver took it over
     (a flock is never taken from a live holder: None)."""
     if folder.local is None:
         if is_s3(folder):
-            with object_lease(folder, command, warn) as lease:
+            with object_lease(folder, command) as lease:
                 yield lease
         else:
             yield  # no lease on other object stores (see the module's docstring)

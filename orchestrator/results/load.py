@@ -14,6 +14,7 @@ from orchestrator.results.rebuild import rebuild_tables
 from orchestrator.results.storage import Location
 from orchestrator.results.tables import frames
 from orchestrator.spec.settings import MODE_OF
+from orchestrator.states import SweepStatus
 
 
 @dataclass
@@ -47,7 +48,7 @@ def load_sweep(folder: Location) -> SweepTables:
     sweep, warning = read_sweep(folder, trials, history)
     metric = sweep["spec"]["metric"]
     rebuilt: list[str] = []
-    if trials is not None and history is not None and sweep.get("status") != "running":
+    if trials is not None and history is not None and sweep.get("status") != SweepStatus.RUNNING:
         return SweepTables(folder, sweep, trials, history, rebuilt, warning)
 
     # Tune's trial folders, read once: their trial rows and every reported epoch

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from orchestrator.errors import OrchestratorError, StorageFailed, SweepBusy, first_line
+from orchestrator.errors import OrchestratorError, StorageFailed, SweepBusy, first_line, warn
 from orchestrator.results.storage import Location
 
 # the holder rewrites its lease this often
@@ -123,11 +123,10 @@ class ObjectLease:
         return held if held is not None and held.gone() is None else None
 
     # -- holding ---------------------------------------------------------------------
-    def take(self, command: str, warn: Callable[[str], None]) -> bool:
+    def take(self, command: str) -> bool:
         """Create the lease, or take over one whose holder is gone; else SweepBusy.
         False when the store cannot make a conditional write (then there is no lease,
-        and `warn` says so)."""
-        self.warn = warn
+        and a SweepWarning says so)."""
         self.holder = {"command": command, "pid": os.getpid(), "host": platform.node(),
                        "where": process_space(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                        "token": uuid.uuid4().hex}
@@ -179,7 +178,7 @@ class ObjectLease:
             self._etag = None  # not ours to delete any more
         self.lost = (f"the lease {self.where} was taken over by another driver (this one "
                      f"was taken for gone: no renewal for {STALE_S:.0f} s)")
-        self.warn(f"lease: {self.lost}; two drivers may now write this sweep")
+        warn(f"lease: {self.lost}; two drivers may now write this sweep")
         return False
 
     def _renew_until_released(self) -> None:
@@ -230,12 +229,11 @@ class _NoConditionalWrites(Exception):
 
 
 @contextlib.contextmanager
-def object_lease(folder: Location, command: str,
-                 warn: Callable[[str], None]) -> Iterator[ObjectLease | None]:
+def object_lease(folder: Location, command: str) -> Iterator[ObjectLease | None]:
     """Hold the lease for the body of the `with`; yields it (its `lost` says whether
     another driver took it over), or None on a store without conditional writes."""
     lease = ObjectLease(folder)
-    if not lease.take(command, warn):
+    if not lease.take(command):
         yield None
         return
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.results import schema
 from orchestrator.results.storage import as_location
+from orchestrator.states import SweepStatus
 
 
 def _version(package: str) -> str | None:
@@ -79,9 +80,11 @@ def _recorded(results_dir) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def begin_segment(results_dir, spec: dict, command: str, code_hash: str | None = None) -> None:
+def begin_segment(results_dir, spec: dict, command: str, code_hash: str | None = None,
+                  **fields: Any) -> None:
     """Record that `command` (run or resume) starts driving the sweep, and the hash of
-    the user's code it ships (if any). A segment left open by an earlier driver means
+    the user's code it ships (if any), with `fields` of the sweep (a warm start's
+    source: kept by later segments). A segment left open by an earlier driver means
     that driver died without a word: it is `killed`."""
     earlier = _recorded(results_dir)
     segments = earlier.get("segments", [])
@@ -93,7 +96,7 @@ def begin_segment(results_dir, spec: dict, command: str, code_hash: str | None =
     code = {"code_hash": code_hash} if code_hash else {}
     segments.append({**segment, **code})
     write_sweep_json(results_dir, spec, started_at=earlier.get("started_at") or started,
-                     status="running", segments=segments, **code)
+                     status=SweepStatus.RUNNING, segments=segments, **code, **fields)
 
 
 def end_segment(results_dir, spec: dict, *, status: str, elapsed_s: float,

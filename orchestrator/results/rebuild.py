@@ -15,6 +15,7 @@ import pandas as pd
 from orchestrator.results import rows, schema
 from orchestrator.results.storage import Location, as_location
 from orchestrator.results.tables import frames
+from orchestrator.states import SweepStatus, TrialStatus
 
 
 def trial_folders(experiment_dir: Location | str | Path) -> list[Location]:
@@ -59,7 +60,7 @@ def rebuild_tables(experiment_dir: Location | str | Path) -> tuple[pd.DataFrame,
     budget_stopped = set(sweep.get("budget_stopped", []))
     # in a sweep that did not finish, a trial that did not end itself may have been cut
     # (not stopped by the scheduler): it is left unfinished, as an interrupt leaves it
-    finished = sweep.get("status") == "finished"
+    finished = sweep.get("status") == SweepStatus.FINISHED
     trials: dict[str, dict] = {}
     for folder in trial_folders(experiment_dir):
         config = json.loads((folder / "params.json").read_text())
@@ -70,7 +71,8 @@ def rebuild_tables(experiment_dir: Location | str | Path) -> tuple[pd.DataFrame,
         failed = error_file.is_file() and not (last and last.get("stop_reason"))
         error = rows.error_text(error_file.read_text()) if failed else None
         ended = finished or bool(last and last.get("stop_reason"))
-        status = "error" if failed else "terminated" if ended else "paused"
+        status = (TrialStatus.ERROR if failed else TrialStatus.TERMINATED if ended
+                  else TrialStatus.PAUSED)
         by_epoch = {r["epoch"]: rows.history_row(trial_id, r) for r in results}
         trials[trial_id] = rows.trial_row(trial_id, config, status, last, metric, error,
                                           budget_hit=trial_id in budget_stopped,

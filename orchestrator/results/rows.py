@@ -13,6 +13,7 @@ from typing import Any
 from orchestrator.diagnosis import diagnose
 from orchestrator.results import schema
 from orchestrator.spec.settings import GROUP_KEY
+from orchestrator.states import StopReason, TrialStatus
 
 # a terminal's escape sequences: CSI (colours: Ray writes `\x1b[36mray::...\x1b[39m` into
 # a trial's error text) and OSC (titles, links), ended by BEL or ST
@@ -89,14 +90,14 @@ def stop_reason(status: str, last: dict | None, budget_hit: bool) -> str | None:
     """Why the trial ended: its own word (completed, early_stopping, diverged) when it
     ended itself; else error, the time budget, or the scheduler's early termination;
     None while it may still go on (running, paused, pending)."""
-    if status == "error":
-        return "error"
+    if status == TrialStatus.ERROR:
+        return StopReason.ERROR
     reported = (last or {}).get("stop_reason")
     if reported:
         return reported
     if budget_hit:
-        return "budget"
-    return "scheduler" if status == "terminated" else None
+        return StopReason.BUDGET
+    return StopReason.SCHEDULER if status == TrialStatus.TERMINATED else None
 
 
 def trial_row(
@@ -138,12 +139,13 @@ def trial_row(
         "threads": last.get("threads"),
         "workers": int((config.get(GROUP_KEY) or {}).get("workers", 1)),
         "error": error,
+        "warm_start_rerun": config.get("warm_start_rerun"),
         **loop_metrics(last),
     }
     row.update(config_columns(config))
     if history:
         row.update(best_of(history, metric, mode))
-    if history and status != "running":
+    if history and status != TrialStatus.RUNNING:
         # the trainer diagnoses as it goes; once the trial stopped, its end is known here
         # (the scheduler, the budget) and the curve is judged again, once
         row["diagnosis"], row["diagnosis_reason"] = diagnosis_of(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from orchestrator.spec.settings import (  # noqa: F401 (re-exported)
-    LOOP_METRICS,
     SIGNALS,
     best_column,
 )
+from orchestrator.states import LOOP_METRICS, StopReason  # noqa: F401 (re-exported)
 
 RESULTS_DIR = "results"
 TRIALS_FILE = "trials.parquet"
@@ -26,7 +26,7 @@ CONFIG_PREFIX = "config."
 TRIAL_ID = "trial_id"
 STATUS = "status"
 STOP_REASON = "stop_reason"
-STOP_REASONS = ("completed", "scheduler", "early_stopping", "diverged", "error", "budget")
+STOP_REASONS = tuple(StopReason)
 
 # The metrics the trainable reports every epoch (keys of its `tune.report`): a
 # classification reports val_acc, a regression val_mae and val_r2 (the others null).
@@ -70,6 +70,9 @@ def system_trial_fields(metric: str) -> list[tuple[str, str]]:
         # the trial's processes: 1, or the workers of its data-parallel group
         ("workers", "int64"),
         ("error", "string"),
+        # true for a trial that ran an earlier sweep's best configuration again (a warm
+        # start's `rerun_best`); false for the other trials of a warm start, else null
+        ("warm_start_rerun", "bool_"),
     ]
 
 

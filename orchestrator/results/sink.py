@@ -13,7 +13,10 @@ killed between two writes).
 On resume, `ended` names the trials the tables already record as ended: their rows
 are final, and reports Tune still makes for them (a trial whose end did not reach
 Tune's last snapshot) are ignored. `drop_errored` removes errored trials' rows
-because Tune reruns them from scratch under new ids (`--restart-errored`).
+because Tune reruns them from scratch under new ids (`--restart-errored`). `lost`
+names trials Tune's restored state does not hold (a driver killed after they started,
+before Tune's next snapshot): Tune never continues them, and its searcher, restored
+without them, draws their places again, so their rows and their folders' epochs go.
 
 A storage that refuses a write (full, read-only, not a folder) does not raise out of
 a hook (an exception there would end Tune's loop without its last snapshot): the sink
@@ -40,6 +43,7 @@ from orchestrator.results.parted import MAX_PARTS, PartedTable
 from orchestrator.results.rebuild import history_rows
 from orchestrator.results.storage import Location, as_location
 from orchestrator.results.tables import frames, write_history_rows, write_trial_rows
+from orchestrator.states import TrialStatus
 
 
 def _status(trial: Any) -> str:
@@ -57,9 +61,11 @@ class ResultsSink(Callback):
     def __init__(self, results_dir: Location | str | Path, metric: str, mode: str,
                  time_budget_s: float | None = None,
                  min_interval_s: float = 2.0, ended: frozenset[str] = frozenset(),
-                 drop_errored: bool = False, max_parts: int = MAX_PARTS):
+                 drop_errored: bool = False, max_parts: int = MAX_PARTS,
+                 lost: frozenset[str] = frozenset()):
         self.results_dir = results = as_location(results_dir)
         self.ended = frozenset(ended)
+        self.lost = frozenset(lost)
         self.drop_errored = drop_errored
         self.dropped: list[str] = []
         self.metric, self.mode = metric, mode
@@ -105,16 +111,19 @@ class ResultsSink(Callback):
         # trials table's write and the history's left its end written and its last rows
         # not; a later report (a restore's first epoch, stopped at once) is not its own
         for key, row in history_rows(self.results_dir.parent).items():
-            if key in self.history:
+            if key in self.history or key[0] in self.lost:
                 continue
             if key[0] in self.ended:
                 last = (self.trials.get(key[0]) or {}).get("epochs")
                 if last is None or last != last or key[1] > last:
                     continue
             self.history_table.put(key, row)
+        if self.lost:
+            self.trials_table.drop(sorted(self.lost & set(self.trials)))
+            self.history_table.drop([k for k in self.history if k[0] in self.lost])
         if self.drop_errored:
             self.dropped = sorted(t for t, row in self.trials.items()
-                                  if row[schema.STATUS] == "error")
+                                  if row[schema.STATUS] == TrialStatus.ERROR)
             self.trials_table.drop(self.dropped)
             self.history_table.drop(k for k in self.history if k[0] in self.dropped)
         for (trial_id, epoch), row in self.history.items():
@@ -129,7 +138,7 @@ class ResultsSink(Callback):
         status = status or _status(trial)
         # Tune updates last_result before it calls the callbacks
         last = trial.last_result if "epoch" in (trial.last_result or {}) else None
-        error = _error_text(trial) if status == "error" else None
+        error = _error_text(trial) if status == TrialStatus.ERROR else None
         epochs = self.by_trial.get(trial.trial_id, {})
         self.trials_table.put(trial.trial_id, rows.trial_row(
             trial.trial_id, trial.config, status, last, self.metric, error, budget_hit,
@@ -175,24 +184,24 @@ class ResultsSink(Callback):
     # -- Tune callback hooks ------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id not in self.ended:
-            self._update_trial(trial, "running")
+            self._update_trial(trial, TrialStatus.RUNNING)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         if "epoch" not in result or trial.trial_id in self.ended:
             return
         self._add_history(rows.history_row(trial.trial_id, result))
-        self._update_trial(trial, "running")
+        self._update_trial(trial, TrialStatus.RUNNING)
         self.flush()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id not in self.ended:
-            self._update_trial(trial, "terminated")
+            self._update_trial(trial, TrialStatus.TERMINATED)
         self.flush(force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id not in self.ended:
-            self._update_trial(trial, "error")
+            self._update_trial(trial, TrialStatus.ERROR)
         self.flush(force=True)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -203,14 +212,15 @@ class ResultsSink(Callback):
             self.time_budget_s and time.monotonic() - self._started >= self.time_budget_s
         )
         for trial in trials:
-            if self.trials.get(trial.trial_id, {}).get(schema.STATUS) in ("terminated", "error"):
+            if self.trials.get(trial.trial_id, {}).get(schema.STATUS) in (
+                    TrialStatus.TERMINATED, TrialStatus.ERROR):
                 continue
             started = "epoch" in (trial.last_result or {})
             if budget_hit:
                 self.budget_stopped.append(trial.trial_id)
-                status = "terminated" if started else "pending"
+                status = TrialStatus.TERMINATED if started else TrialStatus.PENDING
             else:
-                status = "paused" if started else "pending"
+                status = TrialStatus.PAUSED if started else TrialStatus.PENDING
             self._update_trial(trial, status, budget_hit=budget_hit)
         self.flush(force=True)
         self.write_whole()

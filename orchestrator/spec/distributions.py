@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -13,7 +14,6 @@ from orchestrator.spec.strict import Strict
 
 DISTRIBUTIONS = ("uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid")
 CONTINUOUS = ("uniform", "loguniform", "quniform")
-
 
 
 class Distribution(Strict):
@@ -79,3 +79,50 @@ class Distribution(Strict):
         if self.kind in ("choice", "grid"):
             return list(self.args)
         return [self.args[0], self.args[1]]
+
+    def member(self, value: Any) -> tuple[bool, Any]:
+        """(whether `value` is one the domain can draw, the value as the domain holds it).
+        Integer keys take integers (3.0 is 3, 3.5 is not); a `quniform` value lies on its
+        grid of q from low; a choice is matched by value and kind (True is not 1), a list
+        member also by its JSON text (lists are JSON text in the tables)."""
+        if hasattr(value, "item") and not isinstance(value, list | tuple | str):
+            value = value.item()  # a numpy scalar, as a table holds it
+        if value is None or isinstance(value, float) and math.isnan(value):
+            return False, None
+        if self.kind in ("choice", "grid"):
+            for arg in self.args:
+                if _same(arg, value):
+                    return True, arg
+            return False, None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False, None
+        low, high = self.args[0], self.args[1]
+        if self.kind in ("randint", "lograndint"):
+            if value != int(value):
+                return False, None
+            value = int(value)
+        else:
+            value = float(value)
+        if not low <= value <= high:
+            return False, None
+        if self.kind == "quniform":
+            steps = (value - low) / self.args[2]
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+                return False, None
+        return True, value
+
+
+def _same(arg: Any, value: Any) -> bool:
+    """A choice member and a value read back from a table: equal and of one kind."""
+    if isinstance(arg, list | tuple):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return False
+        return isinstance(value, list | tuple) and list(value) == list(arg)
+    if isinstance(arg, bool) or isinstance(value, bool):
+        return isinstance(arg, bool) and isinstance(value, bool) and arg == value
+    if isinstance(arg, int | float) and isinstance(value, int | float):
+        return arg == value
+    return type(arg) is type(value) and arg == value

@@ -288,6 +288,11 @@ class SweepSpec(Strict):
             raise RuleError("tracking.tensorboard", "writes event files into the sweep's "
                             f"folder, and storage {self.storage!r} is an object store: "
                             "use a local or shared folder, or MLflow")
+        wandb = self.tracking.wandb
+        if wandb and wandb.dir is None and scheme and scheme.group(1).lower() != "file":
+            raise RuleError("tracking.wandb", "writes W&B's run files into the sweep's "
+                            f"folder, and storage {self.storage!r} is an object store: "
+                            "set tracking.wandb.dir to a local folder")
         return self
 
     @model_validator(mode="after")

@@ -258,16 +258,6 @@ SIGNALS = DIAGNOSIS_SIGNALS
 DEFAULT_STORAGE = "./sweeps"
 
 
-# a user's own loop names its metrics in every report under this key (not a column)
-LOOP_METRICS = "loop_metrics"
-# a trial whose checkpoint the storage refused (full, read-only) says why under this
-# key in its report (not a column): the driver then stops the sweep as on Ctrl-C
-STORAGE_ERROR = "storage_error"
-# a trial that failed with an error of its data or code before its first epoch leaves
-# this file in its trial folder: a retry fails at once with the same text, and runs
-# none of the user's code again (trainable/not_retried.py)
-NOT_RETRIED_FILE = ".not_retried"
-
 
 def best_column(metric: str) -> str:
     """The name of a metric's best value over a trial's epochs (a trials column)."""
@@ -306,6 +296,7 @@ class LoopTrialConfig(Strict):
     seed: int = 0
     code: CodeConfig = CodeConfig()
     checkpoint: LoopCheckpoints = LoopCheckpoints()
+    warm_start_rerun: bool = False  # an earlier sweep's best, run again (engine/warm_start.py)
 
 
 # the key of a trial's config that holds its worker group (resources, workers >= 2): read
@@ -320,3 +311,4 @@ class TrialConfig(Strict):
     objective: Objective = Objective()
     seed: int = 0
     code: CodeConfig = CodeConfig()
+    warm_start_rerun: bool = False  # an earlier sweep's best, run again (engine/warm_start.py)

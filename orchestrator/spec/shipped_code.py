@@ -76,7 +76,7 @@ class CodeFile:
 class LeftOut:
     relative: str  # a folder's ends in '/'
     why: str  # "default", ".gitignore" (its folder's), "code_exclude", or a sentence
-    warn: bool = False  # worth a warning: a link leaving the folder, a special file
+    worth_warning: bool = False  # worth a warning: a link leaving the folder, a special file
 
 
 @dataclass
@@ -234,13 +234,13 @@ def contents(folder: str | Path, exclude: Iterable[str] = ()) -> FolderContents:
             target = Path(os.path.realpath(entry.path))
             if entry.is_symlink() and not target.is_relative_to(real_root):
                 found.left_out.append(LeftOut(relative, f"a symlink to {os.readlink(entry.path)}"
-                                              ", outside the folder", warn=True))
+                                              ", outside the folder", worth_warning=True))
                 continue
             try:
                 info = os.stat(entry.path)
                 mode = info.st_mode
             except OSError:  # a dangling link, or a loop of links
-                found.left_out.append(LeftOut(relative, "a symlink to nothing", warn=True))
+                found.left_out.append(LeftOut(relative, "a symlink to nothing", worth_warning=True))
                 continue
             name = relative + "/" if stat.S_ISDIR(mode) else relative
             why = _excluded(name, levels, user)
@@ -257,7 +257,7 @@ def contents(folder: str | Path, exclude: Iterable[str] = ()) -> FolderContents:
                     walk(Path(entry.path), (*chain, target), name, levels)
             elif not stat.S_ISREG(mode):
                 found.left_out.append(LeftOut(relative, "not a regular file (a named pipe, "
-                                              "socket or device)", warn=True))
+                                              "socket or device)", worth_warning=True))
             elif _private_key(Path(entry.path)):
                 found.left_out.append(LeftOut(relative, "a private key"))
             else:
@@ -352,7 +352,7 @@ def plan_lines(found: list[FolderContents]) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for listing in found:
         for left in listing.left_out:
-            if not left.warn:
+            if not left.worth_warning:
                 reason = "the default list" if left.why == "default" else left.why
                 by_reason.setdefault(reason, []).append(place(listing, left.relative))
     if by_reason:
@@ -364,7 +364,8 @@ def plan_lines(found: list[FolderContents]) -> list[str]:
 def warnings(found: list[FolderContents], shown: int = 5) -> list[str]:
     """One line for each file that looked like code but cannot ship: a symlink leaving
     its folder (its target is never read), a named pipe, socket or device."""
-    skipped = [(listing, left) for listing in found for left in listing.left_out if left.warn]
+    skipped = [(listing, left) for listing in found for left in listing.left_out
+               if left.worth_warning]
     lines = [f"warning: code: {listing.folder / left.relative} is {left.why}: not shipped"
              for listing, left in skipped[:shown]]
     if len(skipped) > shown:

@@ -3,12 +3,15 @@
     tracking:
       mlflow: {uri: "http://127.0.0.1:5000", experiment: my-sweep}
       tensorboard: true
+      wandb: {project: my-project, entity: my-team, mode: offline}
 
 Only what the driver needs to reach the tools is validated here; reaching them is the
 tracking stage's (`orchestrator.tracking`)."""
 
 from __future__ import annotations
 
+import os
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -40,10 +43,35 @@ class MlflowTracking(Strict):
         return uri
 
 
+class WandbTracking(Strict):
+    project: str = Field(min_length=1, max_length=128)
+    entity: str | None = Field(None, min_length=1, max_length=128)  # W&B's default: yours
+    # online: W&B's server (an API key from `wandb login` or WANDB_API_KEY); offline: run
+    # files under `dir` that `wandb sync` uploads later
+    mode: Literal["online", "offline"] = "online"
+    # the folder W&B writes its `wandb/` folder into; default: the sweep's folder. Made
+    # absolute (against the current folder, as `storage`) so that `sweep track` run from
+    # elsewhere finds the runs the sweep wrote
+    dir: str | None = Field(None, min_length=1)
+
+    @field_validator("dir")
+    @classmethod
+    def _absolute(cls, folder: str | None) -> str | None:
+        return None if folder is None else os.path.abspath(os.path.expanduser(folder))
+
+    @field_validator("project", "entity")
+    @classmethod
+    def _no_slash(cls, name: str | None) -> str | None:
+        if name is not None and any(c in name for c in "/\\#?%:"):
+            raise ValueError(f"is {name!r}, but W&B names hold none of / \\ # ? % :")
+        return name
+
+
 class Tracking(Strict):
     mlflow: MlflowTracking | None = None
     tensorboard: bool = False  # event files per trial under <sweep>/tensorboard
+    wandb: WandbTracking | None = None  # a W&B run per trial
 
     @property
     def enabled(self) -> bool:
-        return self.mlflow is not None or self.tensorboard
+        return self.mlflow is not None or self.tensorboard or self.wandb is not None

@@ -5,10 +5,9 @@
       storage: ./sweeps       # where that name is looked up; this spec's storage by default
       rerun_best: 1           # the earlier best configurations (inside the new space) run first
 
-`sweep refine` writes it into the spec it writes. Only the section itself is validated
-here: using it (the earlier trials given to the searcher as already evaluated, the best
-of them run again first) is being built (docs/iterate.md); until then `sweep run`
-records it in sweep.json and starts the sweep fresh."""
+`sweep refine` writes it into the spec it writes; `sweep run --warm-start` sets `from`.
+Only the section itself is validated here; the earlier sweep is read, and its trials
+given to the new sweep's searcher, by engine/warm_start.py (docs/iterate.md)."""
 
 from __future__ import annotations
 

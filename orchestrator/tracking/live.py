@@ -12,11 +12,11 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
 
+from orchestrator.errors import warn
 from orchestrator.results import schema
 from orchestrator.results.storage import Location
 from orchestrator.spec.tracking import Tracking
@@ -30,9 +30,9 @@ SENDER_WAIT_S = 120
 
 class TrackingCallback(Callback):
     def __init__(self, tracking: Tracking, folder: Location, sink: Any, resend_hint: str,
-                 warn: Callable[[str], None], min_interval_s: float = 2.0):
+                 min_interval_s: float = 2.0):
         self.tracking, self.folder, self.sink = tracking, folder, sink
-        self.resend_hint, self.warn = resend_hint, warn
+        self.resend_hint = resend_hint
         self.min_interval_s = min_interval_s
         self.mirror = None
         self.dirty: set[str] = set()
@@ -45,7 +45,7 @@ class TrackingCallback(Callback):
     def __getstate__(self) -> dict:
         # Tune pickles the callbacks with the experiment; a driver that resumes it makes
         # its own, so the connections, the thread and the console stay out of the pickle
-        return {**self.__dict__, "mirror": None, "warn": print, "sink": None,
+        return {**self.__dict__, "mirror": None, "sink": None,
                 "_queue": None, "_sender": None, "_environment": None}
 
     def setup(self, **info: Any) -> None:
@@ -54,9 +54,8 @@ class TrackingCallback(Callback):
         from orchestrator.tracking.setup import client_environment, identity, trackers_for
 
         self._environment = contextlib.ExitStack()  # on this (the main) thread, once
-        self._environment.enter_context(client_environment(self.tracking))
-        self.mirror = Mirror(trackers_for(self.tracking, self.folder), self.warn,
-                             self.resend_hint)
+        self._environment.enter_context(client_environment(self.tracking, self.folder))
+        self.mirror = Mirror(trackers_for(self.tracking, self.folder), self.resend_hint)
         sweep = self._sweep = identity(read_sweep_json(self.folder), self.folder)
         self._queue = queue.Queue()
         self._sender = threading.Thread(target=self._send, args=(sweep,),
@@ -131,9 +130,9 @@ class TrackingCallback(Callback):
         self._sender.join(SENDER_WAIT_S)
         try:
             if self._sender.is_alive():  # a slow server: the rest stays in the tables
-                self.warn(f"warning: tracking: still sending after {SENDER_WAIT_S} s; "
-                          f"the sweep is done and its tables hold everything: "
-                          f"`{self.resend_hint}` sends the rest")
+                warn(f"warning: tracking: still sending after {SENDER_WAIT_S} s; "
+                     f"the sweep is done and its tables hold everything: "
+                     f"`{self.resend_hint}` sends the rest")
                 return
             trials = list(self.sink.trials.values())
             self.mirror.finish(trials, self._advice(), interrupted=any(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from orchestrator.errors import first_line
+from orchestrator.errors import first_line, warn
 from orchestrator.results import schema
 
 # history columns that are bookkeeping, not curves
@@ -101,8 +101,8 @@ class Tracker(Protocol):
 @dataclass
 class Mirror:
     trackers: list[Tracker]
-    warn: Callable[[str], None]
     resend_hint: str  # the command that sends what a lost tracker missed
+    quiet: bool = False  # no warning for a tracker dropped (`sweep track` says it after)
     lost: list[str] = field(default_factory=list)  # keys of the trackers dropped
     failures: list[str] = field(default_factory=list)  # "KEY: WHERE failed (WHY)" of each
 
@@ -114,8 +114,9 @@ class Mirror:
             self.lost.append(tracker.key)
             failure = f"{tracker.key}: {tracker.where} failed ({why(exc)})"
             self.failures.append(failure)
-            self.warn(f"warning: {failure}; the sweep goes on without it; "
-                      f"`{self.resend_hint}` sends what it missed")
+            if not self.quiet:
+                warn(f"warning: {failure}; the sweep goes on without it; "
+                     f"`{self.resend_hint}` sends what it missed")
             try:
                 tracker.close()
             except Exception:

@@ -21,6 +21,7 @@ import yaml
 from orchestrator import environ
 from orchestrator.errors import OrchestratorError
 from orchestrator.results import schema
+from orchestrator.states import TrialStatus
 from orchestrator.tracking.mirror import (
     END_FIELDS,
     SweepIdentity,
@@ -274,7 +275,7 @@ class MlflowTracker:
             metrics.append(Metric(best, float(trial[best]), stamp,
                                   int(step) if present(step) else 0))
         # the status first, the end's tags last: they are the mark that the end is there
-        client.set_terminated(run_id, "FAILED" if trial.get(schema.STATUS) == "error"
+        client.set_terminated(run_id, "FAILED" if trial.get(schema.STATUS) == TrialStatus.ERROR
                               else "FINISHED")
         client.log_batch(run_id, metrics=metrics,
                          tags=[RunTag(k, v) for k, v in tags.items()])

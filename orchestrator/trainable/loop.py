@@ -18,7 +18,8 @@ from typing import Any
 
 from ray import tune
 
-from orchestrator.spec.settings import LOOP_METRICS, SIGNALS, STORAGE_ERROR, LoopTrialConfig
+from orchestrator.spec.settings import SIGNALS, LoopTrialConfig
+from orchestrator.states import LOOP_METRICS, STORAGE_ERROR, StopReason
 from orchestrator.trainable.not_retried import DataOrCodeError
 from orchestrator.trainable.tune_entry import (
     checkpoint_policy,
@@ -211,7 +212,9 @@ class Trial:
         """The loop returned: its last row again, marked completed (the tables' stop
         reason), with its checkpoint kept. Nothing after a restore of the last epoch's
         checkpoint: PBT exploits at the end too (a perturbation due at the last epoch
-        hands a trial another's final checkpoint), and the loop has no epoch left."""
+        hands a trial another's final checkpoint), and so does a resume whose driver was
+        killed as the trial ended, before Tune recorded its end: the loop has no epoch
+        left, and its rows were reported before."""
         if self._last is None:
             if self._restored_from >= self._epochs:
                 return
@@ -239,8 +242,8 @@ class Trial:
 
 def _end(row: dict, names) -> str:
     """completed, or diverged when a metric of the last row is not finite."""
-    return "completed" if all(math.isfinite(row[n]) for n in names if n in row) \
-        else "diverged"
+    return StopReason.COMPLETED if all(math.isfinite(row[n]) for n in names if n in row) \
+        else StopReason.DIVERGED
 
 
 def _node_id() -> str | None:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import pyarrow.fs as pafs
 
-from orchestrator.spec.settings import NOT_RETRIED_FILE
+from orchestrator.states import NOT_RETRIED_FILE
 
 # what a data set or code that does not fit raises; a dead worker, a full GPU or a
 # network error raise something else, and are retried

@@ -30,6 +30,7 @@ from orchestrator.spec.settings import (
     UserFactory,
     best_column,
 )
+from orchestrator.states import StopReason
 from orchestrator.trainable.data import load_dataset
 from orchestrator.trainable.early_stopping import EarlyStopping
 from orchestrator.trainable.losses import Evaluation, Prior, loss_function
@@ -326,11 +327,11 @@ class Trainer:
         if self.plateau and math.isfinite(metric):
             self.plateau.update(metric, self.effective_lr)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            self.stop_reason = "diverged"
+            self.stop_reason = StopReason.DIVERGED
         elif self.epoch >= self.train_cfg.epochs:
-            self.stop_reason = "completed"
+            self.stop_reason = StopReason.COMPLETED
         elif patience_hit:
-            self.stop_reason = "early_stopping"
+            self.stop_reason = StopReason.EARLY_STOPPING
         return self.metrics(lr=lr, epoch_s=epoch_s, signals=signals)
 
     def metrics(self, lr: float, epoch_s: float, signals: dict | None = None) -> dict:

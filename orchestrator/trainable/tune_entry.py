@@ -20,7 +20,8 @@ import ray
 from ray import tune
 
 from orchestrator.errors import storage_problem, strerror
-from orchestrator.spec.settings import STORAGE_ERROR, TrialConfig
+from orchestrator.spec.settings import TrialConfig
+from orchestrator.states import STORAGE_ERROR
 
 if TYPE_CHECKING:
     from orchestrator.trainable.trainer import Trainer

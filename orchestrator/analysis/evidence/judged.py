@@ -20,10 +20,11 @@ from orchestrator.analysis.evidence.thresholds import (
 )
 from orchestrator.diagnosis.curves import read_curves
 from orchestrator.results import schema
+from orchestrator.states import Label, StopReason
 
 # how a trial failed: its stop reason or diagnosis, or its curves against chance
-DIVERGED, NO_CHANCE, TOO_LOW, TOO_HIGH = ("diverged", "never beat chance", "lr_too_low",
-                                          "lr_too_high")
+DIVERGED, NO_CHANCE, TOO_LOW, TOO_HIGH = (Label.DIVERGED, "never beat chance", Label.LR_TOO_LOW,
+                                          Label.LR_TOO_HIGH)
 # the ways a region fails "the same way": learning nothing, for any key; for a rate, also
 # too slowly at its low end, too hard at its high end
 LEARNED_NOTHING = frozenset({DIVERGED, NO_CHANCE})
@@ -123,7 +124,7 @@ def _chance_epochs(trials: pd.DataFrame, history: pd.DataFrame | None, metric: s
 
 
 def _way(stop_reason: str, diagnosis, learned) -> str | None:
-    if stop_reason == "diverged" or diagnosis == "diverged":
+    if stop_reason == StopReason.DIVERGED or diagnosis == Label.DIVERGED:
         return DIVERGED
     if learned is False:
         return NO_CHANCE
@@ -140,7 +141,7 @@ def judge(trials: pd.DataFrame, metric: str, mode: str,
     it was too short to tell. `keys`: the searched keys whose settings to keep (all)."""
     best = schema.best_column(metric)
     frame = trials[trials[schema.STOP_REASON].notna()
-                   & (trials[schema.STOP_REASON] != "error")].copy()
+                   & (trials[schema.STOP_REASON] != StopReason.ERROR)].copy()
     learned, first = _chance_epochs(frame, history, metric)
     diagnosis = frame["diagnosis"] if "diagnosis" in frame else pd.Series(None, frame.index)
     frame["way"] = [_way(s, d if isinstance(d, str) else None, la) for s, d, la
@@ -154,7 +155,7 @@ def judge(trials: pd.DataFrame, metric: str, mode: str,
     known = firsts[frame["good"]]
     by = known.max() if len(known) and known.notna().all() else math.inf
     ran = pd.to_numeric(frame["epochs"], errors="coerce") if "epochs" in frame else math.nan
-    cut_short = frame[schema.STOP_REASON].isin(("scheduler", "budget")) & \
+    cut_short = frame[schema.STOP_REASON].isin((StopReason.SCHEDULER, StopReason.BUDGET)) & \
         (frame["way"] == NO_CHANCE) & ~(ran >= by)
     frame.loc[cut_short, "way"] = None
     # what the rules read, no more: every subset of the frame copies its columns

@@ -67,18 +67,3 @@ def settling(scheduler):
     if type(scheduler) is HyperBandScheduler:
         scheduler.__class__ = SettlingHyperBand
     return scheduler
-
-def concurrency_warning(trials: int, max_concurrent: int | None) -> str | None:
-    """Why synchronous HyperBand would stop few or no trials of a sweep of `trials` run
-    at most `max_concurrent` at a time, or None. Ray fills a bracket with the trials that
-    exist together (a finished one frees its place, so the next trial joins the same
-    bracket), a rung waits for all its live trials, and Tune counts a paused trial
-    against max_concurrent_trials. Measured here (8 trials of 8 epochs, reduction 2):
-    limits 2, 3, 4 and 5 stopped none, no limit stopped 2."""
-    if max_concurrent is None or max_concurrent >= trials:
-        return None
-    return (f"scheduler: synchronous HyperBand halves a bracket only when its trials exist "
-            f"together, and max_concurrent_trials {max_concurrent} (of {trials} trials) "
-            "keeps them apart: it will stop few or no trials; leave max_concurrent_trials "
-            "out (the CPUs and GPUs asked per trial still bound how many run at once), or "
-            "use asha")

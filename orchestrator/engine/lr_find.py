@@ -1,5 +1,6 @@
-"""`sweep lr-find`: the LR range test on a spec's fixed training settings, its plot and
-its curve as files, and a summary (no Ray)."""
+"""`sweep lr-find`: the LR range test (trainable/lr_find.py) on a spec's fixed training
+settings, run in this process (no Ray), its plot and its curve as files, and a summary.
+It trains a model, so it sits with the engine, which drives training from a spec."""
 
 from __future__ import annotations
 

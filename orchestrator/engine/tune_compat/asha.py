@@ -1,5 +1,6 @@
-"""Rebuild ASHA's rungs on resume (this reaches into Ray Tune's private bracket state,
-so it lives alone, next to the `ray` bound in pyproject.toml)."""
+"""Rebuild ASHA's rungs on resume: Ray Tune's private bracket state
+(`AsyncHyperBandScheduler._brackets`, each bracket's `_rungs`: [(milestone, {trial_id:
+signed metric})])."""
 
 from __future__ import annotations
 

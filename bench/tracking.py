@@ -78,7 +78,7 @@ def _callback(uri: str, tmp: str, trials: int, epochs: int) -> tuple[dict, dict]
                            results_dir=as_location(folder / "results"),
                            frames=lambda: (__import__("pandas").DataFrame(), None))
     callback = TrackingCallback(Tracking(mlflow={"uri": uri}), as_location(folder), sink,
-                                "sweep track", print, min_interval_s=0)
+                                "sweep track", min_interval_s=0)
     started = time.perf_counter()
     callback.setup()
     in_loop = time.perf_counter() - started

@@ -27,6 +27,7 @@ from tests.faults import (
     descendants,
     ended_at_exit,
     ended_trials,
+    kill_run_when,
     named,
     reported_epochs,
     start_sweep,
@@ -157,13 +158,8 @@ def test_an_optuna_sweep_killed_then_resumed_runs_every_trial_once(tmp_path, ray
     spec["searcher"] = {"name": "optuna", "n_startup_trials": 2}
     path = write_spec(tmp_path, spec)
     results = tmp_path / "sweeps" / "optuna-killed" / schema.RESULTS_DIR
-    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
-                                   "--quiet")) as proc:
-        wait_for(lambda: ended_trials(results) >= 2 or proc.poll() is not None, 120,
-                 "two trials to end")
-        assert proc.poll() is None, "the sweep ended before the kill"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_run_when(lambda: ended_trials(results) >= 2, "two trials to end",
+                  "run", str(path), "--address", ray_address, "--quiet")
     resumed = sweep_cli("resume", str(results.parent), "--address", ray_address, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_complete(*tables(results))
@@ -180,14 +176,9 @@ def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_add
     spec["scheduler"] = {"name": "hyperband", "reduction_factor": 2}
     path = write_spec(tmp_path, spec)
     results = tmp_path / "sweeps" / "hb-killed" / schema.RESULTS_DIR
-    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
-                                   "--quiet")) as proc:
-        # late enough that Tune's own snapshot holds ended trials
-        wait_for(lambda: ended_trials(results) >= TRIALS - 2 or proc.poll() is not None, 120,
-                 "four trials to end")
-        assert proc.poll() is None, "the sweep ended before the kill"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    # late enough that Tune's own snapshot holds ended trials
+    kill_run_when(lambda: ended_trials(results) >= TRIALS - 2, "four trials to end",
+                  "run", str(path), "--address", ray_address, "--quiet")
     before = read_trials(results)
     ended = sorted(before[before[schema.STOP_REASON].notna()][schema.TRIAL_ID])[:3]
     as_if_snapshot_predates_their_end(results.parent, ended)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -330,7 +328,7 @@ def test_a_warm_started_sweep_killed_then_resumed_reruns_nothing_again(tmp_path,
     nothing of it, runs every trial once (one re-run among them) and every epoch once."""
     import shutil
 
-    from tests.faults import ended_at_exit, ended_trials, start_sweep, wait_for
+    from tests.faults import ended_trials, kill_run_when
 
     # the slow sweep searches the rate alone, at batch 64
     lr = {"optimizer.lr": OLD_SPACE["optimizer.lr"]}
@@ -340,13 +338,8 @@ def test_a_warm_started_sweep_killed_then_resumed_reruns_nothing_again(tmp_path,
     spec.update(searcher={"name": "optuna", "n_startup_trials": 2}, warm_start={"from": "old"})
     path = write_spec(tmp_path, spec)
     results = tmp_path / "sweeps" / "warm" / schema.RESULTS_DIR
-    with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,
-                                   "--quiet")) as proc:
-        wait_for(lambda: ended_trials(results) >= 2 or proc.poll() is not None, 120,
-                 "two trials to end")
-        assert proc.poll() is None, "the sweep ended before the kill"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_run_when(lambda: ended_trials(results) >= 2, "two trials to end",
+                  "run", str(path), "--address", ray_address, "--quiet")
     recorded = json.loads((results / schema.SWEEP_FILE).read_text())["warm_start"]
     shutil.rmtree(source)
 

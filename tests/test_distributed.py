@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from orchestrator.engine.run import run_sweep
 from orchestrator.results import schema
@@ -42,18 +43,21 @@ def ddp_spec(tmp_path, name: str, workers: int, **changes) -> dict:
     return spec
 
 
-def test_a_two_worker_asha_sweep_runs_to_its_end(tmp_path, ray_address):
-    spec = ddp_spec(tmp_path, "ddp-asha", 2, scheduler={"name": "asha", "grace_period": 1,
-                                                        "reduction_factor": 2})
+def test_the_quickstart_with_two_workers_runs_an_asha_sweep_to_its_end(tmp_path, ray_address):
+    """The quickstart's own spec (its digits MLP and its search space), made tiny: two
+    trials of two epochs, each trial two workers."""
+    spec = yaml.safe_load((REPO / "search_spaces" / "digits_mlp_asha.yaml").read_text())
+    spec["train"]["epochs"] = 2
     # one group at a time on 2 CPUs: a stopped trial's group must free its workers for
     # the next (the budget ends the test should one not, rather than wait for ever)
-    spec.update(num_samples=3, search_space={"optimizer.lr": {"loguniform": [0.001, 0.3]}},
-                time_budget_s=600)
+    spec.update(name="ddp-asha", num_samples=2, storage=str(tmp_path / "sweeps"),
+                resources={"workers": 2, "cpu": 1}, time_budget_s=600,
+                scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
     outcome = run_sweep(spec_from_mapping(spec))
     trials, history = outcome.trials, outcome.history
     sweep_json = json.loads((outcome.results_dir / schema.SWEEP_FILE).read_text())
     assert sweep_json["budget_stopped"] == []
-    assert len(trials) == 3 and outcome.errored == 0
+    assert len(trials) == 2 and outcome.errored == 0
     assert (trials["status"] == "terminated").all()
     assert (trials["workers"] == 2).all()
     assert set(trials["stop_reason"]) <= {"completed", "scheduler"}

@@ -249,7 +249,15 @@ def test_a_loop_under_pbt_completes_when_exploited_at_its_last_epoch(tmp_path, r
     trials, history = tables(project / "sweeps" / "user-loop" / schema.RESULTS_DIR)
     assert len(trials) == 4 and (trials[schema.STOP_REASON] == "completed").all()
     assert (trials["epochs"] == 4).all() and trials["error"].isna().all()
-    assert_each_epoch_once(trials, history)
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+    # each trial ran from epoch 1 on, each epoch once; PBT's exploit at the perturbation
+    # of epoch 2 may hand a trial the checkpoint of a donor at epoch 4 (a top trial whose
+    # last report is in but whose end Tune has not yet recorded): that trial then has no
+    # epoch left to run, and its own history stops at 2
+    ran = {t: sorted(e) for t, e in history.groupby(schema.TRIAL_ID)["epoch"]}
+    assert set(ran) == set(trials[schema.TRIAL_ID])
+    assert all(epochs in ([1, 2, 3, 4], [1, 2]) for epochs in ran.values()), ran
+    assert [1, 2, 3, 4] in ran.values()
 
 
 @pytest.mark.parametrize("restored_epoch, ends", [(4, True), (3, False)])

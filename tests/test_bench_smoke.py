@@ -63,11 +63,12 @@ def test_scale_benchmark_runs_and_records(tmp_path):
 
 @pytest.mark.slow
 def test_overhead_benchmark_runs_and_records(tmp_path):
+    # two of the five variants (each starts a Ray of its own): bare Ray Tune and ours under
+    # ASHA, the other three being ours with other settings
     data = run_bench("overhead", tmp_path, "--trials", "2", "--epochs", "2", "--repeats", "1",
-                     says="against bare Ray Tune")
+                     "--variants", "bare", "orchestrator+asha", says="wall/ideal")
     rows = data["rows"]
-    assert set(rows) == {"bare", "orchestrator/every", "orchestrator/tune logs", "orchestrator",
-                         "orchestrator+asha"}
+    assert set(rows) == {"bare", "orchestrator+asha"}
     assert all(row["trials"] == 2 and row["work_s"] > 0 and row["driver_cpu_s"] > 0
                for row in rows.values())
     assert all(len(runs) == 1 for runs in data["runs"].values())
@@ -77,9 +78,9 @@ def test_overhead_benchmark_runs_and_records(tmp_path):
 def test_gpu_benchmark_logic_runs_without_a_gpu(tmp_path):
     # the packing benchmark proper needs a GPU (the device machine); --cpu runs its logic
     data = run_bench("gpu", tmp_path, "--cpu", "--trials", "2", "--epochs", "1",
-                     "--packings", "1", "2", says="per GPU")
+                     "--packings", "2", says="per GPU")
     rows = data["rows"]
-    assert [row["per_gpu"] for row in rows] == [1, 2]
+    assert [row["per_gpu"] for row in rows] == [2]
     assert all(row["trials"] == 2 and row["devices"] == ["cpu"] for row in rows)
 
 

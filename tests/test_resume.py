@@ -197,8 +197,10 @@ def test_a_hyperband_sweep_killed_then_resumed_runs_to_its_end(tmp_path, ray_add
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143)])
 def test_interrupted_or_terminated_then_resumed(tmp_path, ray_address, sig, code):
+    # SIGINT to the driver alone is what the process-group test below sends (the embedded
+    # Ray's processes are in sessions of their own) and the second-Ctrl-C test starts with
     path = write_spec(tmp_path, slow_spec(tmp_path, "stopped"))
     results = tmp_path / "sweeps" / "stopped" / schema.RESULTS_DIR
     with ended_at_exit(start_sweep("run", str(path), "--address", ray_address,

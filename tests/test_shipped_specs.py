@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.engine.run import run_sweep
 from orchestrator.spec.model import load_spec
-from tests.helpers import REPO, invoke, sweep_cli, tiny_spec, write_spec
+from tests.helpers import REPO, invoke
 
 SPECS = sorted((REPO / "search_spaces").glob("*.yaml"))
 
@@ -43,13 +43,3 @@ def test_spec_runs_shrunk(path: Path, tmp_path, ray_address):
     assert outcome.errored == 0
     assert len(outcome.trials) == spec.trial_count
     assert outcome.trials[f"best_{spec.metric}"].notna().all()
-
-
-@pytest.mark.slow
-def test_embedded_ray_is_the_default(tmp_path):
-    """Without --address, `sweep run` starts (and ends) its own local Ray."""
-    path = write_spec(tmp_path, tiny_spec(tmp_path, name="embedded", num_samples=1))
-    result = sweep_cli("run", str(path))
-    assert result.returncode == 0, result.stderr
-    assert "Top 1 of 1 trials" in result.stdout
-    assert (tmp_path / "sweeps" / "embedded" / "results" / "trials.parquet").is_file()

@@ -206,6 +206,7 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
     from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.engine.context import build_context
+    from orchestrator.engine.groups import EndGroups
     from orchestrator.engine.schedulers import scheduler_warning
     from orchestrator.engine.stoppers import NoRetryOfDataErrors
     from orchestrator.engine.storage_guard import (
@@ -256,8 +257,9 @@ def _drive(spec: SweepSpec, folder: Location, make_tuner: Callable[[list], Any],
         try:
             with watch, tune_refusals_to(guard), whole_tune_files(), tune_noise.quiet(), \
                     stop_lines(resume, unless=lambda: watch.lost is not None):
+                groups = [EndGroups()] if spec.resources.workers > 1 else []
                 make_tuner([JsonLoggerCallback(), sink, guard, NoRetryOfDataErrors(),
-                            *tracking, *(callbacks or [])]).fit()
+                            *groups, *tracking, *(callbacks or [])]).fit()
         except KeyboardInterrupt:  # a second Ctrl-C: Tune stopped at once, unsaved
             received.at_once = True
         with uninterrupted():

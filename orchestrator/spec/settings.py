@@ -302,6 +302,9 @@ class LoopTrialConfig(Strict):
 # the key of a trial's config that holds its worker group (resources, workers >= 2): read
 # by the trial's driver (trainable/distributed.py) and the tables, not a setting
 GROUP_KEY = "group"
+# the key of a worker group's reports to Tune that names its placement group (hex id):
+# the driver removes it once Tune has ended or paused the trial (engine/groups.py)
+GROUP_PLACEMENT_KEY = "group_placement_group"
 
 
 class TrialConfig(Strict):

@@ -28,7 +28,12 @@ import ray
 import ray.train
 from ray import tune
 
-from orchestrator.spec.settings import GROUP_KEY, LoopTrialConfig, TrialConfig
+from orchestrator.spec.settings import (
+    GROUP_KEY,
+    GROUP_PLACEMENT_KEY,
+    LoopTrialConfig,
+    TrialConfig,
+)
 from orchestrator.trainable.loop import Trial
 from orchestrator.trainable.tune_entry import checkpoint_policy, trial_index
 
@@ -100,15 +105,23 @@ def train_group(config: dict) -> None:
 
     runner = threading.Thread(target=fit, name="group", daemon=True)
     runner.start()
-    end = functools.partial(_end_group, placed)
+    group_pg: list = []  # the group's placement group, once rank 0 has named it
+    end = functools.partial(_end_group, placed, group_pg)
     atexit.register(end)  # the actor exits without the code below getting to run
     try:
         while (item := reports.get()) != _END:
+            if not group_pg:  # rank 0 named it before its first report
+                _take_group(placed, group_pg)
+            # each report names the group to the driver, which removes it once Tune
+            # ends or pauses the trial: Tune ends this actor, the group's controller
+            # with it, while it waits for the group's end, and nothing here runs then
+            metrics = {**item["metrics"], GROUP_PLACEMENT_KEY: group_pg[0].id.hex()} \
+                if group_pg else item["metrics"]
             checkpoint = item["checkpoint"]
             if checkpoint is None:
-                tune.report(item["metrics"])
+                tune.report(metrics)
             else:  # Tune copies it into the trial's folder, as a one-worker trial's
-                tune.report(item["metrics"], checkpoint=tune.Checkpoint(
+                tune.report(metrics, checkpoint=tune.Checkpoint(
                     path=checkpoint.path, filesystem=checkpoint.filesystem))
             taken.put(True)
     except BaseException:
@@ -118,6 +131,12 @@ def train_group(config: dict) -> None:
         raise
     atexit.unregister(end)
     runner.join()
+    end()  # removed as the controller shut down, unless `fit` returned first
+    # the group's placement group goes now, though Train's controller removes it as it
+    # shuts down: `fit` can return before it has, and Tune then ends this actor and the
+    # controller with it, which left the group's CPUs reserved for good (seen: the next
+    # trials waited for ever)
+    end()
     # Train's own copy of the last checkpoint (a trial a scheduler stopped never gets
     # here: its group folder keeps one checkpoint)
     storage.storage_filesystem.delete_dir_contents(train_storage, missing_dir_ok=True)
@@ -207,23 +226,32 @@ def _loop_worker(loop_config: dict[str, Any], rank: int, world: int) -> None:
     trial.finish()
 
 
-def _end_group(placed) -> None:
+def _take_group(placed, group_pg: list) -> None:
+    """The group's placement group from rank 0 (through `placed`) into `group_pg`."""
+    from ray.util.queue import Empty
+
+    try:
+        group_pg.append(placed.get(timeout=5))
+    except (Empty, ray.exceptions.RayError):
+        pass  # the group never started: nothing reserved
+
+
+def _end_group(placed, group_pg: list) -> None:
     """Remove the worker group's placement group, and with it its workers. Tune ends a
     stopped trial's actor, and with it the group's controller, which would have removed
     it; Ray Train's cleaner for that case asks Ray's state API, which a Ray without its
     dashboard (ours, embedded) does not serve: the placement group would hold the
-    workers' CPUs for good, and the next trials would wait for them for ever."""
+    workers' CPUs for good, and the next trials would wait for them for ever. (The
+    driver removes it too, should this actor be ended before it can: engine/groups.py.)"""
     from ray.util import remove_placement_group
-    from ray.util.queue import Empty
 
-    try:
-        group = placed.get(timeout=5)
-    except (Empty, ray.exceptions.RayError):
-        return  # the group never started: nothing reserved
-    try:
-        remove_placement_group(group)
-    except Exception:  # noqa: BLE001 - removed already (the group ended first)
-        pass
+    if not group_pg:
+        _take_group(placed, group_pg)
+    if group_pg:
+        try:
+            remove_placement_group(group_pg[0])
+        except Exception:  # noqa: BLE001 - removed already (the group ended first)
+            pass
 
 
 def _worker(loop_config: dict[str, Any]) -> None:

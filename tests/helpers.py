@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 # the console script `pip install -e .` put next to python
 SWEEP = str(Path(sys.executable).with_name("sweep"))
 # every subcommand of `sweep` (test_cli checks this list against the command group)
-COMMANDS = ("validate", "run", "resume", "refine", "export", "report", "ls", "lr-find", "track",
-            "submit", "jobs", "logs", "stop")
+COMMANDS = ("validate", "run", "resume", "refine", "extend", "export", "report", "ls",
+            "lr-find", "track", "submit", "jobs", "logs", "stop")
 
 # slow_spec's trials and epochs
 SLOW_TRIALS, SLOW_EPOCHS = 6, 8

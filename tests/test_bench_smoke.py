@@ -137,3 +137,15 @@ def test_ddp_benchmark_runs_and_records(tmp_path):
     data = run_bench("ddp", tmp_path, "--epochs", "1", "--rows", "400", "--hidden", "16",
                      "--depth", "1", "--batch-size", "64", says="the epoch throughput of one")
     assert [row["workers"] for row in data["rows"]] == [1, 2]
+
+
+@pytest.mark.slow
+def test_refine_benchmark_runs_and_records(tmp_path):
+    data = run_bench("refine", tmp_path, "--tasks", "synthetic-wide-lr", "--seeds", "0",
+                     "--n", "2", "--epochs", "2", says="fewer epochs to the one-shot's best")
+    (run,) = data["runs"]
+    assert run["task"] == "synthetic-wide-lr" and run["metric"] == "val_acc"
+    for arm in ("one-shot", "refine", "optuna"):
+        assert 0 < run[arm]["best"] <= 1 and run[arm]["epochs"] > 0
+    assert run["one-shot"]["best"] == run["target"] and run["one-shot"]["to_target"] >= 1
+    assert set(data["table"]["synthetic-wide-lr"]) >= {"one-shot", "refine", "optuna"}

@@ -86,12 +86,16 @@ class ProgressView(Callback):
 
     def _tally(self, trials: list) -> None:
         counts = dict.fromkeys(self.counts, 0)
+        # trials that ended in earlier segments, whether or not Tune's restored state
+        # holds them (an extension's experiment holds only its own)
+        for reason in self._earlier.values():
+            counts["finished" if reason == StopReason.COMPLETED else
+                   "errored" if reason == StopReason.ERROR else "stopped early"] += 1
         for trial in trials:
             status = str(trial.status)
             last = trial.last_result or {}
             if trial.trial_id in self._earlier:
-                completed = self._earlier[trial.trial_id] == StopReason.COMPLETED
-                counts["finished" if completed else "stopped early"] += 1
+                pass  # counted above
             elif status == "RUNNING":
                 counts["running"] += 1
             elif status == "ERROR":

@@ -1,4 +1,4 @@
-"""`sweep validate`, `sweep run` and `sweep resume`."""
+"""`sweep validate`, `sweep run`, `sweep resume` and `sweep extend`."""
 
 from __future__ import annotations
 
@@ -120,6 +120,36 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
     outcome = resume_sweep(plan, address=address, errored=errored,
+                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
+    _finish(outcome, plan.spec)
+
+
+@main.command()
+@click.argument("name_or_path", metavar="NAME_OR_PATH")
+@click.option("--num-samples", type=click.IntRange(min=1), required=True,
+              help="Trials to add.")
+@click.option("--storage", help="Folder or URI that holds sweeps (NAME is looked up there; "
+              "default ./sweeps).")
+@click.option("--address", help="Join this Ray cluster instead of starting an embedded one.")
+@click.option("--quiet", is_flag=True, help="No live progress view.")
+@user_errors
+def extend(name_or_path: str, num_samples: int, storage: str | None, address: str | None,
+           quiet: bool) -> None:
+    """Add N trials to a finished sweep, in its own folder and tables: its searcher goes
+    on from every trial that ended (Optuna learns from them; a random search draws
+    configurations none of them ran). A killed extend is continued by `sweep resume`."""
+    if address and address != "auto":
+        from orchestrator.ray_auth import use_token_to_join
+
+        use_token_to_join()
+    from orchestrator.engine.extend import extend_sweep, plan_extend
+    from orchestrator.results.folder import locate
+
+    plan = plan_extend(locate(name_or_path, storage), num_samples)
+    if not quiet:
+        err_console.print(f"{plan.summary()}\n{plan_text(plan.spec, address)}",
+                          markup=False)
+    outcome = extend_sweep(plan, address=address,
                            callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
     _finish(outcome, plan.spec)
 

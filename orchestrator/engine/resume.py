@@ -13,6 +13,7 @@ from typing import Literal
 import pandas as pd
 
 from orchestrator.engine import shipping
+from orchestrator.engine.extend import EXTENSIONS_KEY, unsaved_extension
 from orchestrator.engine.run import (
     SweepOutcome,
     drive,
@@ -46,6 +47,10 @@ class ResumePlan:
     history: pd.DataFrame | None
     errored: int
     warnings: tuple[str, ...] = ()
+    # trials the tables held when the sweep was last extended: not the trials of the
+    # experiment Tune restores (engine/extend.py)
+    before_extension: frozenset[str] = frozenset()
+    extension_unsaved: bool = False  # engine/extend.py: `unsaved_extension`
 
     @property
     def stop_reasons(self) -> dict[str, str]:
@@ -81,8 +86,11 @@ def plan_resume(folder: Location) -> ResumePlan:
         rebuilt = load_sweep(folder)
         trials, history = rebuilt.trials, rebuilt.history
     errored = int((trials[schema.STATUS] == TrialStatus.ERROR).sum()) if trials is not None else 0
+    extensions = data.get(EXTENSIONS_KEY) or []
     plan = ResumePlan(folder, spec, data.get("status"), trials, history, errored,
-                      _code_warnings(data, spec))
+                      _code_warnings(data, spec),
+                      frozenset(extensions[-1].get("trials_before", [])) if extensions
+                      else frozenset(), unsaved_extension(folder, data))
     if plan.status != SweepStatus.FINISHED:
         _check_tune_state(folder)
     return plan
@@ -216,6 +224,11 @@ def resume_sweep(
     are resumed from their checkpoint or restarted from scratch when `errored` says so."""
     from orchestrator.tracking.setup import check_reachable
 
+    if plan.extension_unsaved:  # killed before Tune first saved it: it starts again
+        from orchestrator.engine.extend import extend_sweep, plan_extend
+
+        return extend_sweep(plan_extend(plan.folder, 0, again=True), address=address,
+                            callbacks=callbacks, command="resume")
     check_writable(plan.folder)  # space back, writable again? before Ray starts
     refuse_if_held(plan.folder)  # fast, before Ray starts; the lease is taken once it runs
     if errored == "resume":  # the data or code of trials that failed on it was fixed
@@ -240,5 +253,5 @@ def _lost(plan: ResumePlan) -> frozenset[str]:
     known = trials_in_state(plan.folder)
     if known is None or plan.trials is None or not len(plan.trials):
         return frozenset()
-    unended = set(plan.trials[schema.TRIAL_ID]) - plan.ended
+    unended = set(plan.trials[schema.TRIAL_ID]) - plan.ended - plan.before_extension
     return frozenset(unended - known)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -39,6 +39,9 @@ from orchestrator.results.provenance import SegmentEnd, begin_segment
 from orchestrator.results.storage import Location, check_writable, open_storage
 from orchestrator.spec import SweepSpec
 from orchestrator.states import SweepStatus, TrialStatus
+
+if TYPE_CHECKING:
+    from orchestrator.engine.extend import ExtendPlan
 
 CHECKPOINTS_KEPT = 2
 # PBT restores other trials' checkpoints: keep more so they are not deleted under it
@@ -103,9 +106,11 @@ def trainable(spec: SweepSpec):
                                           "gpu": spec.resources.gpu})
 
 
-def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = None):
+def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = None,
+                extension: ExtendPlan | None = None):
     """The Tuner of a new sweep; with a warm start, its searcher is given the earlier
-    trials and the re-runs (engine/warm_start.py)."""
+    trials and the re-runs (engine/warm_start.py); an extension's (engine/extend.py) is
+    given the sweep's own trials or its new configurations, its scheduler their rungs."""
     from ray import tune
     from ray.tune.search import Searcher
 
@@ -116,8 +121,13 @@ def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = N
 
     if spec.resources.workers > 1:  # Tune counts trials, not their worker groups
         spec = spec.model_copy(update={"max_concurrent_trials": group_limit(spec)})
-    context = build_context(spec, warm)
+    context = build_context(spec, warm, extension)
     search_alg = create_searcher(spec.searcher, context)
+    scheduler = create_scheduler(spec.scheduler, context)
+    if extension is not None:
+        from orchestrator.engine.tune_compat import replay_history
+
+        replay_history(scheduler, list(extension.rows), spec.mode)
     storage_path, storage_filesystem = open_storage(spec.storage).tune_storage()
     space = param_space(spec)
     if warm and warm.reruns:  # every trial says whether it is a re-run (trials.parquet)
@@ -129,7 +139,7 @@ def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = N
             metric=spec.metric,
             mode=spec.mode,
             num_samples=spec.num_samples + (warm.extra_trials if warm else 0),
-            scheduler=create_scheduler(spec.scheduler, context),
+            scheduler=scheduler,
             search_alg=search_alg,
             # a Searcher is limited here; the basic generator limits itself (searchers.py)
             max_concurrent_trials=(

@@ -104,14 +104,15 @@ def nested(values: Mapping[str, Any]) -> dict:
     return config
 
 
-def _native(value: Any) -> Any:
+def native(value: Any) -> Any:
+    """A table's value as plain Python (numpy scalars unwrapped, NaN as None)."""
     if hasattr(value, "item") and not isinstance(value, list | tuple | str):
         value = value.item()
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _finite(value: Any) -> float | None:
-    value = _native(value)
+    value = native(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
@@ -134,7 +135,7 @@ def inside(row: Mapping[str, Any], space: Mapping[str, Distribution],
         column = schema.CONFIG_PREFIX + key
         if key in space:
             continue
-        if column not in fixed or _native(row.get(column)) != fixed[column]:
+        if column not in fixed or native(row.get(column)) != fixed[column]:
             return None
     return values
 
@@ -226,7 +227,7 @@ def plan_warm_start(spec: SweepSpec) -> WarmStartPlan | None:
         raise OrchestratorError(
             f"warm_start.from: sweep {name} in {folder} has no trials that ended without "
             f"error ({len(tables.trials)} trials): nothing to start from")
-    fixed = {k: _native(v) for k, v in
+    fixed = {k: native(v) for k, v in
              config_columns({"train": spec.train.model_dump(mode="json")}).items()}
     known, outside, reruns = select(
         tables.trials, spec.search_space, fixed, tables.spec.get("search_space") or {},

@@ -130,7 +130,9 @@ def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = N
         replay_history(scheduler, list(extension.rows), spec.mode)
     storage_path, storage_filesystem = open_storage(spec.storage).tune_storage()
     space = param_space(spec)
-    if warm and warm.reruns:  # every trial says whether it is a re-run (trials.parquet)
+    # every trial of a warm start says whether it is a re-run (trials.parquet), an
+    # extension's of a warm-started sweep too (none is)
+    if (warm and warm.reruns) or (extension is not None and spec.warm_start is not None):
         space[RERUN_KEY] = False
     return tune.Tuner(
         trainable(spec),

@@ -132,7 +132,8 @@ def build_tuner(spec: SweepSpec, callbacks: list, warm: WarmStartPlan | None = N
     space = param_space(spec)
     # every trial of a warm start says whether it is a re-run (trials.parquet), an
     # extension's of a warm-started sweep too (none is)
-    if (warm and warm.reruns) or (extension is not None and spec.warm_start is not None):
+    if (warm and warm.reruns) or (extension is not None and spec.warm_start is not None
+                                  and spec.warm_start.rerun_best > 0):
         space[RERUN_KEY] = False
     return tune.Tuner(
         trainable(spec),

@@ -28,7 +28,8 @@ RECOUNT_S = 30.0
 class ProgressView(Callback):
     def __init__(self, console: Console, total: int, metric: str, mode: str,
                  line_every_s: float = 10.0, ended: Mapping[str, str] | None = None,
-                 resources: Any = None, max_concurrent: int | None = None):
+                 resources: Any = None, max_concurrent: int | None = None,
+                 best: float | None = None):
         self.console, self.total, self.metric, self.mode = console, total, metric, mode
         self.line_every_s = line_every_s
         # a trial's CPUs and GPUs: how many run at once on the cluster's nodes
@@ -37,6 +38,7 @@ class ProgressView(Callback):
         self._counted = float("-inf")
         self.counts = {"running": 0, "finished": 0, "stopped early": 0, "errored": 0}
         self.best: float | None = None
+        self._seen(best)  # the sweep's best before this segment (resume, extend)
         self._started = time.monotonic()
         self._printed = self._tallied = 0.0
         self._live: Live | None = None

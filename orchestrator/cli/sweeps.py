@@ -18,6 +18,7 @@ from orchestrator.cli.common import (
     warning_line,
 )
 from orchestrator.errors import ExitCode, OrchestratorError
+from orchestrator.results import schema
 
 
 @main.command()
@@ -120,7 +121,8 @@ def resume(name_or_path: str, storage: str | None, address: str | None, resume_e
     if not quiet:
         err_console.print(f"resuming {plan.folder}\n{plan_text(plan.spec, address)}")
     outcome = resume_sweep(plan, address=address, errored=errored,
-                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
+                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons,
+                                               before=plan.trials))
     _finish(outcome, plan.spec)
 
 
@@ -150,20 +152,27 @@ def extend(name_or_path: str, num_samples: int, storage: str | None, address: st
         err_console.print(f"{plan.summary()}\n{plan_text(plan.spec, address)}",
                           markup=False)
     outcome = extend_sweep(plan, address=address,
-                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons))
+                           callbacks=_progress(plan.spec, quiet, plan.stop_reasons,
+                                               before=plan.trials))
     _finish(outcome, plan.spec)
 
 
-def _progress(spec, quiet: bool, ended: dict[str, str] | None = None, extra: int = 0) -> list:
+def _progress(spec, quiet: bool, ended: dict[str, str] | None = None, extra: int = 0,
+              before=None) -> list:
     """The live progress view (a Tune callback), unless --quiet; `extra` trials beyond
-    the spec's count (a warm start's re-runs under a grid)."""
+    the spec's count (a warm start's re-runs under a grid); `before`, the trials table of
+    earlier segments (its best is the sweep's best so far)."""
     if quiet:
         return []
     from orchestrator.cli.progress import ProgressView
 
+    column = schema.best_column(spec.metric)
+    values = before[column].dropna() if before is not None and column in before else ()
+    best = (values.max() if spec.mode == "max" else values.min()) if len(values) else None
     return [ProgressView(err_console, spec.trial_count + extra, spec.metric, spec.mode,
                          ended=ended or {}, resources=spec.resources,
-                         max_concurrent=spec.max_concurrent_trials)]
+                         max_concurrent=spec.max_concurrent_trials,
+                         best=None if best is None else float(best))]
 
 
 def _finish(outcome, spec) -> None:

@@ -71,6 +71,17 @@ def kill_run_when(ready: Callable[[], object], what: str, *args: str,
         proc.wait(timeout=30)
 
 
+def snapshotted_since(sweep: Path, ready: bool, seen: list[float]) -> bool:
+    """Whether Tune has written a snapshot of its state 0.5 s after `ready` first held
+    (Tune snapshots every 0.5 s under TUNE_GLOBAL_CHECKPOINT_S=0.5): a kill then finds
+    Tune's state knowing the checkpoints on disk at that moment. `seen` keeps the moment
+    across calls."""
+    if not ready:
+        return False
+    seen.append(seen[0] if seen else time.time())
+    return any(p.stat().st_mtime > seen[0] + 0.5 for p in sweep.glob("experiment_state-*.json"))
+
+
 def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     """`sig` to the process group of `proc`; with SIGKILL, to every process below it
     too: an embedded Ray's processes live in sessions of their own

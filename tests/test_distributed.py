@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from tests.faults import (
     kill_group,
     ray_cluster,
     reported_epochs,
+    snapshotted_since,
     start_sweep,
     wait_for,
 )
@@ -153,11 +153,8 @@ def test_a_two_worker_sweep_killed_then_resumed_gives_the_rows_of_a_straight_run
         """Two epochs reported, rank 0's checkpoint in the trial's folder, and a snapshot
         of Tune's state written since (else Tune's state may know no checkpoint yet, and
         the resumed group would rightly start from scratch)."""
-        if reported_epochs(results) < 2 or not list(sweep.glob("*/checkpoint_*/meta.json")):
-            return False
-        seen.append(seen[0] if seen else time.time())  # when the driver had both
-        return any(p.stat().st_mtime > seen[0] + 0.5
-                   for p in sweep.glob("experiment_state-*.json"))
+        return snapshotted_since(sweep, reported_epochs(results) >= 2 and bool(
+            list(sweep.glob("*/checkpoint_*/meta.json"))), seen)
 
     seen: list[float] = []
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0.5"}  # Tune snapshots its state often

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import time
 
 import pandas as pd
 import pytest
@@ -28,7 +27,14 @@ from orchestrator.spec.settings import BatchScalingConfig, TrialConfig
 from orchestrator.trainable.oom import TrialOutOfMemory, halved, in_loop, out_of_memory
 from orchestrator.trainable.scaling import effective_lr
 from orchestrator.trainable.trainer import Trainer
-from tests.faults import ended_at_exit, ended_trials, reported_epochs, start_sweep, wait_for
+from tests.faults import (
+    ended_at_exit,
+    ended_trials,
+    reported_epochs,
+    snapshotted_since,
+    start_sweep,
+    wait_for,
+)
 from tests.helpers import sweep_cli
 from tests.oom_project import hungry_train, write_hungry_loop, write_hungry_project
 
@@ -262,12 +268,8 @@ def test_killed_after_a_halving_a_resumed_trial_keeps_the_batch_that_fits(tmp_pa
     results = sweep / schema.RESULTS_DIR
 
     def checkpointed_and_snapshotted(seen: list[float]) -> bool:
-        if ended_trials(results) or len(list(sweep.glob("*/checkpoint_*/meta.json"))) < 2 \
-                or reported_epochs(results) < 2:
-            return False
-        seen.append(seen[0] if seen else time.time())  # when the driver had both
-        return any(p.stat().st_mtime > seen[0] + 0.5
-                   for p in sweep.glob("experiment_state-*.json"))
+        return snapshotted_since(sweep, not ended_trials(results) and reported_epochs(
+            results) >= 2 and len(list(sweep.glob("*/checkpoint_*/meta.json"))) >= 2, seen)
 
     seen: list[float] = []
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0.5"}  # Tune snapshots its state often

@@ -120,3 +120,14 @@ def heard() -> Iterator[list[str]]:
 
         warnings.showwarning = show
         yield lines
+
+
+def assert_each_epoch_once(trials, history) -> None:
+    """No (trial, epoch) row twice in `history`, and each trial's epochs 1..its
+    `epochs` in `trials` (results tables as DataFrames)."""
+    from orchestrator.results import schema
+
+    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
+    for trial_id, epochs in history.groupby(schema.TRIAL_ID)["epoch"]:
+        last = int(trials.loc[trials[schema.TRIAL_ID] == trial_id, "epochs"].iloc[0])
+        assert sorted(epochs) == list(range(1, last + 1)), trial_id

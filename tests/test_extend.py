@@ -16,20 +16,13 @@ from orchestrator.results import schema
 from orchestrator.results.folder import read_history, read_trials
 from orchestrator.spec import spec_from_mapping
 from tests.faults import kill_run_when, reported_epochs
-from tests.helpers import sweep_cli, tiny_spec
+from tests.helpers import assert_each_epoch_once, sweep_cli, tiny_spec
 
 SEARCHED = ["config.optimizer.lr", "config.batch_size"]
 
 
 def configs(trials: pd.DataFrame) -> list[tuple]:
     return [tuple(row) for row in trials[SEARCHED].itertuples(index=False)]
-
-
-def assert_every_epoch_once(trials: pd.DataFrame, history: pd.DataFrame) -> None:
-    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
-    for trial_id, epochs in history.groupby(schema.TRIAL_ID)["epoch"]:
-        last = int(trials.loc[trials[schema.TRIAL_ID] == trial_id, "epochs"].iloc[0])
-        assert sorted(epochs) == list(range(1, last + 1)), trial_id
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +75,7 @@ def test_extend_adds_exactly_n_trials_that_repeat_no_configuration(finished, tmp
         trials[schema.TRIAL_ID])
     assert {p.name for p in finished.iterdir() if (p / "params.json").is_file()} == set(
         before[schema.TRIAL_ID])
-    assert_every_epoch_once(trials, history)
+    assert_each_epoch_once(trials, history)
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())
     assert sweep["status"] == "finished" and sweep["spec"]["num_samples"] == 5
     assert [s["command"] for s in sweep["segments"]] == ["run", "extend"]
@@ -134,7 +127,7 @@ def test_an_optuna_extend_gives_its_searcher_every_ended_trial(tmp_path, ray_add
     assert result.returncode == 0, result.stderr[-3000:]
     trials, history = read_trials(folder / "results"), read_history(folder / "results")
     assert len(trials) == 5 and len(set(configs(trials))) == 5
-    assert_every_epoch_once(trials, history)
+    assert_each_epoch_once(trials, history)
     # the searcher Tune saved with the extension's experiment holds the three trials
     # that ended before it, and told of its own two
     states = sorted(folder.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
@@ -166,7 +159,7 @@ def test_a_killed_extend_then_resume_runs_every_trial_once(finished, tmp_path, r
     assert len(trials) == 6 and trials[schema.STOP_REASON].notna().all()
     assert set(before[schema.TRIAL_ID]) < set(trials[schema.TRIAL_ID])
     assert len(set(configs(trials))) == 6
-    assert_every_epoch_once(trials, history)
+    assert_each_epoch_once(trials, history)
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())
     assert sweep["status"] == "finished"
     assert [s["command"] for s in sweep["segments"]] == ["run", "extend", "resume"]
@@ -197,7 +190,7 @@ def test_an_extend_killed_before_tune_saved_it_starts_again_on_resume(finished, 
     trials, history = read_trials(results), read_history(results)
     assert len(trials) == 5 and trials[schema.STOP_REASON].notna().all()
     assert len(set(configs(trials))) == 5
-    assert_every_epoch_once(trials, history)
+    assert_each_epoch_once(trials, history)
     sweep = json.loads((results / schema.SWEEP_FILE).read_text())
     assert sweep["status"] == "finished" and len(sweep["extensions"]) == 1
     assert [(s["command"], s["status"]) for s in sweep["segments"]] == [

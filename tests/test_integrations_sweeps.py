@@ -24,7 +24,7 @@ import pytest
 
 from orchestrator.results import schema
 from tests.faults import kill_run_when
-from tests.helpers import REPO
+from tests.helpers import REPO, assert_each_epoch_once
 from tests.user_project import sweep_in, tables
 from tests.wandb_reader import FAKE_KEY, assert_runs_hold_the_tables
 
@@ -48,13 +48,6 @@ def run_example(example: str, tmp_path: Path, *args: str):
     small = SMALL[example] if args[0] == "run" else []
     return sweep_in(REPO / "examples" / example, *args, "--storage", str(tmp_path), *small,
                     timeout=600)
-
-
-def assert_each_epoch_once(trials: pd.DataFrame, history: pd.DataFrame) -> None:
-    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
-    for trial_id, epochs in history.groupby(schema.TRIAL_ID)["epoch"]:
-        last = int(trials.loc[trials[schema.TRIAL_ID] == trial_id, "epochs"].iloc[0])
-        assert sorted(epochs) == list(range(1, last + 1)), trial_id
 
 
 def assert_every_epoch_has_its_curves(history: pd.DataFrame) -> None:

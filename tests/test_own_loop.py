@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import textwrap
 
-import pandas as pd
 import pytest
 import yaml
 
 from orchestrator.results import schema
 from orchestrator.trainable.loop import out_of_order
 from tests.faults import ended_trials, kill_run_when, reported_epochs
-from tests.helpers import invoke
+from tests.helpers import assert_each_epoch_once, invoke
 from tests.user_project import sweep_in, tables, write_loop_project
 
 
@@ -63,13 +62,6 @@ def test_a_loop_validates_and_lr_find_says_it_needs_the_trainable(tmp_path):
     refused = invoke("lr-find", str(path))
     assert refused.exit_code == 2 and "train.function: lr-find trains the shared" in \
         refused.stderr
-
-
-def assert_each_epoch_once(trials: pd.DataFrame, history: pd.DataFrame) -> None:
-    assert not history.duplicated(list(schema.HISTORY_KEY)).any()
-    for trial_id, epochs in history.groupby(schema.TRIAL_ID)["epoch"]:
-        last = int(trials.loc[trials[schema.TRIAL_ID] == trial_id, "epochs"].iloc[0])
-        assert sorted(epochs) == list(range(1, last + 1)), trial_id
 
 
 @pytest.mark.slow

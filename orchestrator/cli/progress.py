@@ -94,22 +94,28 @@ class ProgressView(Callback):
             counts["finished" if reason == StopReason.COMPLETED else
                    "errored" if reason == StopReason.ERROR else "stopped early"] += 1
         for trial in trials:
-            status = str(trial.status)
             last = trial.last_result or {}
-            if trial.trial_id in self._earlier:
-                pass  # counted above
-            elif status == "RUNNING":
-                counts["running"] += 1
-            elif status == "ERROR":
-                counts["errored"] += 1
-            elif status == "TERMINATED" and trial.trial_id in self._ended:
-                completed = last.get("stop_reason") == StopReason.COMPLETED
-                counts["finished" if completed else "stopped early"] += 1
+            if trial.trial_id not in self._earlier:  # those are counted above
+                bucket = self._bucket(trial, last)
+                if bucket:
+                    counts[bucket] += 1
             # the shared trainable reports its best so far (a trial restored on resume
             # brings it); a user's loop only the metric, seen epoch by epoch below
             self._seen(last.get(schema.best_column(self.metric)))
         self.counts = counts
         self._count()
+
+    def _bucket(self, trial: Any, last: dict) -> str | None:
+        """Which count a trial of this segment is in, if any (pending: none)."""
+        status = str(trial.status)
+        if status == "RUNNING":
+            return "running"
+        if status == "ERROR":
+            return "errored"
+        if status == "TERMINATED" and trial.trial_id in self._ended:
+            completed = last.get("stop_reason") == StopReason.COMPLETED
+            return "finished" if completed else "stopped early"
+        return None
 
     def render(self) -> Text:
         from orchestrator.cli.capacity import per_gpu

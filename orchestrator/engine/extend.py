@@ -32,7 +32,7 @@ from orchestrator.results.lease import refuse_if_held
 from orchestrator.results.provenance import now
 from orchestrator.results.storage import Location, check_writable, open_storage
 from orchestrator.spec import SweepSpec, spec_from_mapping
-from orchestrator.states import SweepStatus, TrialStatus
+from orchestrator.states import SweepStatus
 
 EXTENSIONS_KEY = "extensions"  # sweep.json: one record per extension
 DRAWS_PER_TRIAL = 1000  # a random search's tries for each new configuration
@@ -66,7 +66,10 @@ class ExtendPlan:
 
     @property
     def stop_reasons(self) -> dict[str, str]:
-        """The earlier trials that ended, and why (the progress view counts them)."""
+        """The earlier trials that ended, and why: their rows are final (the sink takes
+        no more of them) and the progress view counts them."""
+        if not len(self.trials):
+            return {}
         done = self.trials[self.trials[schema.STOP_REASON].notna()]
         return dict(zip(done[schema.TRIAL_ID], done[schema.STOP_REASON]))
 
@@ -213,12 +216,9 @@ def extend_sweep(plan: ExtendPlan, *, address: str | None = None,
                 f"{plan.folder}: the sweep changed since this extend read it (another "
                 "driver ran it): see `sweep ls`, then extend again")
 
-    ended = frozenset(plan.trials.loc[
-        plan.trials[schema.STATUS].isin([TrialStatus.TERMINATED, TrialStatus.ERROR])
-        & plan.trials[schema.STOP_REASON].notna(), schema.TRIAL_ID]) if len(plan.trials) \
-        else frozenset()
     return drive(plan.spec, plan.folder,
                  lambda cbs: build_tuner(plan.tuner_spec, cbs, extension=plan),
-                 command=command, address=address, callbacks=callbacks, ended=ended,
+                 command=command, address=address, callbacks=callbacks,
+                 ended=frozenset(plan.stop_reasons),
                  before=plan.trials, may_write=unchanged, lost=plan.lost,
                  record={EXTENSIONS_KEY: list(plan.extensions)})

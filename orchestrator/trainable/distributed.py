@@ -131,7 +131,6 @@ def train_group(config: dict) -> None:
         raise
     atexit.unregister(end)
     runner.join()
-    end()  # removed as the controller shut down, unless `fit` returned first
     # the group's placement group goes now, though Train's controller removes it as it
     # shuts down: `fit` can return before it has, and Tune then ends this actor and the
     # controller with it, which left the group's CPUs reserved for good (seen: the next
